@@ -1,0 +1,61 @@
+//! `ferry flatten`: a dump into Parquet tables and findings.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::cli::FlattenArgs;
+use crate::error::{Error, Outcome};
+use crate::ingest::output::TableFiles;
+use crate::ingest::{DumpReader, IngestOptions, ingest};
+use crate::schema::Severity;
+
+pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
+    let schema = super::load_schema(args.ingest.schema.as_deref())?;
+    let pool = super::thread_pool(args.ingest.threads)?;
+    let mut options = IngestOptions::for_threads(pool.current_num_threads());
+    options.chunk_size = args.ingest.chunk_size.max(1);
+    let size = fs_err::metadata(&args.dump)?.len();
+    let mut reader = DumpReader::open(&args.dump, options.chunk_size)?;
+    let consumed = reader.progress();
+    let mut files = TableFiles::create(&schema, &args.out)?;
+    let bar = super::byte_progress(size);
+    let started = Instant::now();
+    let mut accounts = 0u64;
+    let totals = pool.install(|| {
+        ingest(&schema, &mut reader, options, |wave| {
+            accounts += wave.iter().map(|o| o.accounts).sum::<u64>();
+            bar.set_position(consumed.load(Ordering::Relaxed));
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{accounts} accounts, {:.0}/s", accounts as f64 / secs));
+            files.write(wave)
+        })
+    })?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let rows = files.rows().to_vec();
+    let by_code = files.findings_by_code.clone();
+    let total_findings = files.findings_total;
+    files.commit()?;
+
+    let errors: u64 = by_code.iter().filter(|(c, _)| schema.severity(c) == Severity::Error).map(|(_, n)| n).sum();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "flattened {}: {} lines, {} accounts in {:.2} s ({:.1} MB/s)\n",
+        args.dump.display(),
+        totals.lines,
+        totals.accounts,
+        elapsed,
+        size as f64 / 1e6 / elapsed.max(1e-9)
+    ));
+    out.push_str("rows per table:\n");
+    for (table, n) in schema.tables.iter().zip(&rows) {
+        out.push_str(&format!("  {:<40} {n:>10}\n", table.name));
+    }
+    out.push_str(&format!("findings: {total_findings} ({errors} errors, {} warnings)\n", total_findings - errors));
+    for (code, n) in &by_code {
+        out.push_str(&format!("  {code:<40} {n:>10}  {}\n", schema.severity(code).as_str()));
+    }
+    out.push_str(&format!("wrote {} ({} tables and findings.parquet)\n", args.out.display(), schema.tables.len()));
+    eprint!("{out}");
+    Ok(if errors > 0 { Outcome::Rejected } else { Outcome::Clean })
+}

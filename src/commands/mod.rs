@@ -1,0 +1,58 @@
+//! One file per subcommand: orchestration only. The work is done by the library modules.
+
+mod flatten;
+mod generate;
+mod schema;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Outcome};
+use crate::schema::Schema;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    match cli.command {
+        Command::Flatten(args) => flatten::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Schema(args) => schema::run(args),
+    }
+}
+
+/// The schema named on the command line, or the built-in one.
+fn load_schema(path: Option<&Path>) -> Result<Schema, Error> {
+    match path {
+        Some(p) => Ok(Schema::load(p)?),
+        None => Ok(Schema::builtin()),
+    }
+}
+
+/// A rayon pool with `threads` workers (all cores by default).
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+    if threads == Some(0) {
+        return Err(Error::usage("--threads must be at least 1", None));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::usage(format!("cannot start worker threads: {e}"), None))
+}
+
+/// A byte progress bar on stderr when it is a terminal; hidden otherwise.
+fn byte_progress(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,57 @@
+//! The errors that stop a command: usage, config and environment failures (exit 2).
+//!
+//! Bad data never appears here: it is a finding. These are rendered only in `main.rs`.
+
+use miette::Diagnostic;
+
+use crate::diagnostics::ConfigError;
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    /// A file could not be read or written; the message names the path.
+    #[error("{0}")]
+    #[diagnostic(code(ferry::io))]
+    Io(#[from] std::io::Error),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(Box<ConfigError>),
+
+    #[error("{message}")]
+    #[diagnostic(code(ferry::usage))]
+    Usage {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+}
+
+impl From<Box<ConfigError>> for Error {
+    fn from(e: Box<ConfigError>) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, help: Option<&str>) -> Self {
+        Error::Usage { message: message.into(), help: help.map(str::to_owned) }
+    }
+}
+
+/// How a command that ran to the end came out; the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: nothing rejected.
+    Clean,
+    /// Exit 1: the command completed but the data has errors.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Rejected => 1,
+        }
+    }
+}

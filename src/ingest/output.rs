@@ -1,0 +1,171 @@
+//! Writing flattened tables and findings as Parquet files.
+//!
+//! One file per table plus `findings.parquet`, ZSTD-compressed, with bounded row groups and
+//! key-value metadata naming the ferry version and the schema hash. Chunk-relative keys are
+//! rebased to rows of the whole file, so the files are the same whatever the chunking. Files
+//! are written under a temporary name and renamed when complete: a killed run leaves no
+//! file that looks finished.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt32Type;
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
+
+use super::flatten::ChunkOutput;
+use super::{ACCOUNT, PARENT, arrow_schemas};
+use crate::findings::{self, Finding};
+use crate::schema::Schema;
+
+/// Rows per Parquet row group: bounds the writer's memory per table.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Writer properties shared by every Parquet file ferry writes.
+pub fn writer_properties(schema: &Schema, table: &str) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("ferry.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+            KeyValue::new("ferry.schema".to_owned(), schema.name.clone()),
+            KeyValue::new("ferry.schema_hash".to_owned(), schema.hash.clone()),
+            KeyValue::new("ferry.table".to_owned(), table.to_owned()),
+        ]))
+        .build()
+}
+
+/// A Parquet file being written under a temporary name.
+pub struct PendingFile {
+    writer: ArrowWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl PendingFile {
+    pub fn create(path: PathBuf, arrow: SchemaRef, props: WriterProperties) -> io::Result<Self> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("table.parquet");
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
+        let file = fs_err::File::create(&tmp)?.into_parts().0;
+        let writer = ArrowWriter::try_new(file, arrow, Some(props)).map_err(io::Error::other)?;
+        Ok(Self { writer, tmp, path })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        self.writer.write(batch).map_err(|e| io::Error::other(format!("writing {}: {e}", self.path.display())))
+    }
+
+    /// Finishes the file, syncs it and gives it its real name.
+    pub fn commit(self) -> io::Result<()> {
+        let file =
+            self.writer.into_inner().map_err(|e| io::Error::other(format!("writing {}: {e}", self.path.display())))?;
+        file.sync_all()?;
+        drop(file);
+        fs_err::rename(&self.tmp, &self.path)
+    }
+}
+
+/// The files of `ferry flatten`: one per table, and the findings.
+pub struct TableFiles {
+    tables: Vec<PendingFile>,
+    findings: PendingFile,
+    parents: Vec<Option<usize>>,
+    /// Rows written so far per table: the offset of the next chunk's rows.
+    rows: Vec<u64>,
+    pub findings_by_code: BTreeMap<String, u64>,
+    pub findings_total: u64,
+}
+
+impl TableFiles {
+    pub fn create(schema: &Schema, dir: &Path) -> io::Result<Self> {
+        fs_err::create_dir_all(dir)?;
+        let arrow = arrow_schemas(schema);
+        let tables = schema
+            .tables
+            .iter()
+            .zip(arrow)
+            .map(|(t, a)| {
+                PendingFile::create(dir.join(format!("{}.parquet", t.name)), a, writer_properties(schema, &t.name))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let findings = PendingFile::create(
+            dir.join("findings.parquet"),
+            findings::arrow_schema(),
+            writer_properties(schema, "findings"),
+        )?;
+        Ok(Self {
+            tables,
+            findings,
+            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
+            rows: vec![0; schema.tables.len()],
+            findings_by_code: BTreeMap::new(),
+            findings_total: 0,
+        })
+    }
+
+    /// Writes one wave of chunk outputs, in order; tables are written in parallel.
+    pub fn write(&mut self, outputs: Vec<ChunkOutput>) -> io::Result<()> {
+        let mut per_table: Vec<Vec<RecordBatch>> = vec![Vec::with_capacity(outputs.len()); self.tables.len()];
+        let mut findings: Vec<Finding> = Vec::new();
+        for out in outputs {
+            let offsets = self.rows.clone();
+            for (t, batch) in out.tables.into_iter().enumerate() {
+                self.rows[t] += batch.num_rows() as u64;
+                if batch.num_rows() > 0 {
+                    per_table[t].push(rebase(batch, offsets[0], self.parents[t].map(|p| offsets[p])));
+                }
+            }
+            findings.extend(out.findings);
+        }
+        for f in &findings {
+            *self.findings_by_code.entry(f.code.clone()).or_default() += 1;
+        }
+        self.findings_total += findings.len() as u64;
+        self.tables
+            .par_iter_mut()
+            .zip(per_table)
+            .try_for_each(|(file, batches)| batches.iter().try_for_each(|b| file.write(b)))?;
+        if !findings.is_empty() {
+            self.findings.write(&findings::to_batch(&findings))?;
+        }
+        Ok(())
+    }
+
+    /// Rows written per table, in schema order.
+    pub fn rows(&self) -> &[u64] {
+        &self.rows
+    }
+
+    pub fn commit(self) -> io::Result<()> {
+        self.tables.into_par_iter().try_for_each(PendingFile::commit)?;
+        self.findings.commit()
+    }
+}
+
+/// Shifts `_account` and `_parent` from chunk rows to file rows.
+fn rebase(batch: RecordBatch, account_offset: u64, parent_offset: Option<u64>) -> RecordBatch {
+    let shift = |batch: &RecordBatch, name: &str, by: u64| -> (usize, ArrayRef) {
+        let idx = batch.schema().index_of(name).expect("key columns exist");
+        let col = batch.column(idx).as_primitive::<UInt32Type>();
+        let by = u32::try_from(by).expect("fewer than 2^32 rows per table");
+        let shifted: UInt32Array = col.unary(|v| v + by);
+        (idx, Arc::new(shifted))
+    };
+    let mut columns = batch.columns().to_vec();
+    let (i, a) = shift(&batch, ACCOUNT, account_offset);
+    columns[i] = a;
+    if let Some(by) = parent_offset {
+        let (i, a) = shift(&batch, PARENT, by);
+        columns[i] = a;
+    }
+    RecordBatch::try_new(batch.schema(), columns).expect("same schema, same lengths")
+}

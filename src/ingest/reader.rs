@@ -1,0 +1,233 @@
+//! Reading a dump as chunks of whole lines.
+//!
+//! The input (plain, `.gz` or `.zst`, chosen by extension) is read sequentially and cut at
+//! newline boundaries into chunks of about `chunk_size` bytes; each chunk knows the number of
+//! its first line so that chunks can be parsed in parallel and still name their lines. A line
+//! longer than [`MAX_LINE`] is never held in memory whole: it is skipped and reported.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The longest line accepted: 16 MiB.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// A piece of the input, in order.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Whole lines (the last may lack its newline at the end of the input).
+    Lines { first_line: u64, bytes: Vec<u8> },
+    /// A line over [`MAX_LINE`] bytes, skipped.
+    TooLong { line: u64, bytes: u64 },
+}
+
+/// Reads a dump chunk by chunk.
+pub struct DumpReader {
+    path: PathBuf,
+    inner: Box<dyn Read + Send>,
+    chunk_size: usize,
+    buf: Vec<u8>,
+    next_line: u64,
+    eof: bool,
+    consumed: Arc<AtomicU64>,
+}
+
+/// The compression of a dump, from its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn from_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Compression::Gzip,
+            Some("zst") => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+impl DumpReader {
+    pub fn open(path: &Path, chunk_size: usize) -> io::Result<Self> {
+        let file = fs_err::File::open(path)?;
+        let consumed = Arc::new(AtomicU64::new(0));
+        let counting = Counting { inner: file.into_parts().0, count: consumed.clone() };
+        let inner: Box<dyn Read + Send> = match Compression::from_path(path) {
+            Compression::None => Box::new(counting),
+            Compression::Gzip => {
+                Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counting)))
+            }
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counting)?),
+        };
+        Ok(Self::from_reader(path, inner, chunk_size, consumed))
+    }
+
+    /// A reader over any byte stream; `consumed` counts the bytes taken from the source.
+    pub fn from_reader(path: &Path, inner: Box<dyn Read + Send>, chunk_size: usize, consumed: Arc<AtomicU64>) -> Self {
+        Self {
+            path: path.to_owned(),
+            inner,
+            chunk_size: chunk_size.max(1),
+            buf: Vec::new(),
+            next_line: 1,
+            eof: false,
+            consumed,
+        }
+    }
+
+    /// Bytes consumed from the file so far (compressed bytes for compressed input).
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.consumed.clone()
+    }
+
+    pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        let mut want = self.chunk_size;
+        loop {
+            self.fill(want)?;
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            if let Some(pos) = memchr::memrchr(b'\n', &self.buf) {
+                let rest = self.buf.split_off(pos + 1);
+                let bytes = std::mem::replace(&mut self.buf, rest);
+                let first_line = self.next_line;
+                self.next_line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+                return Ok(Some(Chunk::Lines { first_line, bytes }));
+            }
+            if self.eof {
+                let bytes = std::mem::take(&mut self.buf);
+                let first_line = self.next_line;
+                self.next_line += 1;
+                return Ok(Some(Chunk::Lines { first_line, bytes }));
+            }
+            if self.buf.len() > MAX_LINE {
+                return self.skip_long_line().map(Some);
+            }
+            // One line longer than a chunk: read on until it ends.
+            want = self.buf.len() + self.chunk_size;
+        }
+    }
+
+    /// Skips the rest of the current line, which is already known to be too long.
+    fn skip_long_line(&mut self) -> io::Result<Chunk> {
+        let line = self.next_line;
+        let mut skipped = self.buf.len() as u64;
+        self.buf.clear();
+        loop {
+            self.fill(self.chunk_size)?;
+            match memchr::memchr(b'\n', &self.buf) {
+                Some(pos) => {
+                    skipped += pos as u64;
+                    self.buf.drain(..=pos);
+                    break;
+                }
+                None => {
+                    skipped += self.buf.len() as u64;
+                    self.buf.clear();
+                    if self.eof {
+                        break;
+                    }
+                }
+            }
+        }
+        self.next_line += 1;
+        Ok(Chunk::TooLong { line, bytes: skipped })
+    }
+
+    /// Reads until the buffer holds `want` bytes or the input ends.
+    fn fill(&mut self, want: usize) -> io::Result<()> {
+        while self.buf.len() < want && !self.eof {
+            let start = self.buf.len();
+            self.buf.resize(want, 0);
+            match self.inner.read(&mut self.buf[start..]) {
+                Ok(0) => {
+                    self.buf.truncate(start);
+                    self.eof = true;
+                }
+                Ok(n) => self.buf.truncate(start + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(start),
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(io::Error::new(e.kind(), format!("reading {}: {e}", self.path.display())));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts the bytes read through it, for progress.
+struct Counting {
+    inner: File,
+    count: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(input: &[u8], chunk_size: usize) -> Vec<Chunk> {
+        let mut r = DumpReader::from_reader(
+            Path::new("mem"),
+            Box::new(io::Cursor::new(input.to_vec())),
+            chunk_size,
+            Arc::new(AtomicU64::new(0)),
+        );
+        let mut out = Vec::new();
+        while let Some(c) = r.next_chunk().unwrap() {
+            out.push(c);
+        }
+        out
+    }
+
+    fn lines(chunks: &[Chunk]) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        for c in chunks {
+            if let Chunk::Lines { first_line, bytes } = c {
+                let text = String::from_utf8_lossy(bytes);
+                for (i, l) in text.split_terminator('\n').enumerate() {
+                    out.push((first_line + i as u64, l.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn line_numbers_survive_any_chunk_size() {
+        let input = b"a\nbb\n\nccc\ndddd";
+        let expected = lines(&chunks(input, 1 << 20));
+        assert_eq!(
+            expected,
+            [(1, "a".into()), (2, "bb".into()), (3, "".into()), (4, "ccc".into()), (5, "dddd".into())]
+        );
+        for size in 1..12 {
+            assert_eq!(lines(&chunks(input, size)), expected, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn too_long_lines_are_skipped_without_losing_the_next() {
+        let mut input = b"{}\n".to_vec();
+        // Far enough past the limit that the reader gives up before it sees the newline.
+        let long = MAX_LINE + (3 << 20);
+        input.extend(std::iter::repeat_n(b'x', long));
+        input.extend(b"\n{\"a\":1}\n");
+        let cs = chunks(&input, 1 << 20);
+        assert!(cs.iter().any(|c| matches!(c, Chunk::TooLong { line: 2, bytes } if *bytes == long as u64)));
+        assert_eq!(lines(&cs), [(1, "{}".into()), (3, "{\"a\":1}".into())]);
+    }
+}

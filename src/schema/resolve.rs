@@ -1,0 +1,569 @@
+//! From the raw file to a [`Schema`]: types parsed, names resolved, the table tree built.
+//!
+//! Every problem is pushed to the caller's list and resolution goes on, so that one run
+//! reports all of a broken schema's problems together.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+
+use super::raw::{RawField, RawListBody, RawObject, RawSchema, RawTable, Sp};
+use super::{
+    Check, Column, ColumnKind, Field, FieldCodes, FieldType, MinValue, Object, ObjectId, Schema, Severity, SupplyType,
+    Table, TableBody, TableId, Unique, UniqueScope, ValueList,
+};
+use crate::diagnostics::{Problem, closest};
+use crate::findings::codes;
+
+/// Nested objects deeper than this are a schema mistake (most likely a cycle).
+const MAX_OBJECT_DEPTH: usize = 8;
+
+pub(super) fn resolve(raw: &RawSchema, text: &str, problems: &mut Vec<Problem>) -> Option<Schema> {
+    let mut r = Resolver {
+        raw,
+        problems,
+        rules: BTreeMap::new(),
+        lists: BTreeMap::new(),
+        tables: Vec::new(),
+        objects: Vec::new(),
+        used_tables: HashMap::new(),
+    };
+    r.rules();
+    r.lists();
+    let name = r.required_top(raw.name.as_ref(), "name");
+    r.required_top(raw.root.as_ref(), "root");
+    let version = match &raw.version {
+        Some(v) if v.v >= 1 && v.v <= i64::from(u32::MAX) => v.v as u32,
+        Some(v) => {
+            r.problems.push(Problem::new(v.span.clone(), "`version` must be a positive integer"));
+            0
+        }
+        None => {
+            r.problems.push(Problem::new(0..0, "the schema has no `version`").help("add `version = 1` at the top"));
+            0
+        }
+    };
+    if let Some(root) = raw.root.as_ref() {
+        match raw.tables.iter().find(|t| t.name.v == root.v) {
+            Some(table) => {
+                r.used_tables.insert(table.name.v.clone(), root.span.clone());
+                r.table(table, None, 0);
+            }
+            None => {
+                let p = Problem::new(root.span.clone(), format!("root table `{}` is not defined", root.v))
+                    .suggest(&root.v, raw.tables.iter().map(|t| t.name.v.as_str()));
+                r.problems.push(p);
+            }
+        }
+    }
+    for table in &raw.tables {
+        if !r.used_tables.contains_key(&table.name.v) {
+            r.problems.push(
+                Problem::new(table.name.span.clone(), format!("table `{}` is not reached from the root", table.name.v))
+                    .help("a table is the element type of a `list(...)` field; reference it from one"),
+            );
+        }
+    }
+    let Resolver { rules, lists, tables, objects, .. } = r;
+    Some(Schema {
+        name: name?,
+        version,
+        hash: format!("{:x}", Sha256::digest(text.as_bytes())),
+        tables,
+        objects,
+        lists,
+        rules,
+    })
+}
+
+struct Resolver<'a> {
+    raw: &'a RawSchema,
+    problems: &'a mut Vec<Problem>,
+    rules: BTreeMap<String, Severity>,
+    lists: BTreeMap<String, ValueList>,
+    tables: Vec<Table>,
+    objects: Vec<Object>,
+    /// Table name → the span of the first list that used it.
+    used_tables: HashMap<String, std::ops::Range<usize>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn required_top(&mut self, value: Option<&Sp<String>>, key: &str) -> Option<String> {
+        match value {
+            Some(v) => Some(v.v.clone()),
+            None => {
+                self.problems.push(Problem::new(0..0, format!("the schema has no `{key}`")));
+                None
+            }
+        }
+    }
+
+    fn rules(&mut self) {
+        for (code, sev) in &self.raw.rules {
+            match Severity::parse(&sev.v) {
+                Some(s) => {
+                    self.rules.insert(code.v.clone(), s);
+                }
+                None => self.problems.push(
+                    Problem::new(sev.span.clone(), format!("unknown severity `{}` for rule `{}`", sev.v, code.v))
+                        .help("a severity is \"error\", \"warning\" or \"off\""),
+                ),
+            }
+        }
+        for code in codes::ENGINE {
+            if !self.rules.contains_key(*code) {
+                self.problems.push(
+                    Problem::new(0..0, format!("rule `{code}` is reported by ferry but has no severity in [rules]"))
+                        .help(format!("add `{code} = \"error\"` (or \"warning\") under [rules]")),
+                );
+            }
+        }
+    }
+
+    fn lists(&mut self) {
+        for list in &self.raw.lists {
+            let value = match &list.body {
+                RawListBody::Plain(values) => ValueList::Plain(values.iter().map(|v| v.v.clone()).collect()),
+                RawListBody::ByKey(keyed) => ValueList::ByKey(
+                    keyed.iter().map(|(k, vs)| (k.v.clone(), vs.iter().map(|v| v.v.clone()).collect())).collect(),
+                ),
+            };
+            self.lists.insert(list.name.v.clone(), value);
+        }
+    }
+
+    fn rule_code(&mut self, code: &Option<Sp<String>>) -> Option<String> {
+        let code = code.as_ref()?;
+        if !self.rules.contains_key(&code.v) {
+            let p = Problem::new(code.span.clone(), format!("rule code `{}` is not listed in [rules]", code.v))
+                .suggest(&code.v, self.raw.rules.iter().map(|(c, _)| c.v.as_str()));
+            self.problems.push(p);
+        }
+        Some(code.v.clone())
+    }
+
+    /// Resolves a table and, depth first, every table its lists reference.
+    fn table(&mut self, raw: &'a RawTable, parent: Option<(TableId, String)>, depth: usize) {
+        let id = TableId(self.tables.len());
+        let (fields_raw, scalar) = self.table_body(raw);
+        let doc = raw.doc.as_ref().map(|d| d.v.clone()).unwrap_or_default();
+        self.tables.push(Table {
+            id,
+            name: raw.name.v.clone(),
+            doc,
+            parent,
+            columns: Vec::new(),
+            body: TableBody::Scalar(Box::new(placeholder_field())),
+        });
+        let mut columns = Vec::new();
+        let body = if let Some(fields) = fields_raw {
+            let object = self.object(&raw.name.v, &fields.v, id, "", &mut columns, depth);
+            TableBody::Record(object)
+        } else if let Some(value) = scalar {
+            let field = self.field(value, &[], id, "", &mut columns, depth);
+            match field {
+                Some(f) if matches!(f.ty, FieldType::Object(_) | FieldType::List(_)) => {
+                    self.problems
+                        .push(Problem::new(value.span.clone(), "a scalar list's `value` must be a scalar type"));
+                    TableBody::Scalar(Box::new(f))
+                }
+                Some(f) => TableBody::Scalar(Box::new(f)),
+                None => TableBody::Scalar(Box::new(placeholder_field())),
+            }
+        } else {
+            self.problems.push(
+                Problem::new(raw.name.span.clone(), format!("table `{}` has neither `fields` nor `value`", raw.name.v))
+                    .help("give `fields = [...]` for a list of objects, `value = { type = ... }` for a list of scalars, or `same_as`"),
+            );
+            TableBody::Scalar(Box::new(placeholder_field()))
+        };
+        let table = &mut self.tables[id.0];
+        table.columns = columns;
+        table.body = body;
+    }
+
+    /// A table's fields, following `same_as`.
+    fn table_body(&mut self, raw: &'a RawTable) -> (Option<&'a Sp<Vec<RawField>>>, Option<&'a RawField>) {
+        let Some(same_as) = &raw.same_as else {
+            if raw.fields.is_some() && raw.value.is_some() {
+                self.problems.push(Problem::new(raw.name.span.clone(), "a table has `fields` or `value`, not both"));
+            }
+            return (raw.fields.as_ref(), raw.value.as_ref());
+        };
+        let raw_all: &'a RawSchema = self.raw;
+        match raw_all.tables.iter().find(|t| t.name.v == same_as.v && t.same_as.is_none()) {
+            Some(other) => (other.fields.as_ref(), other.value.as_ref()),
+            None => {
+                let p = Problem::new(
+                    same_as.span.clone(),
+                    format!("`same_as` names `{}`, which is not a table with its own fields", same_as.v),
+                )
+                .suggest(&same_as.v, raw_all.tables.iter().map(|t| t.name.v.as_str()));
+                self.problems.push(p);
+                (None, None)
+            }
+        }
+    }
+
+    fn object(
+        &mut self,
+        name: &str,
+        raw_fields: &[RawField],
+        table: TableId,
+        prefix: &str,
+        columns: &mut Vec<Column>,
+        depth: usize,
+    ) -> ObjectId {
+        let id = ObjectId(self.objects.len());
+        self.objects.push(Object { name: name.to_owned(), fields: Vec::new(), index: HashMap::new() });
+        let mut fields: Vec<Field> = Vec::new();
+        for raw in raw_fields {
+            if let Some(field) = self.field(raw, raw_fields, table, prefix, columns, depth) {
+                if fields.iter().any(|f| f.name == field.name) {
+                    let span = raw.name.as_ref().map(|n| n.span.clone()).unwrap_or(raw.span.clone());
+                    self.problems.push(Problem::new(span, format!("field `{}` is defined twice", field.name)));
+                    continue;
+                }
+                fields.push(field);
+            }
+        }
+        let index = fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
+        self.objects[id.0] = Object { name: name.to_owned(), fields, index };
+        id
+    }
+
+    fn field(
+        &mut self,
+        raw: &RawField,
+        siblings: &[RawField],
+        table: TableId,
+        prefix: &str,
+        columns: &mut Vec<Column>,
+        depth: usize,
+    ) -> Option<Field> {
+        let name = match &raw.name {
+            Some(n) => n.v.clone(),
+            None if prefix.is_empty() && siblings.is_empty() => "value".to_owned(),
+            None => {
+                self.problems.push(Problem::new(raw.span.clone(), "a field has no `name`"));
+                return None;
+            }
+        };
+        let Some(ty_raw) = &raw.ty else {
+            self.problems.push(Problem::new(raw.span.clone(), format!("field `{name}` has no `type`")));
+            return None;
+        };
+        let (ty, nested_object) = match self.field_type(&name, ty_raw, raw, table, prefix, depth)? {
+            Parsed::Type(ty) => (ty, None),
+            // Resolved below, once the object's presence column is placed.
+            Parsed::Object(obj) => (FieldType::Json, Some(obj)),
+        };
+        let flag = |b: &Option<Sp<bool>>| b.as_ref().is_some_and(|b| b.v);
+        let is_string = matches!(ty, FieldType::String { .. });
+        let mut field = Field {
+            name: name.clone(),
+            required: flag(&raw.req),
+            null_ok: flag(&raw.null_ok),
+            not_blank: flag(&raw.not_blank),
+            min: None,
+            min_items: 0,
+            check: None,
+            only_on: None,
+            unique: None,
+            depends_on: None,
+            codes: FieldCodes::default(),
+            doc: raw.doc.as_ref().map(|d| d.v.clone()).unwrap_or_default(),
+            column: 0,
+            ty,
+        };
+        if field.required && field.null_ok {
+            self.misplaced(
+                raw.null_ok.as_ref().map(|s| s.span.clone()),
+                "`null_ok` contradicts `req = true`: a required field is never null",
+            );
+        }
+        if field.not_blank && !is_string {
+            self.misplaced(
+                raw.not_blank.as_ref().map(|s| s.span.clone()),
+                "`not_blank` is only allowed on string fields",
+            );
+        }
+        if let Some(min) = &raw.min {
+            match (&field.ty, min.v.as_str()) {
+                (FieldType::Decimal { .. }, ">=0") => field.min = Some(MinValue::NonNegative),
+                (FieldType::Decimal { .. }, ">0") => field.min = Some(MinValue::Positive),
+                (FieldType::Decimal { .. }, other) => self.problems.push(
+                    Problem::new(min.span.clone(), format!("unknown minimum `{other}`")).help("use \">=0\" or \">0\""),
+                ),
+                _ => self.misplaced(Some(min.span.clone()), "`min` is only allowed on decimal fields"),
+            }
+        }
+        if let Some(items) = &raw.min_items {
+            if matches!(field.ty, FieldType::List(_)) && (0..=1000).contains(&items.v) {
+                field.min_items = items.v as u32;
+            } else {
+                self.misplaced(Some(items.span.clone()), "`min_items` is only allowed on list fields, from 0 to 1000");
+            }
+        }
+        if let Some(empty) = &raw.empty_code
+            && field.min_items == 0 {
+                self.misplaced(Some(empty.span.clone()), "`empty_code` needs a list field with `min_items`");
+            }
+        if let Some(range) = &raw.range_code
+            && !matches!(field.ty, FieldType::Int { .. }) {
+                self.misplaced(Some(range.span.clone()), "`range_code` is only allowed on int fields");
+            }
+        if let Some(check) = &raw.check {
+            match Check::ALL.iter().find(|(n, _, _)| *n == check.v) {
+                Some((_, c, _)) if is_string => field.check = Some(*c),
+                Some(_) => self.misplaced(Some(check.span.clone()), "`check` is only allowed on string fields"),
+                None => {
+                    let p = Problem::new(check.span.clone(), format!("unknown check `{}`", check.v))
+                        .suggest(&check.v, Check::ALL.iter().map(|(n, _, _)| *n));
+                    self.problems.push(p);
+                }
+            }
+        }
+        if let Some(on) = &raw.only_on {
+            match on.v.as_str() {
+                "ELECTRICITY" => field.only_on = Some(SupplyType::Electricity),
+                "GAS" => field.only_on = Some(SupplyType::Gas),
+                other => self.problems.push(
+                    Problem::new(on.span.clone(), format!("unknown supply type `{other}`"))
+                        .help("use \"ELECTRICITY\" or \"GAS\""),
+                ),
+            }
+        }
+        if let Some(unique) = &raw.unique {
+            let scope = match unique.v.as_str() {
+                "input" => Some(UniqueScope::Input),
+                "account" => Some(UniqueScope::Account),
+                "parent" => Some(UniqueScope::Parent),
+                other => {
+                    self.problems.push(
+                        Problem::new(unique.span.clone(), format!("unknown uniqueness scope `{other}`"))
+                            .help("use \"input\", \"account\" or \"parent\""),
+                    );
+                    None
+                }
+            };
+            let with = raw.unique_with.as_ref().map(|w| w.v.clone()).unwrap_or_default();
+            for w in &with {
+                self.sibling(w, siblings);
+            }
+            if raw.unique_code.is_none() {
+                self.problems.push(Problem::new(unique.span.clone(), "`unique` needs a `unique_code`"));
+            }
+            field.unique = scope.map(|scope| Unique { scope, with: with.into_iter().map(|w| w.v).collect() });
+        } else if let Some(w) = &raw.unique_with {
+            self.misplaced(Some(w.span.clone()), "`unique_with` needs `unique`");
+        }
+        if let Some(dep) = &raw.depends_on {
+            self.sibling(dep, siblings);
+            field.depends_on = Some(dep.v.clone());
+        }
+        if let FieldType::Enum(list) | FieldType::Code(list) = &field.ty {
+            let keyed = matches!(self.lists.get(list), Some(ValueList::ByKey(_)));
+            if keyed != field.depends_on.is_some() {
+                self.problems.push(Problem::new(
+                    ty_raw.span.clone(),
+                    "a list keyed by value needs `depends_on`, and `depends_on` needs a keyed list",
+                ));
+            }
+        } else if let Some(dep) = &raw.depends_on {
+            self.misplaced(Some(dep.span.clone()), "`depends_on` is only allowed on enum and code fields");
+        }
+        field.codes = FieldCodes {
+            missing: self.rule_code(&raw.missing_code),
+            empty: self.rule_code(&raw.empty_code),
+            range: self.rule_code(&raw.range_code),
+            only_on: self.rule_code(&raw.only_on_code),
+            unique: self.rule_code(&raw.unique_code),
+        };
+        field.column = columns.len();
+        if let Some(raw_obj) = nested_object {
+            // The object's presence column, then its own columns.
+            columns.push(Column { name: format!("{prefix}{name}"), kind: ColumnKind::Present });
+            let nested_prefix = format!("{prefix}{name}.");
+            let id = self.object(&raw_obj.name.v, &raw_obj.fields.v, table, &nested_prefix, columns, depth + 1);
+            field.ty = FieldType::Object(id);
+        } else {
+            columns.push(Column { name: format!("{prefix}{name}"), kind: field.ty.column_kind() });
+        }
+        Some(field)
+    }
+
+    fn field_type(
+        &mut self,
+        name: &str,
+        ty: &Sp<String>,
+        raw: &RawField,
+        table: TableId,
+        prefix: &str,
+        depth: usize,
+    ) -> Option<Parsed<'a>> {
+        let (base, arg) = match ty.v.split_once('(') {
+            Some((base, rest)) => match rest.strip_suffix(')') {
+                Some(arg) => (base.trim(), Some(arg.trim())),
+                None => return self.bad_type(ty, "an opening `(` without its closing `)`"),
+            },
+            None => (ty.v.trim(), None),
+        };
+        let values_allowed = matches!(base, "enum" | "code");
+        if let Some(values) = &raw.values
+            && !values_allowed {
+                self.misplaced(
+                    Some(values.span.clone()),
+                    &format!("`values` is only allowed on enum and code fields, not on `{base}`"),
+                );
+            }
+        let parsed = match (base, arg) {
+            ("string", None) => FieldType::String { max_len: None },
+            ("string", Some(n)) => match n.parse::<u32>() {
+                Ok(n) if n > 0 => FieldType::String { max_len: Some(n) },
+                _ => return self.bad_type(ty, "`string(n)` needs a positive length"),
+            },
+            ("bool", None) => FieldType::Bool,
+            ("int", Some(range)) => {
+                match range.split_once("..").map(|(a, b)| (a.trim().parse::<i64>(), b.trim().parse::<i64>())) {
+                    Some((Ok(min), Ok(max))) if min <= max => FieldType::Int { min, max },
+                    _ => return self.bad_type(ty, "`int(a..b)` needs a range of integers with a <= b"),
+                }
+            }
+            ("decimal", Some(ps)) => {
+                match ps.split_once(',').map(|(p, s)| (p.trim().parse::<u8>(), s.trim().parse::<u8>())) {
+                    Some((Ok(whole), Ok(scale))) if whole + scale <= 38 && whole + scale > 0 => {
+                        FieldType::Decimal { whole, scale }
+                    }
+                    _ => return self.bad_type(ty, "`decimal(p,s)` needs whole and fraction digits, at most 38 in all"),
+                }
+            }
+            ("date", None) => FieldType::Date,
+            ("datetime", None) => FieldType::DateTime,
+            ("json", None) => FieldType::Json,
+            ("enum" | "code", arg) => {
+                let list = match (arg, &raw.values) {
+                    (Some(list), None) => {
+                        if !self.lists.contains_key(list) {
+                            let p = Problem::new(ty.span.clone(), format!("unknown value list `{list}`"))
+                                .suggest(list, self.raw.lists.iter().map(|l| l.name.v.as_str()));
+                            self.problems.push(p);
+                        }
+                        list.to_owned()
+                    }
+                    (None, Some(values)) => {
+                        let list = format!(
+                            "{}{prefix}{name}",
+                            self.tables.last().map(|t| format!("{}.", t.name)).unwrap_or_default()
+                        );
+                        self.lists
+                            .insert(list.clone(), ValueList::Plain(values.v.iter().map(|v| v.v.clone()).collect()));
+                        list
+                    }
+                    _ => {
+                        return self.bad_type(
+                            ty,
+                            "an enum or code field names a list, `enum(list)`, or has `values`, not both",
+                        );
+                    }
+                };
+                if base == "enum" { FieldType::Enum(list) } else { FieldType::Code(list) }
+            }
+            ("object", Some(obj)) => {
+                if depth >= MAX_OBJECT_DEPTH {
+                    return self.bad_type(ty, "objects nest too deep (is there a cycle?)");
+                }
+                let raw_all: &'a RawSchema = self.raw;
+                return match raw_all.objects.iter().find(|o| o.name.v == obj) {
+                    Some(raw_obj) => Some(Parsed::Object(raw_obj)),
+                    None => {
+                        let p = Problem::new(ty.span.clone(), format!("unknown object `{obj}`"))
+                            .suggest(obj, raw_all.objects.iter().map(|o| o.name.v.as_str()));
+                        self.problems.push(p);
+                        None
+                    }
+                };
+            }
+            ("list", Some(child)) => {
+                let Some(raw_child) = self.raw.tables.iter().find(|t| t.name.v == child) else {
+                    let p = Problem::new(ty.span.clone(), format!("unknown table `{child}`"))
+                        .suggest(child, self.raw.tables.iter().map(|t| t.name.v.as_str()));
+                    self.problems.push(p);
+                    return None;
+                };
+                if self.used_tables.contains_key(child) {
+                    self.problems.push(
+                        Problem::new(
+                            ty.span.clone(),
+                            format!("table `{child}` is already the element of another list"),
+                        )
+                        .help(
+                            "each table belongs to one list; declare another table with `same_as` to reuse the fields",
+                        ),
+                    );
+                    return None;
+                }
+                self.used_tables.insert(child.to_owned(), ty.span.clone());
+                let id = TableId(self.tables.len());
+                self.table(raw_child, Some((table, format!("{prefix}{name}"))), depth + 1);
+                FieldType::List(id)
+            }
+            (other, _) => {
+                let known =
+                    ["string", "bool", "int", "decimal", "date", "datetime", "enum", "code", "json", "object", "list"];
+                let hint = closest(other, known).map(|k| format!("did you mean `{k}`?"));
+                let mut p = Problem::new(ty.span.clone(), format!("unknown type `{}` for field `{name}`", ty.v))
+                    .label("unknown type");
+                p = p.help(hint.unwrap_or_else(|| {
+                    "types: string, string(n), bool, int(a..b), decimal(p,s), date, datetime, enum(list), code(list), json, object(name), list(table)".to_owned()
+                }));
+                self.problems.push(p);
+                return None;
+            }
+        };
+        Some(Parsed::Type(parsed))
+    }
+
+    fn bad_type(&mut self, ty: &Sp<String>, why: &str) -> Option<Parsed<'a>> {
+        self.problems.push(Problem::new(ty.span.clone(), format!("bad type `{}`: {why}", ty.v)));
+        None
+    }
+
+    fn misplaced(&mut self, span: Option<std::ops::Range<usize>>, message: &str) {
+        self.problems.push(Problem::new(span.unwrap_or(0..0), message.to_owned()).label("not allowed here"));
+    }
+
+    fn sibling(&mut self, name: &Sp<String>, siblings: &[RawField]) {
+        let names = siblings.iter().filter_map(|s| s.name.as_ref().map(|n| n.v.as_str()));
+        if !names.clone().any(|n| n == name.v) {
+            let p = Problem::new(name.span.clone(), format!("`{}` is not a field of this object", name.v))
+                .suggest(&name.v, names);
+            self.problems.push(p);
+        }
+    }
+}
+
+/// A parsed `type`: a complete type, or an object still to be laid out in its parent's row.
+enum Parsed<'a> {
+    Type(FieldType),
+    Object(&'a RawObject),
+}
+
+fn placeholder_field() -> Field {
+    Field {
+        name: "value".to_owned(),
+        ty: FieldType::Json,
+        required: false,
+        null_ok: true,
+        not_blank: false,
+        min: None,
+        min_items: 0,
+        check: None,
+        only_on: None,
+        unique: None,
+        depends_on: None,
+        codes: FieldCodes::default(),
+        doc: String::new(),
+        column: 0,
+    }
+}
