@@ -96,8 +96,9 @@ pub struct GenerateArgs {
     pub threads: Option<usize>,
 }
 
-/// Inspect a schema file.
+/// Inspect a schema file: the tables, fields and rules that drive every stage.
 #[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry schema check\n  ferry schema check my-schema.toml")]
 pub struct SchemaArgs {
     #[command(subcommand)]
     pub command: SchemaCommand,

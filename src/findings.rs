@@ -62,7 +62,7 @@ pub fn arrow_schema() -> SchemaRef {
     ]))
 }
 
-/// Findings as one Arrow batch with [`arrow_schema`].
+/// Findings as one Arrow batch with [`arrow_schema()`].
 pub fn to_batch(findings: &[Finding]) -> RecordBatch {
     let n = findings.len();
     let mut line = UInt64Builder::with_capacity(n);

@@ -51,7 +51,12 @@ pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
     for (table, n) in schema.tables.iter().zip(&rows) {
         out.push_str(&format!("  {:<40} {n:>10}\n", table.name));
     }
-    out.push_str(&format!("findings: {total_findings} ({errors} errors, {} warnings)\n", total_findings - errors));
+    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    out.push_str(&format!(
+        "findings: {total_findings} ({}, {})\n",
+        plural(errors, "error"),
+        plural(total_findings - errors, "warning")
+    ));
     for (code, n) in &by_code {
         out.push_str(&format!("  {code:<40} {n:>10}  {}\n", schema.severity(code).as_str()));
     }

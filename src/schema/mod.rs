@@ -1,7 +1,7 @@
 //! The account schema: every table, field, value list and rule code of the payload.
 //!
-//! `schemas/account.toml` is read in three steps: [`raw`] walks the TOML tree keeping every
-//! span, [`resolve`] turns it into a [`Schema`] and collects every problem at once, and the
+//! `schemas/account.toml` is read in three steps: `raw` walks the TOML tree keeping every
+//! span, `resolve` turns it into a [`Schema`] and collects every problem at once, and the
 //! result drives everything else: the flattener's tables and columns, the rules, the staged
 //! Parquet schema and the field reference. A payload list is a [`Table`]; a nested object is
 //! flattened into its parent's row with dotted column names (`params.unit_rate_per_kwh`).

@@ -306,13 +306,15 @@ impl<'a> Resolver<'a> {
             }
         }
         if let Some(empty) = &raw.empty_code
-            && field.min_items == 0 {
-                self.misplaced(Some(empty.span.clone()), "`empty_code` needs a list field with `min_items`");
-            }
+            && field.min_items == 0
+        {
+            self.misplaced(Some(empty.span.clone()), "`empty_code` needs a list field with `min_items`");
+        }
         if let Some(range) = &raw.range_code
-            && !matches!(field.ty, FieldType::Int { .. }) {
-                self.misplaced(Some(range.span.clone()), "`range_code` is only allowed on int fields");
-            }
+            && !matches!(field.ty, FieldType::Int { .. })
+        {
+            self.misplaced(Some(range.span.clone()), "`range_code` is only allowed on int fields");
+        }
         if let Some(check) = &raw.check {
             match Check::ALL.iter().find(|(n, _, _)| *n == check.v) {
                 Some((_, c, _)) if is_string => field.check = Some(*c),
@@ -411,12 +413,13 @@ impl<'a> Resolver<'a> {
         };
         let values_allowed = matches!(base, "enum" | "code");
         if let Some(values) = &raw.values
-            && !values_allowed {
-                self.misplaced(
-                    Some(values.span.clone()),
-                    &format!("`values` is only allowed on enum and code fields, not on `{base}`"),
-                );
-            }
+            && !values_allowed
+        {
+            self.misplaced(
+                Some(values.span.clone()),
+                &format!("`values` is only allowed on enum and code fields, not on `{base}`"),
+            );
+        }
         let parsed = match (base, arg) {
             ("string", None) => FieldType::String { max_len: None },
             ("string", Some(n)) => match n.parse::<u32>() {

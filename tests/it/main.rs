@@ -1,1 +1,8 @@
-fn main() {}
+//! The integration tests: the real `ferry` binary run on fixtures, outputs read back and
+//! compared with snapshots. Run with `cargo test`.
+
+mod cli;
+mod flatten;
+mod fuzz;
+mod harness;
+mod schema;

@@ -1,0 +1,73 @@
+//! The command line itself: help texts and exit codes.
+
+use crate::harness::{ferry, s};
+
+#[test]
+fn help_texts_say_what_and_show_an_example() {
+    for args in [
+        vec!["--help"],
+        vec!["flatten", "--help"],
+        vec!["generate", "--help"],
+        vec!["schema", "--help"],
+        vec!["schema", "check", "--help"],
+    ] {
+        let run = ferry(&args);
+        assert_eq!(run.code, 0, "{args:?}");
+        assert!(run.stdout.contains("Example"), "{args:?} has no example");
+        insta::assert_snapshot!(format!("help_{}", args.join("_").replace("--", "")), run.stdout);
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(ferry(&["no-such-command"]).code, 2);
+    assert_eq!(ferry(&["flatten"]).code, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let run = ferry(&["generate", "--error-rate", "1.5", "--out", s(&tmp.path().join("x.ndjson"))]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--error-rate must be between 0 and 1"), "{}", run.stderr);
+    let run = ferry(&["flatten", "x.ndjson", "--out", s(tmp.path()), "--threads", "0"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn generate_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.ndjson");
+    let b = tmp.path().join("b.ndjson");
+    assert_eq!(
+        ferry(&[
+            "generate",
+            "--accounts",
+            "50",
+            "--seed",
+            "4",
+            "--error-rate",
+            "0.3",
+            "--out",
+            s(&a),
+            "--threads",
+            "1"
+        ])
+        .code,
+        0
+    );
+    assert_eq!(
+        ferry(&[
+            "generate",
+            "--accounts",
+            "50",
+            "--seed",
+            "4",
+            "--error-rate",
+            "0.3",
+            "--out",
+            s(&b),
+            "--threads",
+            "2"
+        ])
+        .code,
+        0
+    );
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

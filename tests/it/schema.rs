@@ -1,0 +1,40 @@
+//! `ferry schema check`: shipped schemas load; a broken one reports all its problems at once.
+
+use crate::harness::{ferry, repo, s};
+
+#[test]
+fn every_shipped_schema_loads() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo("schemas")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let run = ferry(&["schema", "check", s(&path)]);
+            assert_eq!(run.code, 0, "{}: {}", path.display(), run.stderr);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+    let run = ferry(&["schema", "check"]);
+    assert_eq!(run.code, 0);
+    insta::assert_snapshot!("builtin_schema_tables", run.stdout);
+}
+
+#[test]
+fn broken_schema_gives_every_problem_in_one_diagnostic() {
+    let path = repo("tests/fixtures/broken-schema/schema.toml");
+    let run = ferry(&["schema", "check", s(&path)]);
+    assert_eq!(run.code, 2);
+    let text = run.stderr.replace(s(&repo("")), "");
+    assert!(text.contains("3 problems"), "{text}");
+    insta::assert_snapshot!("broken_schema", text);
+}
+
+#[test]
+fn schema_that_is_not_toml_points_at_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bad.toml");
+    std::fs::write(&path, "name = \"x\"\n[tables\n").unwrap();
+    let run = ferry(&["schema", "check", s(&path)]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not valid TOML"), "{}", run.stderr);
+}
