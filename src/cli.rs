@@ -60,7 +60,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Bytes of input per parallel chunk (cut at the next newline).
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, hide_short_help = true)]
+    #[arg(long, value_name = "BYTES", default_value_t = 2 << 20, hide_short_help = true)]
     pub chunk_size: usize,
 }
 

@@ -15,14 +15,14 @@ pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
     let mut options = IngestOptions::for_threads(pool.current_num_threads());
     options.chunk_size = args.ingest.chunk_size.max(1);
     let size = fs_err::metadata(&args.dump)?.len();
-    let mut reader = DumpReader::open(&args.dump, options.chunk_size)?;
+    let reader = DumpReader::open(&args.dump, options.chunk_size)?;
     let consumed = reader.progress();
     let mut files = TableFiles::create(&schema, &args.out)?;
     let bar = super::byte_progress(size);
     let started = Instant::now();
     let mut accounts = 0u64;
     let totals = pool.install(|| {
-        ingest(&schema, &mut reader, options, |wave| {
+        ingest(&schema, reader, options, |wave| {
             accounts += wave.iter().map(|o| o.accounts).sum::<u64>();
             bar.set_position(consumed.load(Ordering::Relaxed));
             let secs = started.elapsed().as_secs_f64().max(1e-9);

@@ -125,7 +125,17 @@ impl<'s> Ctx<'s> {
         self.marks.extend(self.tables.iter().map(TableBuf::rows));
         self.path.clear();
         self.account = u32::try_from(self.tables[0].rows()).expect("fewer than 2^32 accounts per chunk");
-        let mut de = serde_json::Deserializer::from_slice(line);
+        // One UTF-8 check for the whole line; `from_str` then skips the check per string.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                let detail = format!("not valid JSON: invalid UTF-8 at column {}", e.valid_up_to() + 1);
+                self.report_line(codes::INVALID_JSON, detail);
+                self.flush(false);
+                return;
+            }
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
         let result = RootSeed { ctx: self }.deserialize(&mut de).and_then(|kind| de.end().map(|()| kind));
         match result {
             Ok(None) => {
@@ -376,8 +386,12 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         f.write_str("a key")
     }
     fn visit_str<E>(self, key: &str) -> Result<Key, E> {
-        if self.object.fields.get(self.guess).is_some_and(|f| f.name == key) {
-            return Ok(Key::Known(self.guess));
+        // Dumps usually keep the schema's key order, skipping absent optional keys: try the
+        // next few fields before hashing.
+        let fields = &self.object.fields;
+        let ahead = fields.len().min(self.guess + 4);
+        if let Some(i) = (self.guess..ahead).find(|&i| fields[i].name == key) {
+            return Ok(Key::Known(i));
         }
         Ok(match self.object.field_index(key) {
             Some(i) => Key::Known(i),

@@ -27,7 +27,7 @@ use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use rayon::prelude::*;
 
 pub use flatten::{ChunkOutput, flatten_chunk};
-pub use reader::{Chunk, DumpReader, MAX_LINE};
+pub use reader::{Chunk, DumpReader, MAX_LINE, ReadAhead};
 
 use crate::schema::{ColumnKind, Schema, TableId};
 
@@ -90,7 +90,7 @@ pub struct IngestOptions {
 
 impl IngestOptions {
     pub fn for_threads(threads: usize) -> Self {
-        Self { chunk_size: 4 << 20, wave: (threads * 2).max(2) }
+        Self { chunk_size: 2 << 20, wave: (threads * 4).max(4) }
     }
 }
 
@@ -103,18 +103,14 @@ pub struct IngestTotals {
 
 /// Reads the whole dump, flattening chunks in parallel on the current rayon pool, and gives
 /// each wave of outputs to `sink` in input order; writing a wave overlaps parsing the next.
-pub fn ingest<S>(
-    schema: &Schema,
-    reader: &mut DumpReader,
-    options: IngestOptions,
-    mut sink: S,
-) -> io::Result<IngestTotals>
+pub fn ingest<S>(schema: &Schema, reader: DumpReader, options: IngestOptions, mut sink: S) -> io::Result<IngestTotals>
 where
     S: FnMut(Vec<ChunkOutput>) -> io::Result<()> + Send,
 {
     let arrow = arrow_schemas(schema);
     let mut totals = IngestTotals::default();
-    let parse_wave = |reader: &mut DumpReader| -> io::Result<Vec<ChunkOutput>> {
+    let reader = &mut ReadAhead::spawn(reader, options.wave);
+    let parse_wave = |reader: &mut ReadAhead| -> io::Result<Vec<ChunkOutput>> {
         let mut chunks = Vec::with_capacity(options.wave);
         while chunks.len() < options.wave {
             match reader.next_chunk()? {

@@ -35,6 +35,8 @@ pub fn writer_properties(schema: &Schema, table: &str) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .set_key_value_metadata(Some(vec![
             KeyValue::new("ferry.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
             KeyValue::new("ferry.schema".to_owned(), schema.name.clone()),

@@ -141,23 +141,64 @@ impl DumpReader {
 
     /// Reads until the buffer holds `want` bytes or the input ends.
     fn fill(&mut self, want: usize) -> io::Result<()> {
-        while self.buf.len() < want && !self.eof {
-            let start = self.buf.len();
-            self.buf.resize(want, 0);
-            match self.inner.read(&mut self.buf[start..]) {
-                Ok(0) => {
-                    self.buf.truncate(start);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(start),
-                Err(e) => {
-                    self.buf.truncate(start);
-                    return Err(io::Error::new(e.kind(), format!("reading {}: {e}", self.path.display())));
-                }
-            }
+        if self.buf.len() >= want || self.eof {
+            return Ok(());
+        }
+        let missing = (want - self.buf.len()) as u64;
+        self.buf.reserve(missing as usize);
+        // `read_to_end` on a `take` fills spare capacity without zeroing it first.
+        let got = (&mut self.inner)
+            .take(missing)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", self.path.display())))?;
+        if (got as u64) < missing {
+            self.eof = true;
         }
         Ok(())
+    }
+}
+
+/// Reads chunks on a thread of its own, `depth` chunks ahead of their consumer, so that
+/// reading and decompressing overlap parsing.
+pub struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<io::Result<Chunk>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    pub fn spawn(mut reader: DumpReader, depth: usize) -> Self {
+        let (tx, chunks) = std::sync::mpsc::sync_channel(depth.max(1));
+        let thread = std::thread::Builder::new()
+            .name("ferry-reader".to_owned())
+            .spawn(move || {
+                loop {
+                    let next = reader.next_chunk().transpose();
+                    let stop = !matches!(next, Some(Ok(_)));
+                    if let Some(item) = next {
+                        if tx.send(item).is_err() {
+                            return;
+                        }
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+            })
+            .expect("a reader thread can be started");
+        Self { chunks, thread: Some(thread) }
+    }
+
+    /// The next chunk, in input order; `None` at the end of the input.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        match self.chunks.recv() {
+            Ok(item) => item.map(Some),
+            Err(_) => {
+                if let Some(t) = self.thread.take() {
+                    t.join().map_err(|_| io::Error::other("the reader thread panicked"))?;
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
