@@ -4,8 +4,8 @@
 //! in one of three ways, reporting wall seconds and MB/s:
 //!
 //! - `ignored`: serde_json into `IgnoredAny` (syntax only; the absolute floor),
-//! - `typed`:   serde_json into derived structs of the whole payload (what a plain serde
-//!              program would do),
+//! - `typed`: serde_json into derived structs of the whole payload (what a plain serde
+//!   program would do),
 //! - `flatten`: ferry's flattener into Arrow batches, without writing Parquet.
 //!
 //! Usage: cargo run --release --example parse_floor -- DUMP MODE THREADS

@@ -174,10 +174,10 @@ impl ReadAhead {
                 loop {
                     let next = reader.next_chunk().transpose();
                     let stop = !matches!(next, Some(Ok(_)));
-                    if let Some(item) = next {
-                        if tx.send(item).is_err() {
-                            return;
-                        }
+                    if let Some(item) = next
+                        && tx.send(item).is_err()
+                    {
+                        return;
                     }
                     if stop {
                         return;
