@@ -5,7 +5,7 @@
 //! transfer-reading meters, payment-instruction ledgers) name things that exist. The
 //! [`Built`] value keeps what error injection needs to know about the account.
 
-use chrono::{Days, Months, NaiveDate};
+use chrono::{Datelike, Days, Months, NaiveDate};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::{Map, Value, json};
@@ -147,11 +147,12 @@ fn postcode<R: Rng>(rng: &mut R) -> String {
 }
 
 fn timestamp(d: NaiveDate, hour: u32) -> String {
-    format!("{}T{hour:02}:00:00Z", d.format("%Y-%m-%d"))
+    format!("{}T{hour:02}:00:00Z", ymd(d))
 }
 
+/// `YYYY-MM-DD`, written directly (chrono's strftime parses its pattern on every call).
 fn ymd(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
 /// Builds account number `index` of a dump.
