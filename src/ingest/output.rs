@@ -27,14 +27,20 @@ use super::{ACCOUNT, PARENT, arrow_schemas};
 use crate::findings::{self, Finding};
 use crate::schema::Schema;
 
-/// Rows per Parquet row group: bounds the writer's memory per table.
+/// Rows per Parquet row group at most.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Encoded bytes per row group at most: with 30 tables open at once, this (not the row
+/// count) is what keeps the writers' memory bounded whatever the input size.
+pub const ROW_GROUP_BYTES: usize = 4 << 20;
 
 /// Writer properties shared by every Parquet file ferry writes.
 pub fn writer_properties(schema: &Schema, table: &str) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        // About 240 columns are open at once; 1 MiB pages (the default) would hold ~240 MiB.
+        .set_data_page_size_limit(128 << 10)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
         .set_key_value_metadata(Some(vec![

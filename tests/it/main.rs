@@ -5,4 +5,5 @@ mod cli;
 mod flatten;
 mod fuzz;
 mod harness;
+mod invariance;
 mod schema;

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Flatten benchmark: ferry flatten against the parse floor, on the same files and threads.
+#
+# Generates a large and a small dump (default 100,000 and 10,000 accounts), then measures,
+# best of $RUNS interleaved runs each:
+#   ignored   serde_json into IgnoredAny: syntax only, the absolute floor
+#   typed     serde_json into derived structs of the whole payload
+#   flatten*  ferry's flattener into Arrow batches, nothing written
+#   ferry     `ferry flatten`: the whole command, Parquet files written
+# and reports wall seconds, accounts/s, MB/s, peak RSS, and each mode's speed relative to the
+# typed floor. Needs GNU time (/usr/bin/time, Debian package `time`) for peak RSS.
+#
+# Usage: bench/flatten.sh            (ACCOUNTS, SMALL, THREADS, RUNS, WORK override defaults)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ACCOUNTS=${ACCOUNTS:-100000}
+SMALL=${SMALL:-10000}
+THREADS=${THREADS:-$(nproc)}
+RUNS=${RUNS:-3}
+WORK=${WORK:-$(mktemp -d /tmp/ferry-bench.XXXXXX)}
+TIME=/usr/bin/time
+mkdir -p "$WORK"
+[ -x "$TIME" ] || { echo "bench: GNU time is needed for peak RSS (apt-get install time)" >&2; exit 2; }
+
+cargo build --release --quiet --bin ferry --example parse_floor
+FERRY=target/release/ferry
+FLOOR=target/release/examples/parse_floor
+
+echo "# ferry flatten benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $THREADS threads, best of $RUNS" >&2
+for n in "$SMALL" "$ACCOUNTS"; do
+  dump="$WORK/dump-$n.ndjson"
+  if [ ! -f "$dump" ]; then
+    start=$(date +%s.%N)
+    "$FERRY" generate --accounts "$n" --seed 1 --error-rate 0.02 --out "$dump" 2>/dev/null
+    echo "generated $n accounts in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
+  fi
+done
+
+# measure MODE DUMP -> "seconds rss_kb"
+measure() {
+  local mode=$1 dump=$2 out="$WORK/out"
+  rm -rf "$out"
+  case $mode in
+    ferry) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" flatten "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
+    *) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" "$dump" "$mode" "$THREADS" >/dev/null ;;
+  esac
+  tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
+}
+
+printf '\n| accounts | MB | mode | wall s | accounts/s | MB/s | vs typed | peak RSS MB |\n'
+printf '|---:|---:|---|---:|---:|---:|---:|---:|\n'
+for n in "$SMALL" "$ACCOUNTS"; do
+  dump="$WORK/dump-$n.ndjson"
+  mb=$(echo "scale=1; $(stat -c %s "$dump") / 1000000" | bc)
+  declare -A best=() rss=()
+  for _ in $(seq "$RUNS"); do
+    for mode in ignored typed flatten ferry; do
+      read -r secs kb < <(measure "$mode" "$dump")
+      if [ -z "${best[$mode]:-}" ] || [ "$(echo "$secs < ${best[$mode]}" | bc)" = 1 ]; then best[$mode]=$secs; fi
+      if [ -z "${rss[$mode]:-}" ] || [ "$kb" -gt "${rss[$mode]}" ]; then rss[$mode]=$kb; fi
+    done
+  done
+  for mode in ignored typed flatten ferry; do
+    secs=${best[$mode]}
+    label=$mode
+    [ "$mode" = flatten ] && label="flatten (no write)"
+    [ "$mode" = ferry ] && label="ferry flatten"
+    printf '| %s | %s | %s | %.2f | %.0f | %.0f | %.2f | %.0f |\n' "$n" "$mb" "$label" "$secs" \
+      "$(echo "$n / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" \
+      "$(echo "${best[typed]} / $secs" | bc -l)" "$(echo "${rss[$mode]} / 1024" | bc -l)"
+  done
+  unset best rss
+done
+echo "(work files in $WORK)" >&2
