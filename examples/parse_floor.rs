@@ -127,15 +127,61 @@ struct SupplyPoint {
     meter_operators: L<Role>,
     network_operators: L<Role>,
     transmission_system_operators: L<Role>,
-    gas_supply_point_load_profiles: L<std::collections::BTreeMap<String, Option<StrOrBool>>>,
-    electricity_supply_point_load_profiles: L<std::collections::BTreeMap<String, Option<StrOrBool>>>,
+    gas_supply_point_load_profiles: L<GasProfile>,
+    electricity_supply_point_load_profiles: L<ElectricityProfile>,
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum StrOrBool {
-    S(String),
-    B(bool),
+struct GasProfile {
+    valid_from: S,
+    valid_to: S,
+    tum_kundenwert: Option<Dec>,
+    jahresmenge_kwh: Option<Dec>,
+    marktgebiet: S,
+    profilname: S,
+    bilanzierungsverfahren: S,
+    druckebene: S,
+    gas_quality: S,
+    prognosegrundlage: S,
+    fallgruppenzuordnung: S,
+    netznutzungsvertrag_type: S,
+    netznutzungszahlung: S,
+    netznutzungsabrechnungsvariante: S,
+    tagesparameter_type: S,
+    tagesparameter_location: S,
+    tagesparameter_provider: S,
+    bilanzkreis: S,
+}
+
+#[derive(Deserialize)]
+struct ElectricityProfile {
+    valid_from: S,
+    valid_to: S,
+    bilanzierungsgebiet: S,
+    regelzone: S,
+    aggregationsverantwortung: S,
+    lieferrichtung: S,
+    prognosegrundlage_werte_profile: S,
+    prognosegrundlage_slp_tlp: S,
+    slp_profilname: S,
+    slp_bilanzierungsverfahren: S,
+    slp_jvp_kwh: Option<Dec>,
+    tlp_profilname: S,
+    tlp_bilanzierungsverfahren: S,
+    tlp_profilschar: S,
+    tlp_jvp_spezifische_arbeit_265_kwhk: Option<Dec>,
+    tlp_jvp_angepasste_elektrische_arbeit_z08_kwh: Option<Dec>,
+    tlp_klima_temperatur_typ: S,
+    tlp_klima_temperatur_kennzeichnung: S,
+    tlp_klima_temperatur_codeliste: S,
+    tlp_klima_temperatur_codepflege: S,
+    smgw_wahlrecht: Option<bool>,
+    smgw_wahlrecht_grund_ablehnung: S,
+    summenzeitreihentyp: S,
+    bilanzkreis: S,
+    spannungsebene: S,
+    umspannung: S,
+    abwicklungsmodell: S,
 }
 
 #[derive(Deserialize)]

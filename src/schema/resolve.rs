@@ -570,3 +570,85 @@ fn placeholder_field() -> Field {
         column: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::schema::Schema;
+
+    fn problems(text: &str) -> Vec<String> {
+        match Schema::from_str("test.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(|p| p.message.clone()).collect(),
+        }
+    }
+
+    const HEAD: &str = r#"
+name = "t"
+version = 1
+root = "a"
+[rules]
+invalid_json = "error"
+line_too_long = "error"
+invalid_type = "error"
+required = "error"
+null = "error"
+unknown_field = "warning"
+not_a_list = "error"
+"#;
+
+    #[test]
+    fn a_minimal_schema_resolves() {
+        assert_eq!(
+            problems(&format!("{HEAD}[tables.a]\nfields = [{{ name = \"x\", type = \"string\" }}]\n")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn every_kind_of_mistake_is_reported_together() {
+        let text = format!(
+            r#"{HEAD}
+[tables.a]
+fields = [
+  {{ name = "b", type = "list(bs)" }},
+  {{ name = "c", type = "list(missing_table)" }},
+  {{ name = "d", type = "enum(no_such_list)" }},
+  {{ name = "e", type = "decimal(10,2)", min = ">=1" }},
+  {{ name = "f", type = "string", req = true, null_ok = true }},
+  {{ name = "g", type = "int(5..1)" }},
+  {{ name = "h", type = "string", check = "mallo" }},
+  {{ name = "i", type = "string", missing_code = "not_a_rule" }},
+  {{ name = "j", type = "bool", not_blank = true }},
+  {{ name = "k", type = "object(nope)" }},
+]
+[tables.bs]
+same_as = "nothing"
+[tables.orphan]
+fields = [{{ name = "x", type = "string" }}]
+"#
+        );
+        let found = problems(&text);
+        for expected in [
+            "unknown table `missing_table`",
+            "unknown value list `no_such_list`",
+            "unknown minimum `>=1`",
+            "`null_ok` contradicts `req = true`: a required field is never null",
+            "bad type `int(5..1)`: `int(a..b)` needs a range of integers with a <= b",
+            "unknown check `mallo`",
+            "rule code `not_a_rule` is not listed in [rules]",
+            "`not_blank` is only allowed on string fields",
+            "unknown object `nope`",
+            "`same_as` names `nothing`, which is not a table with its own fields",
+            "table `orphan` is not reached from the root",
+        ] {
+            assert!(found.iter().any(|p| p == expected), "missing {expected:?} in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn engine_codes_need_a_severity() {
+        let text = "name = \"t\"\nversion = 1\nroot = \"a\"\n[rules]\n[tables.a]\nfields = []\n";
+        let found = problems(text);
+        assert!(found.iter().any(|p| p.contains("rule `invalid_json` is reported by ferry")), "{found:#?}");
+    }
+}

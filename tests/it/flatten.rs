@@ -8,7 +8,7 @@ use ferry::ingest::attr_path;
 use ferry::schema::Schema;
 
 use crate::assert_stable_snapshot;
-use crate::harness::{example_dump, ferry, findings, pretty, read_table, repo, row_counts, s, stable};
+use crate::harness::{example_dump, ferry, findings, pretty, read_table, row_counts, s, stable};
 
 /// The corrected example: the right number of rows in every table, no finding, exit 0.
 #[test]
@@ -57,6 +57,18 @@ fn example_account_rows_per_table() {
         assert_eq!(counts[table], n, "rows of {table}");
     }
     assert_stable_snapshot!("flatten_example_summary", stable(&run.stderr, tmp.path()));
+
+    // Every file names the ferry version and the schema it was written with.
+    let schema = Schema::builtin();
+    for name in ["accounts", "readings", "findings"] {
+        let file = std::fs::File::open(out.join(format!("{name}.parquet"))).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let kv =
+            parquet::file::reader::FileReader::metadata(&reader).file_metadata().key_value_metadata().unwrap().clone();
+        let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+        assert_eq!(get("ferry.version").as_deref(), Some(env!("CARGO_PKG_VERSION")), "{name}");
+        assert_eq!(get("ferry.schema_hash"), Some(schema.hash.clone()), "{name}");
+    }
 }
 
 /// Attr paths rebuilt from the keys point at the right values.
@@ -126,7 +138,7 @@ fn guide_example_has_no_type_level_finding() {
 fn bad_lines_are_findings_and_lose_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let run = ferry(&["flatten", s(&repo("tests/fixtures/bad-lines/dump.ndjson")), "--out", s(&out)]);
+    let run = ferry(&["flatten", "tests/fixtures/bad-lines/dump.ndjson", "--out", s(&out)]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let batch = read_table(&out.join("findings.parquet"));
     assert_stable_snapshot!("bad_lines_findings", pretty(&batch));

@@ -19,7 +19,14 @@ pub struct Run {
 
 /// Runs the real binary with `args`, without colours and with a fixed terminal width.
 pub fn ferry(args: &[&str]) -> Run {
+    ferry_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs the real binary in `dir`: tests whose output names files pass paths relative to it,
+/// so that the text does not depend on where the checkout lives.
+pub fn ferry_in(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")

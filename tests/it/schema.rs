@@ -21,10 +21,10 @@ fn every_shipped_schema_loads() {
 
 #[test]
 fn broken_schema_gives_every_problem_in_one_diagnostic() {
-    let path = repo("tests/fixtures/broken-schema/schema.toml");
-    let run = ferry(&["schema", "check", s(&path)]);
+    // A relative path: miette wraps at 80 columns, so the text must not depend on the checkout.
+    let run = ferry(&["schema", "check", "tests/fixtures/broken-schema/schema.toml"]);
     assert_eq!(run.code, 2);
-    let text = run.stderr.replace(s(&repo("")), "");
+    let text = run.stderr;
     assert!(text.contains("3 problems"), "{text}");
     insta::assert_snapshot!("broken_schema", text);
 }
