@@ -351,6 +351,17 @@ impl Schema {
 /// The text of `schemas/account.toml`, the default schema.
 pub const BUILTIN_SCHEMA: &str = include_str!("../../schemas/account.toml");
 
+/// The `[rules]` table a test schema needs: every engine code with its usual severity.
+#[cfg(test)]
+pub(crate) fn engine_rules_for_tests() -> String {
+    let mut out = String::from("[rules]\n");
+    for code in crate::findings::codes::ENGINE {
+        let severity = if *code == crate::findings::codes::UNKNOWN_FIELD { "warning" } else { "error" };
+        out.push_str(&format!("{code} = \"{severity}\"\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -582,32 +582,20 @@ mod tests {
         }
     }
 
-    const HEAD: &str = r#"
-name = "t"
-version = 1
-root = "a"
-[rules]
-invalid_json = "error"
-line_too_long = "error"
-invalid_type = "error"
-required = "error"
-null = "error"
-unknown_field = "warning"
-not_a_list = "error"
-"#;
+    fn head() -> String {
+        format!("name = \"t\"\nversion = 1\nroot = \"a\"\n{}", crate::schema::engine_rules_for_tests())
+    }
 
     #[test]
     fn a_minimal_schema_resolves() {
-        assert_eq!(
-            problems(&format!("{HEAD}[tables.a]\nfields = [{{ name = \"x\", type = \"string\" }}]\n")),
-            Vec::<String>::new()
-        );
+        let text = format!("{}[tables.a]\nfields = [{{ name = \"x\", type = \"string\" }}]\n", head());
+        assert_eq!(problems(&text), Vec::<String>::new());
     }
 
     #[test]
     fn every_kind_of_mistake_is_reported_together() {
         let text = format!(
-            r#"{HEAD}
+            r#"{}
 [tables.a]
 fields = [
   {{ name = "b", type = "list(bs)" }},
@@ -625,7 +613,8 @@ fields = [
 same_as = "nothing"
 [tables.orphan]
 fields = [{{ name = "x", type = "string" }}]
-"#
+"#,
+            head()
         );
         let found = problems(&text);
         for expected in [
