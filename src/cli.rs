@@ -25,6 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Flatten(FlattenArgs),
+    Validate(ValidateArgs),
     Generate(GenerateArgs),
     Schema(SchemaArgs),
 }
@@ -48,6 +49,42 @@ pub struct FlattenArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub ingest: IngestArgs,
+}
+
+/// Check every account of a dump against every field rule of the schema.
+///
+/// Runs the flattener's checks (JSON types, required and unknown keys) and the field rules:
+/// lengths, blank values, value lists, dates and datetimes, decimals, integer ranges, empty
+/// lists, identifiers (MaLo, MeLo, market partner, EIC, OBIS, IBAN), phone numbers, e-mail,
+/// postcodes, and repeats within a parent, an account or the whole dump. Each problem is a
+/// finding with its line, account and attr path. A summary goes to stderr: accounts accepted
+/// and rejected, the most frequent codes and attr patterns (indices folded).
+///
+/// Exits 0 when no line has an error, 1 otherwise.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ferry validate data/sample.ndjson --out ferry-data/validate\n  ferry validate dump.ndjson --emit findings | jq -r .code | sort | uniq -c"
+)]
+pub struct ValidateArgs {
+    /// The NDJSON dump: .ndjson, .ndjson.gz or .ndjson.zst.
+    pub dump: PathBuf,
+    /// Directory for findings.parquet (created if missing).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// What to print on stdout, one JSON object per line.
+    #[arg(long, value_enum, default_value_t = Emit::None)]
+    pub emit: Emit,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// What `ferry validate` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    /// Every finding: line, import_supplier, external_account_number, attr, code, severity, detail, value.
+    Findings,
+    /// Nothing; the summary still goes to stderr.
+    None,
 }
 
 /// Options shared by the commands that read dumps.

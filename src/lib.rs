@@ -26,4 +26,6 @@ pub mod findings;
 pub mod generate;
 pub mod identifiers;
 pub mod ingest;
+pub mod rules;
 pub mod schema;
+pub mod validation;

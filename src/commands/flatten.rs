@@ -22,13 +22,19 @@ pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
     let started = Instant::now();
     let mut accounts = 0u64;
     let totals = pool.install(|| {
-        ingest(&schema, reader, options, |wave| {
-            accounts += wave.iter().map(|o| o.accounts).sum::<u64>();
-            bar.set_position(consumed.load(Ordering::Relaxed));
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("{accounts} accounts, {:.0}/s", accounts as f64 / secs));
-            files.write(wave)
-        })
+        ingest(
+            &schema,
+            reader,
+            options,
+            |_| {},
+            |wave| {
+                accounts += wave.iter().map(|o| o.accounts).sum::<u64>();
+                bar.set_position(consumed.load(Ordering::Relaxed));
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("{accounts} accounts, {:.0}/s", accounts as f64 / secs));
+                files.write(wave)
+            },
+        )
     })?;
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();

@@ -3,6 +3,7 @@
 mod flatten;
 mod generate;
 mod schema;
+mod validate;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -17,6 +18,7 @@ use crate::schema::Schema;
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Flatten(args) => flatten::run(args),
+        Command::Validate(args) => validate::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Schema(args) => schema::run(args),
     }

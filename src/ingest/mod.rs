@@ -101,10 +101,19 @@ pub struct IngestTotals {
     pub accounts: u64,
 }
 
-/// Reads the whole dump, flattening chunks in parallel on the current rayon pool, and gives
-/// each wave of outputs to `sink` in input order; writing a wave overlaps parsing the next.
-pub fn ingest<S>(schema: &Schema, reader: DumpReader, options: IngestOptions, mut sink: S) -> io::Result<IngestTotals>
+/// Reads the whole dump, flattening chunks in parallel on the current rayon pool and running
+/// `process` on each chunk's output in the same parallel task (the rules, for validate), then
+/// gives each wave of outputs to `sink` in input order; writing a wave overlaps parsing the
+/// next.
+pub fn ingest<P, S>(
+    schema: &Schema,
+    reader: DumpReader,
+    options: IngestOptions,
+    process: P,
+    mut sink: S,
+) -> io::Result<IngestTotals>
 where
+    P: Fn(&mut ChunkOutput) + Sync,
     S: FnMut(Vec<ChunkOutput>) -> io::Result<()> + Send,
 {
     let arrow = arrow_schemas(schema);
@@ -118,7 +127,14 @@ where
                 None => break,
             }
         }
-        Ok(chunks.par_iter().map(|c| flatten_chunk(schema, &arrow, c)).collect())
+        Ok(chunks
+            .par_iter()
+            .map(|c| {
+                let mut out = flatten_chunk(schema, &arrow, c);
+                process(&mut out);
+                out
+            })
+            .collect())
     };
     let mut pending = parse_wave(reader)?;
     while !pending.is_empty() {

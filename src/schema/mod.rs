@@ -153,6 +153,8 @@ pub struct FieldCodes {
     pub only_on: Option<String>,
     /// A repeated value (the uniqueness rule's code).
     pub unique: Option<String>,
+    /// A value present where its `depends_on` sibling's value has no list.
+    pub unlisted: Option<String>,
 }
 
 impl FieldCodes {

@@ -77,6 +77,7 @@ pub(super) struct RawField {
     pub range_code: Option<Sp<String>>,
     pub only_on_code: Option<Sp<String>>,
     pub unique_code: Option<Sp<String>>,
+    pub unlisted_code: Option<Sp<String>>,
     pub doc: Option<Sp<String>>,
 }
 
@@ -102,6 +103,7 @@ pub(super) const FIELD_KEYS: &[&str] = &[
     "range_code",
     "only_on_code",
     "unique_code",
+    "unlisted_code",
     "doc",
 ];
 
@@ -212,6 +214,7 @@ fn raw_field(value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
             "range_code" => f.range_code = string(v, "range_code", problems),
             "only_on_code" => f.only_on_code = string(v, "only_on_code", problems),
             "unique_code" => f.unique_code = string(v, "unique_code", problems),
+            "unlisted_code" => f.unlisted_code = string(v, "unlisted_code", problems),
             "doc" => f.doc = string(v, "doc", problems),
             other => problems.push(unknown_key(k, other, "field", FIELD_KEYS)),
         }

@@ -381,6 +381,7 @@ impl<'a> Resolver<'a> {
             range: self.rule_code(&raw.range_code),
             only_on: self.rule_code(&raw.only_on_code),
             unique: self.rule_code(&raw.unique_code),
+            unlisted: self.rule_code(&raw.unlisted_code),
         };
         field.column = columns.len();
         if let Some(raw_obj) = nested_object {

@@ -7,6 +7,7 @@ fn help_texts_say_what_and_show_an_example() {
     for args in [
         vec!["--help"],
         vec!["flatten", "--help"],
+        vec!["validate", "--help"],
         vec!["generate", "--help"],
         vec!["schema", "--help"],
         vec!["schema", "check", "--help"],

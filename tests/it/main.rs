@@ -7,3 +7,4 @@ mod fuzz;
 mod harness;
 mod invariance;
 mod schema;
+mod validate;

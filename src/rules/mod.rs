@@ -1,0 +1,105 @@
+//! Validation rules: column-wise checks of every flattened table, driven by the schema.
+//!
+//! [`validate_tables`] runs over one chunk's batches (the output of
+//! [`crate::ingest::flatten_chunk`]): every table's columns are checked in parallel by
+//! [`field`] (lengths, blanks, value lists, dates, datetimes, decimals, integer ranges, empty
+//! lists, identifier and format checks from [`formats`]) and [`unique`] (repeats within a parent
+//! or an account). Rules are pure: the same batches give the same findings, in a fixed order
+//! (table, column, row), which the caller merges with the flattener's findings by line.
+//!
+//! A value the flattener already reported (wrong JSON type, null) is null in its column and is
+//! not checked again, so every problem is reported once, with the most specific code.
+
+pub mod field;
+pub mod formats;
+pub mod unique;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch, StringArray};
+use chrono::NaiveDate;
+use rayon::prelude::*;
+
+use crate::findings::Finding;
+use crate::ingest::{ACCOUNT, LINE, attr_path};
+use crate::schema::{Schema, Severity, TableId};
+
+/// What rules may depend on besides the data: the reference date for "in the future".
+#[derive(Debug, Clone, Copy)]
+pub struct RuleContext {
+    pub today: NaiveDate,
+}
+
+/// Runs every field rule over one chunk's tables; findings in (table, column, row) order.
+pub fn validate_tables(schema: &Schema, ctx: &RuleContext, tables: &[RecordBatch]) -> Vec<Finding> {
+    let emitter = Emitter::new(schema, tables);
+    let per_table: Vec<Vec<Finding>> = schema
+        .tables
+        .par_iter()
+        .map(|table| {
+            let mut out = field::check_table(&emitter, ctx, table.id);
+            out.extend(unique::check_table(&emitter, table.id));
+            out
+        })
+        .collect();
+    let mut findings: Vec<Finding> = per_table.into_iter().flatten().collect();
+    findings.sort_by_key(|f| f.line);
+    findings
+}
+
+/// Makes findings for rows of one chunk: the attr path, the line and the account's keys.
+pub struct Emitter<'a> {
+    pub schema: &'a Schema,
+    pub tables: &'a [RecordBatch],
+    supplier: Option<&'a StringArray>,
+    number: Option<&'a StringArray>,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
+        let root = &tables[0];
+        let string = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
+        Self { schema, tables, supplier: string("import_supplier"), number: string("external_account_number") }
+    }
+
+    /// The attr path of `column` (a column name, possibly empty) in row `row` of `table`.
+    pub fn attr(&self, table: TableId, row: usize, column: &str) -> String {
+        let path = attr_path(self.schema, self.tables, table, row);
+        match (path.is_empty(), column.is_empty()) {
+            (true, _) => column.to_owned(),
+            (false, true) => path,
+            (false, false) => format!("{path}.{column}"),
+        }
+    }
+
+    /// A finding about `column` of a row, or `None` when the rule is turned off.
+    pub fn finding(
+        &self,
+        table: TableId,
+        row: usize,
+        column: &str,
+        code: &str,
+        detail: String,
+        value: Option<&str>,
+    ) -> Option<Finding> {
+        let severity = self.schema.severity(code);
+        if severity == Severity::Off {
+            return None;
+        }
+        let batch = &self.tables[table.0];
+        let line = batch.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>().value(row);
+        let account =
+            batch.column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().value(row) as usize;
+        let key = |col: Option<&StringArray>| col.filter(|c| c.is_valid(account)).map(|c| c.value(account).to_owned());
+        Some(Finding {
+            line,
+            import_supplier: key(self.supplier),
+            external_account_number: key(self.number),
+            attr: self.attr(table, row, column),
+            code: code.to_owned(),
+            severity,
+            detail,
+            value: value.map(str::to_owned),
+        })
+    }
+}
