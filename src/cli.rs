@@ -74,6 +74,10 @@ pub struct ValidateArgs {
     /// What to print on stdout, one JSON object per line.
     #[arg(long, value_enum, default_value_t = Emit::None)]
     pub emit: Emit,
+    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
+    /// Fix it for reproducible runs.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
     #[command(flatten)]
     pub ingest: IngestArgs,
 }

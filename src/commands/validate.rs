@@ -27,7 +27,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
         }
         None => None,
     };
-    let ctx = RuleContext { today: chrono::Local::now().date_naive() };
+    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
     let mut scope = InputScope::new(&schema);
     let mut tally = Tally::default();
     let bar = super::byte_progress(size);

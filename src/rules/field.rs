@@ -16,7 +16,8 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type};
 use arrow_array::{Array, StringArray};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use rust_decimal::Decimal;
 
 use super::{Emitter, RuleContext, formats};
 use crate::findings::{Finding, quote};
@@ -25,25 +26,32 @@ use crate::schema::{Field, FieldType, MinValue, Object, TableBody, TableId, Valu
 const KEY_COLUMNS: usize = 4;
 
 /// Every field rule over every column of `table`.
-pub fn check_table(e: &Emitter<'_>, _ctx: &RuleContext, table: TableId) -> Vec<Finding> {
+pub fn check_table(e: &Emitter<'_>, ctx: &RuleContext, table: TableId) -> Vec<Finding> {
     let mut out = Vec::new();
     match &e.schema.table(table).body {
-        TableBody::Record(object) => check_object(e, table, e.schema.object(*object), &mut out),
-        TableBody::Scalar(field) => check_field(e, table, field, None, &mut out),
+        TableBody::Record(object) => check_object(e, ctx, table, e.schema.object(*object), &mut out),
+        TableBody::Scalar(field) => check_field(e, ctx, table, field, None, &mut out),
     }
     out
 }
 
-fn check_object(e: &Emitter<'_>, table: TableId, object: &Object, out: &mut Vec<Finding>) {
+fn check_object(e: &Emitter<'_>, ctx: &RuleContext, table: TableId, object: &Object, out: &mut Vec<Finding>) {
     for field in &object.fields {
         match &field.ty {
-            FieldType::Object(nested) => check_object(e, table, e.schema.object(*nested), out),
-            _ => check_field(e, table, field, Some(object), out),
+            FieldType::Object(nested) => check_object(e, ctx, table, e.schema.object(*nested), out),
+            _ => check_field(e, ctx, table, field, Some(object), out),
         }
     }
 }
 
-fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, object: Option<&Object>, out: &mut Vec<Finding>) {
+fn check_field(
+    e: &Emitter<'_>,
+    ctx: &RuleContext,
+    table: TableId,
+    field: &Field,
+    object: Option<&Object>,
+    out: &mut Vec<Finding>,
+) {
     let batch = &e.tables[table.0];
     let column = batch.column(KEY_COLUMNS + field.column);
     let name = &e.schema.table(table).columns[field.column].name;
@@ -52,8 +60,12 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, object: Option<&O
     };
     match &field.ty {
         FieldType::String { max_len } => {
+            let known = field.known.as_ref().and_then(|k| match e.schema.lists.get(k) {
+                Some(ValueList::Plain(values)) => Some(values.as_slice()),
+                _ => None,
+            });
             for (row, v) in strings(column.as_string::<i32>()) {
-                check_string(field, *max_len, row, v, &mut push);
+                check_string(field, *max_len, known, row, v, &mut push);
             }
         }
         FieldType::Enum(list) | FieldType::Code(list) => {
@@ -103,18 +115,39 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, object: Option<&O
             }
         }
         FieldType::Date => {
+            let bounds =
+                (field.plausible.0.as_deref().and_then(parse_date), field.plausible.1.as_deref().and_then(parse_date));
             for (row, v) in strings(column.as_string::<i32>()) {
-                if parse_date(v).is_none() {
+                let Some(date) = parse_date(v) else {
                     push(row, "invalid_date", format!("{} is not a valid date (YYYY-MM-DD)", quote(v)), Some(v));
+                    continue;
+                };
+                if field.not_future && date > ctx.today {
+                    let code = field.codes.future.as_deref().unwrap_or("date_in_future");
+                    push(row, code, format!("{} is after the reference date {}", quote(v), ctx.today), Some(v));
+                } else if bounds.0.is_some_and(|min| date < min) || bounds.1.is_some_and(|max| date > max) {
+                    let code = field.codes.plausible.as_deref().unwrap_or("implausible_value");
+                    push(
+                        row,
+                        code,
+                        format!("{} is implausible ({})", quote(v), bounds_text(&field.plausible)),
+                        Some(v),
+                    );
                 }
             }
         }
         FieldType::DateTime => {
+            let end_of_today = ctx.end_of_today();
             for (row, v) in strings(column.as_string::<i32>()) {
-                match parse_datetime(v) {
+                let kind = parse_datetime(v);
+                if field.not_future && kind.is_some() && instant(v, ctx.tz).is_some_and(|t| t >= end_of_today) {
+                    let code = field.codes.future.as_deref().unwrap_or("date_in_future");
+                    push(row, code, format!("{} is after the reference date {}", quote(v), ctx.today), Some(v));
+                }
+                match kind {
                     Some(DateTimeKind::WithOffset) => {}
                     Some(DateTimeKind::Naive) => {
-                        let detail = format!("{} has no UTC offset; it is read in Europe/Berlin", quote(v));
+                        let detail = format!("{} has no UTC offset; it is read in {}", quote(v), ctx.tz);
                         push(row, "naive_datetime", detail, Some(v));
                     }
                     None => {
@@ -164,6 +197,7 @@ fn strings(array: &StringArray) -> impl Iterator<Item = (usize, &str)> {
 fn check_string(
     field: &Field,
     max_len: Option<u32>,
+    known: Option<&[String]>,
     row: usize,
     v: &str,
     push: &mut impl FnMut(usize, &str, String, Option<&str>),
@@ -184,7 +218,32 @@ fn check_string(
         && !formats::passes(check, v)
     {
         push(row, check.code(), formats::detail(check, v), Some(v));
+        return;
     }
+    if let Some(known) = known
+        && !known.iter().any(|k| k == v)
+    {
+        let code = field.codes.known.as_deref().unwrap_or("unknown_code");
+        push(row, code, format!("{} is not one of {}", quote(v), known.join(", ")), Some(v));
+    }
+}
+
+fn bounds_text(bounds: &(Option<String>, Option<String>)) -> String {
+    match bounds {
+        (Some(min), Some(max)) => format!("plausible from {min} to {max}"),
+        (Some(min), None) => format!("plausible from {min}"),
+        (None, Some(max)) => format!("plausible up to {max}"),
+        (None, None) => "no bounds".to_owned(),
+    }
+}
+
+/// The instant of a datetime; a naive one is read in `tz`.
+pub fn instant(v: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    tz.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&chrono::Utc))
 }
 
 fn not_in_list(is_enum: bool, name: &str, v: &str, allowed: &[String]) -> (&'static str, String) {
@@ -272,6 +331,16 @@ fn check_decimal(
     if places > usize::from(scale) {
         let detail = format!("{} has {places} decimal places; at most {scale} are allowed", quote(v));
         push(row, "max_decimal_places", detail, Some(v));
+    }
+    let outside = |bound: &Option<String>, below: bool| {
+        let (Some(b), Ok(value)) = (bound.as_deref().map(Decimal::from_str_exact), Decimal::from_str_exact(v)) else {
+            return false;
+        };
+        b.is_ok_and(|b| if below { value < b } else { value > b })
+    };
+    if outside(&field.plausible.0, true) || outside(&field.plausible.1, false) {
+        let code = field.codes.plausible.as_deref().unwrap_or("implausible_value");
+        push(row, code, format!("{} is implausible ({})", quote(v), bounds_text(&field.plausible)), Some(v));
     }
     match field.min {
         Some(MinValue::NonNegative) if negative && !zero => {

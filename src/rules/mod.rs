@@ -4,12 +4,14 @@
 //! [`crate::ingest::flatten_chunk`]): every table's columns are checked in parallel by
 //! [`field`] (lengths, blanks, value lists, dates, datetimes, decimals, integer ranges, empty
 //! lists, identifier and format checks from [`formats`]) and [`unique`] (repeats within a parent
-//! or an account). Rules are pure: the same batches give the same findings, in a fixed order
+//! or an account); then the [`cross`]-field rules read tables together through the keys. Rules
+//! are pure: the same batches give the same findings, in a fixed order
 //! (table, column, row), which the caller merges with the flattener's findings by line.
 //!
 //! A value the flattener already reported (wrong JSON type, null) is null in its column and is
 //! not checked again, so every problem is reported once, with the most specific code.
 
+pub mod cross;
 pub mod field;
 pub mod formats;
 pub mod unique;
@@ -17,17 +19,37 @@ pub mod unique;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch, StringArray};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeZone};
 use rayon::prelude::*;
 
 use crate::findings::Finding;
 use crate::ingest::{ACCOUNT, LINE, attr_path};
 use crate::schema::{Schema, Severity, TableId};
 
-/// What rules may depend on besides the data: the reference date for "in the future".
+/// What rules may depend on besides the data: the reference date for "in the future" and the
+/// timezone in which naive datetimes and that date are read.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleContext {
     pub today: NaiveDate,
+    pub tz: chrono_tz::Tz,
+}
+
+impl RuleContext {
+    /// Today in `tz`, unless a reference date is given (for reproducible runs).
+    pub fn new(today: Option<NaiveDate>, tz: chrono_tz::Tz) -> Self {
+        let today = today.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
+        Self { today, tz }
+    }
+
+    /// The first instant after the reference date, in UTC.
+    pub fn end_of_today(&self) -> chrono::DateTime<chrono::Utc> {
+        let next = self.today.succ_opt().expect("the reference date is not the last representable day");
+        let midnight = next.and_hms_opt(0, 0, 0).expect("midnight exists");
+        match self.tz.from_local_datetime(&midnight).earliest() {
+            Some(t) => t.with_timezone(&chrono::Utc),
+            None => midnight.and_utc(),
+        }
+    }
 }
 
 /// Runs every field rule over one chunk's tables; findings in (table, column, row) order.
@@ -42,7 +64,8 @@ pub fn validate_tables(schema: &Schema, ctx: &RuleContext, tables: &[RecordBatch
             out
         })
         .collect();
-    let mut findings: Vec<Finding> = per_table.into_iter().flatten().collect();
+    let cross: Vec<Vec<Finding>> = cross::RULES.par_iter().map(|rule| (rule.check)(&emitter)).collect();
+    let mut findings: Vec<Finding> = per_table.into_iter().chain(cross).flatten().collect();
     findings.sort_by_key(|f| f.line);
     findings
 }

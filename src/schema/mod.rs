@@ -133,6 +133,13 @@ pub struct Field {
     pub only_on: Option<SupplyType>,
     pub unique: Option<Unique>,
     pub depends_on: Option<String>,
+    /// A date or datetime that may not be after the run's reference date.
+    pub not_future: bool,
+    /// Bounds outside which a value is implausible (a warning by default): dates for dates,
+    /// decimal text for decimals.
+    pub plausible: (Option<String>, Option<String>),
+    /// A list the value should be in (`known`): outside it is the field's known code.
+    pub known: Option<String>,
     /// Specific codes that replace generic ones (`customer_family_name_required`).
     pub codes: FieldCodes,
     pub doc: String,
@@ -155,6 +162,12 @@ pub struct FieldCodes {
     pub unique: Option<String>,
     /// A value present where its `depends_on` sibling's value has no list.
     pub unlisted: Option<String>,
+    /// A date after the reference date (default `date_in_future`).
+    pub future: Option<String>,
+    /// A value outside the plausible bounds.
+    pub plausible: Option<String>,
+    /// A value outside the `known` list.
+    pub known: Option<String>,
 }
 
 impl FieldCodes {

@@ -78,6 +78,13 @@ pub(super) struct RawField {
     pub only_on_code: Option<Sp<String>>,
     pub unique_code: Option<Sp<String>>,
     pub unlisted_code: Option<Sp<String>>,
+    pub not_future: Option<Sp<bool>>,
+    pub future_code: Option<Sp<String>>,
+    pub plausible_min: Option<Sp<String>>,
+    pub plausible_max: Option<Sp<String>>,
+    pub plausible_code: Option<Sp<String>>,
+    pub known: Option<Sp<String>>,
+    pub known_code: Option<Sp<String>>,
     pub doc: Option<Sp<String>>,
 }
 
@@ -104,6 +111,13 @@ pub(super) const FIELD_KEYS: &[&str] = &[
     "only_on_code",
     "unique_code",
     "unlisted_code",
+    "not_future",
+    "future_code",
+    "plausible_min",
+    "plausible_max",
+    "plausible_code",
+    "known",
+    "known_code",
     "doc",
 ];
 
@@ -215,6 +229,13 @@ fn raw_field(value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
             "only_on_code" => f.only_on_code = string(v, "only_on_code", problems),
             "unique_code" => f.unique_code = string(v, "unique_code", problems),
             "unlisted_code" => f.unlisted_code = string(v, "unlisted_code", problems),
+            "not_future" => f.not_future = boolean(v, "not_future", problems),
+            "future_code" => f.future_code = string(v, "future_code", problems),
+            "plausible_min" => f.plausible_min = string(v, "plausible_min", problems),
+            "plausible_max" => f.plausible_max = string(v, "plausible_max", problems),
+            "plausible_code" => f.plausible_code = string(v, "plausible_code", problems),
+            "known" => f.known = string(v, "known", problems),
+            "known_code" => f.known_code = string(v, "known_code", problems),
             "doc" => f.doc = string(v, "doc", problems),
             other => problems.push(unknown_key(k, other, "field", FIELD_KEYS)),
         }

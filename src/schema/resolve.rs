@@ -271,6 +271,12 @@ impl<'a> Resolver<'a> {
             only_on: None,
             unique: None,
             depends_on: None,
+            not_future: flag(&raw.not_future),
+            plausible: (
+                raw.plausible_min.as_ref().map(|v| v.v.clone()),
+                raw.plausible_max.as_ref().map(|v| v.v.clone()),
+            ),
+            known: raw.known.as_ref().map(|k| k.v.clone()),
             codes: FieldCodes::default(),
             doc: raw.doc.as_ref().map(|d| d.v.clone()).unwrap_or_default(),
             column: 0,
@@ -360,6 +366,35 @@ impl<'a> Resolver<'a> {
         } else if let Some(w) = &raw.unique_with {
             self.misplaced(Some(w.span.clone()), "`unique_with` needs `unique`");
         }
+        let dated = matches!(field.ty, FieldType::Date | FieldType::DateTime);
+        if field.not_future && !dated {
+            self.misplaced(
+                raw.not_future.as_ref().map(|s| s.span.clone()),
+                "`not_future` is only allowed on date and datetime fields",
+            );
+        }
+        for bound in [&raw.plausible_min, &raw.plausible_max].into_iter().flatten() {
+            let ok = match field.ty {
+                FieldType::Date => crate::rules::field::parse_date(&bound.v).is_some(),
+                FieldType::Decimal { .. } => crate::rules::field::decimal_shape(&bound.v).is_some(),
+                _ => false,
+            };
+            if !ok {
+                self.problems.push(
+                    Problem::new(bound.span.clone(), format!("bad plausible bound `{}`", bound.v))
+                        .help("bounds are YYYY-MM-DD on date fields and decimal text on decimal fields"),
+                );
+            }
+        }
+        if let Some(known) = &raw.known {
+            if !is_string {
+                self.misplaced(Some(known.span.clone()), "`known` is only allowed on string fields");
+            } else if !matches!(self.lists.get(&known.v), Some(ValueList::Plain(_))) {
+                let p = Problem::new(known.span.clone(), format!("unknown value list `{}`", known.v))
+                    .suggest(&known.v, self.raw.lists.iter().map(|l| l.name.v.as_str()));
+                self.problems.push(p);
+            }
+        }
         if let Some(dep) = &raw.depends_on {
             self.sibling(dep, siblings);
             field.depends_on = Some(dep.v.clone());
@@ -382,6 +417,9 @@ impl<'a> Resolver<'a> {
             only_on: self.rule_code(&raw.only_on_code),
             unique: self.rule_code(&raw.unique_code),
             unlisted: self.rule_code(&raw.unlisted_code),
+            future: self.rule_code(&raw.future_code),
+            plausible: self.rule_code(&raw.plausible_code),
+            known: self.rule_code(&raw.known_code),
         };
         field.column = columns.len();
         if let Some(raw_obj) = nested_object {
@@ -566,6 +604,9 @@ fn placeholder_field() -> Field {
         only_on: None,
         unique: None,
         depends_on: None,
+        not_future: false,
+        plausible: (None, None),
+        known: None,
         codes: FieldCodes::default(),
         doc: String::new(),
         column: 0,

@@ -1,0 +1,54 @@
+//! Cross-field rules: one file per rule, each with what it checks, why, and an example.
+//!
+//! A rule reads the chunk's tables through the keys (`_account`, `_parent`) and reports
+//! findings through the [`Emitter`]; it names the tables and columns it needs and does nothing
+//! when a schema lacks them. The codes are named in the schema's `[rules]`, which sets their
+//! severity (or turns them off).
+
+mod ledger_balance;
+mod transfer_balance;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt32Type;
+use arrow_array::{Array, RecordBatch, StringArray, UInt32Array};
+use rust_decimal::Decimal;
+
+use super::Emitter;
+use crate::findings::Finding;
+use crate::ingest::{ACCOUNT, PARENT};
+use crate::schema::TableId;
+
+/// A cross-field rule: its name (the code it reports) and its check over one chunk.
+pub struct CrossRule {
+    pub code: &'static str,
+    pub check: fn(&Emitter<'_>) -> Vec<Finding>,
+}
+
+/// Every cross-field rule, in the order their findings are listed.
+pub const RULES: &[CrossRule] = &[
+    CrossRule { code: "balance_mismatch_on_ledger_balance", check: ledger_balance::check },
+    CrossRule { code: "ledger_balances_not_equal_to_transfer_balance", check: transfer_balance::check },
+];
+
+/// A table of the chunk by name, with its id.
+fn table<'a>(e: &Emitter<'a>, name: &str) -> Option<(TableId, &'a RecordBatch)> {
+    let id = e.schema.table_by_name(name)?.id;
+    Some((id, &e.tables[id.0]))
+}
+
+fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Option<&'a StringArray> {
+    batch.column_by_name(column).map(|c| c.as_string::<i32>())
+}
+
+fn key<'a>(batch: &'a RecordBatch, column: &str) -> &'a UInt32Array {
+    let name = match column {
+        "account" => ACCOUNT,
+        _ => PARENT,
+    };
+    batch.column_by_name(name).expect("key columns exist").as_primitive::<UInt32Type>()
+}
+
+/// The exact decimal in row `row`, if the value is there and is a decimal.
+fn decimal(values: &StringArray, row: usize) -> Option<Decimal> {
+    if values.is_valid(row) { Decimal::from_str_exact(values.value(row)).ok() } else { None }
+}
