@@ -70,9 +70,12 @@ enum Kind {
     FutureReading,
     Melo,
     OldBirthDate,
+    EndBeforeStart,
+    EndAtStart,
+    OtherSupplyTypeField,
 }
 
-const KINDS: [Kind; 25] = [
+const KINDS: [Kind; 28] = [
     Kind::WrongTypeString,
     Kind::MissingRequired,
     Kind::NullRequired,
@@ -98,6 +101,9 @@ const KINDS: [Kind; 25] = [
     Kind::FutureReading,
     Kind::Melo,
     Kind::OldBirthDate,
+    Kind::EndBeforeStart,
+    Kind::EndAtStart,
+    Kind::OtherSupplyTypeField,
 ];
 
 /// Injects one to three errors (or, rarely, makes the line not JSON at all).
@@ -142,7 +148,7 @@ fn remove(account: &mut Value, pointer: &str) {
 
 fn apply<R: Rng>(rng: &mut R, built: &mut Built, kind: Kind) -> Option<Vec<Injected>> {
     let a = &mut built.account;
-    let (ai, pi, _) = *built.points.choose(rng).expect("an account has supply points");
+    let (ai, pi, ty) = *built.points.choose(rng).expect("an account has supply points");
     let point = format!("/supply_addresses/{ai}/supply_points/{pi}");
     let meter = format!("{point}/melos/0/meters/0");
     match kind {
@@ -300,6 +306,28 @@ fn apply<R: Rng>(rng: &mut R, built: &mut Built, kind: Kind) -> Option<Vec<Injec
             a.pointer(&p)?;
             set(a, &p, json!("2099-01-01T00:00:00Z"));
             one(&p, "date_in_future", Stage::Rules)
+        }
+        Kind::EndBeforeStart => {
+            let p = format!("{meter}/registers/0/active_to");
+            set(a, &p, json!("2000-01-01T00:00:00Z"));
+            one(&p, "start_date_later_than_end_date", Stage::Rules)
+        }
+        Kind::EndAtStart => {
+            let from = a.pointer(&format!("{point}/balancing_periods/0/valid_from"))?.clone();
+            let p = format!("{point}/balancing_periods/0/valid_to");
+            set(a, &p, from);
+            one(&p, "start_date_same_as_end_date", Stage::Rules)
+        }
+        Kind::OtherSupplyTypeField => {
+            let m = a.pointer_mut(&meter)?.as_object_mut()?;
+            let (key, value) = if ty == "GAS" {
+                ("energierichtung", json!("ERZ"))
+            } else {
+                let cf = json!([{ "active_from_date": "2020-01-01", "active_to_date": "2024-01-01", "calorific_value": "11.2", "condition_value": "0.95" }]);
+                ("conversion_factors", cf)
+            };
+            m.insert(key.into(), value);
+            one(&format!("{meter}/{key}"), "field_not_allowed_for_supply_type", Stage::Rules)
         }
         Kind::Melo => {
             let p = format!("{point}/melos/0/melo_number");

@@ -52,6 +52,21 @@ fn check_field(
     object: Option<&Object>,
     out: &mut Vec<Finding>,
 ) {
+    check_values(e, ctx, table, field, object, out);
+    if field.after.is_some() {
+        check_range(e, ctx, table, field, object, out);
+    }
+}
+
+/// The checks of each value on its own.
+fn check_values(
+    e: &Emitter<'_>,
+    ctx: &RuleContext,
+    table: TableId,
+    field: &Field,
+    object: Option<&Object>,
+    out: &mut Vec<Finding>,
+) {
     let batch = &e.tables[table.0];
     let column = batch.column(KEY_COLUMNS + field.column);
     let name = &e.schema.table(table).columns[field.column].name;
@@ -186,6 +201,48 @@ fn check_field(
             }
         }
         FieldType::Bool | FieldType::Json | FieldType::Object(_) | FieldType::List(_) => {}
+    }
+}
+
+/// An end date or datetime against its start (`after`): before it is
+/// `start_date_later_than_end_date`; equal is `start_date_same_as_end_date` unless the end is
+/// inclusive. Values that do not parse are left to their own findings.
+fn check_range(
+    e: &Emitter<'_>,
+    ctx: &RuleContext,
+    table: TableId,
+    field: &Field,
+    object: Option<&Object>,
+    out: &mut Vec<Finding>,
+) {
+    let Some((start_name, inclusive)) = &field.after else { return };
+    let name = &e.schema.table(table).columns[field.column].name;
+    let mut push = |row: usize, code: &str, detail: String, value: Option<&str>| {
+        out.extend(e.finding(table, row, name, code, detail, value));
+    };
+    let Some(start) = object.and_then(|o| o.field_index(start_name).map(|i| &o.fields[i])) else { return };
+    let batch = &e.tables[table.0];
+    let ends = batch.column(KEY_COLUMNS + field.column).as_string::<i32>();
+    let starts = batch.column(KEY_COLUMNS + start.column).as_string::<i32>();
+    let key = |v: &str| -> Option<chrono::DateTime<chrono::Utc>> {
+        match field.ty {
+            FieldType::Date => parse_date(v).map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+            _ => instant(v, ctx.tz),
+        }
+    };
+    for (row, end) in strings(ends) {
+        if !starts.is_valid(row) {
+            continue;
+        }
+        let from = starts.value(row);
+        let (Some(a), Some(b)) = (key(from), key(end)) else { continue };
+        if b < a {
+            let detail = format!("{} ends before it starts ({start_name} is {})", quote(end), quote(from));
+            push(row, "start_date_later_than_end_date", detail, Some(end));
+        } else if b == a && !inclusive {
+            let detail = format!("{} is the same as {start_name}; the end is exclusive", quote(end));
+            push(row, "start_date_same_as_end_date", detail, Some(end));
+        }
     }
 }
 

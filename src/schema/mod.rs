@@ -140,6 +140,8 @@ pub struct Field {
     pub plausible: (Option<String>, Option<String>),
     /// A list the value should be in (`known`): outside it is the field's known code.
     pub known: Option<String>,
+    /// The sibling this end date or datetime must come after, and whether equal is allowed.
+    pub after: Option<(String, bool)>,
     /// Specific codes that replace generic ones (`customer_family_name_required`).
     pub codes: FieldCodes,
     pub doc: String,

@@ -85,6 +85,8 @@ pub(super) struct RawField {
     pub plausible_code: Option<Sp<String>>,
     pub known: Option<Sp<String>>,
     pub known_code: Option<Sp<String>>,
+    pub after: Option<Sp<String>>,
+    pub after_inclusive: Option<Sp<bool>>,
     pub doc: Option<Sp<String>>,
 }
 
@@ -118,6 +120,8 @@ pub(super) const FIELD_KEYS: &[&str] = &[
     "plausible_code",
     "known",
     "known_code",
+    "after",
+    "after_inclusive",
     "doc",
 ];
 
@@ -236,6 +240,8 @@ fn raw_field(value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
             "plausible_code" => f.plausible_code = string(v, "plausible_code", problems),
             "known" => f.known = string(v, "known", problems),
             "known_code" => f.known_code = string(v, "known_code", problems),
+            "after" => f.after = string(v, "after", problems),
+            "after_inclusive" => f.after_inclusive = boolean(v, "after_inclusive", problems),
             "doc" => f.doc = string(v, "doc", problems),
             other => problems.push(unknown_key(k, other, "field", FIELD_KEYS)),
         }

@@ -277,6 +277,7 @@ impl<'a> Resolver<'a> {
                 raw.plausible_max.as_ref().map(|v| v.v.clone()),
             ),
             known: raw.known.as_ref().map(|k| k.v.clone()),
+            after: raw.after.as_ref().map(|a| (a.v.clone(), flag(&raw.after_inclusive))),
             codes: FieldCodes::default(),
             doc: raw.doc.as_ref().map(|d| d.v.clone()).unwrap_or_default(),
             column: 0,
@@ -384,6 +385,13 @@ impl<'a> Resolver<'a> {
                     Problem::new(bound.span.clone(), format!("bad plausible bound `{}`", bound.v))
                         .help("bounds are YYYY-MM-DD on date fields and decimal text on decimal fields"),
                 );
+            }
+        }
+        if let Some(after) = &raw.after {
+            if dated {
+                self.sibling(after, siblings);
+            } else {
+                self.misplaced(Some(after.span.clone()), "`after` is only allowed on date and datetime fields");
             }
         }
         if let Some(known) = &raw.known {
@@ -607,6 +615,7 @@ fn placeholder_field() -> Field {
         not_future: false,
         plausible: (None, None),
         known: None,
+        after: None,
         codes: FieldCodes::default(),
         doc: String::new(),
         column: 0,

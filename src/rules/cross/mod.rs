@@ -6,6 +6,7 @@
 //! severity (or turns them off).
 
 mod ledger_balance;
+mod supply_type_fields;
 mod transfer_balance;
 
 use arrow_array::cast::AsArray;
@@ -28,6 +29,7 @@ pub struct CrossRule {
 pub const RULES: &[CrossRule] = &[
     CrossRule { code: "balance_mismatch_on_ledger_balance", check: ledger_balance::check },
     CrossRule { code: "ledger_balances_not_equal_to_transfer_balance", check: transfer_balance::check },
+    CrossRule { code: "field_not_allowed_for_supply_type", check: supply_type_fields::check },
 ];
 
 /// A table of the chunk by name, with its id.
