@@ -73,9 +73,15 @@ enum Kind {
     EndBeforeStart,
     EndAtStart,
     OtherSupplyTypeField,
+    UnknownLedgerIdentifier,
+    MissingLedger,
+    MissingBankAccount,
+    TransferReadingMeter,
+    ReadingTooLong,
+    UnknownOccupier,
 }
 
-const KINDS: [Kind; 28] = [
+const KINDS: [Kind; 34] = [
     Kind::WrongTypeString,
     Kind::MissingRequired,
     Kind::NullRequired,
@@ -104,6 +110,12 @@ const KINDS: [Kind; 28] = [
     Kind::EndBeforeStart,
     Kind::EndAtStart,
     Kind::OtherSupplyTypeField,
+    Kind::UnknownLedgerIdentifier,
+    Kind::MissingLedger,
+    Kind::MissingBankAccount,
+    Kind::TransferReadingMeter,
+    Kind::ReadingTooLong,
+    Kind::UnknownOccupier,
 ];
 
 /// Injects one to three errors (or, rarely, makes the line not JSON at all).
@@ -212,6 +224,7 @@ fn apply<R: Rng>(rng: &mut R, built: &mut Built, kind: Kind) -> Option<Vec<Injec
         }
         Kind::Iban => {
             let i = built.direct_debit?;
+            // The bank account may have been removed by MissingBankAccount.
             let p = format!("/payment_instructions/{i}/bank_account/iban");
             let iban = a.pointer(&p)?.as_str()?.to_owned();
             let last = iban.as_bytes()[iban.len() - 1];
@@ -328,6 +341,45 @@ fn apply<R: Rng>(rng: &mut R, built: &mut Built, kind: Kind) -> Option<Vec<Injec
             };
             m.insert(key.into(), value);
             one(&format!("{meter}/{key}"), "field_not_allowed_for_supply_type", Stage::Rules)
+        }
+        Kind::UnknownLedgerIdentifier => {
+            let p = "/ledgers/0/identifiers/0";
+            a.pointer(p)?;
+            set(a, p, json!(super::account::malo(rng)));
+            one(p, "unknown_ledger_identifiers", Stage::Rules)
+        }
+        Kind::MissingLedger => {
+            let p = "/payment_schedules/0/ledger_code";
+            a.pointer(p)?;
+            set(a, p, json!("GENERAL_LEDGER"));
+            one(p, "ledger_code_does_not_exist", Stage::Rules)
+        }
+        Kind::MissingBankAccount => {
+            // Only while the IBAN is untouched: an injected invalid IBAN must stay visible.
+            let i = built.direct_debit?;
+            let iban = a.pointer(&format!("/payment_instructions/{i}/bank_account/iban"))?.as_str()?;
+            if crate::identifiers::iban_mod97(iban) != Some(1) {
+                return None;
+            }
+            let p = format!("/payment_instructions/{i}/bank_account");
+            remove(a, &p);
+            one(&p, "bank_account_required", Stage::Rules)
+        }
+        Kind::TransferReadingMeter => {
+            let p = format!("{point}/transfer_readings/0/meter_number");
+            set(a, &p, json!("X9999999"));
+            one(&p, "transfer_reading_meter_not_found", Stage::Rules)
+        }
+        Kind::ReadingTooLong => {
+            let digits = a.pointer(&format!("{meter}/registers/0/digits"))?.as_u64()?;
+            let p = format!("{meter}/registers/0/readings/0/value");
+            a.pointer(&p)?;
+            set(a, &p, json!(format!("1{}", "0".repeat(digits as usize))));
+            one(&p, "reading_value_exceeds_register_digits", Stage::Rules)
+        }
+        Kind::UnknownOccupier => {
+            set(a, "/unknown_occupier", json!(true));
+            one("/customers", "customer_with_unknown_occupier", Stage::Rules)
         }
         Kind::Melo => {
             let p = format!("{point}/melos/0/melo_number");

@@ -6,8 +6,11 @@
 //! severity (or turns them off).
 
 mod ledger_balance;
+mod ledger_references;
+mod meter_references;
 mod supply_type_fields;
 mod transfer_balance;
+mod unknown_occupier;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
@@ -30,6 +33,9 @@ pub const RULES: &[CrossRule] = &[
     CrossRule { code: "balance_mismatch_on_ledger_balance", check: ledger_balance::check },
     CrossRule { code: "ledger_balances_not_equal_to_transfer_balance", check: transfer_balance::check },
     CrossRule { code: "field_not_allowed_for_supply_type", check: supply_type_fields::check },
+    CrossRule { code: "unknown_ledger_identifiers", check: ledger_references::check },
+    CrossRule { code: "transfer_reading_meter_not_found", check: meter_references::check },
+    CrossRule { code: "customer_with_unknown_occupier", check: unknown_occupier::check },
 ];
 
 /// A table of the chunk by name, with its id.
@@ -53,4 +59,27 @@ fn key<'a>(batch: &'a RecordBatch, column: &str) -> &'a UInt32Array {
 /// The exact decimal in row `row`, if the value is there and is a decimal.
 fn decimal(values: &StringArray, row: usize) -> Option<Decimal> {
     if values.is_valid(row) { Decimal::from_str_exact(values.value(row)).ok() } else { None }
+}
+
+/// The values of `column` in `batch`, as one set per row of the `by` key (`"account"` or
+/// `"parent"`), for `groups` groups.
+fn sets_by<'a>(
+    batch: &'a RecordBatch,
+    column: &str,
+    by: &str,
+    groups: usize,
+) -> Vec<std::collections::HashSet<&'a str>> {
+    let mut sets = vec![std::collections::HashSet::new(); groups];
+    if let Some(values) = strings(batch, column) {
+        let keys = key(batch, by);
+        for row in (0..values.len()).filter(|r| values.is_valid(*r)) {
+            sets[keys.value(row) as usize].insert(values.value(row));
+        }
+    }
+    sets
+}
+
+/// The string in row `row`, if valid.
+fn text(values: &StringArray, row: usize) -> Option<&str> {
+    values.is_valid(row).then(|| values.value(row))
 }
