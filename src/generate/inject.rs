@@ -79,9 +79,15 @@ enum Kind {
     TransferReadingMeter,
     ReadingTooLong,
     UnknownOccupier,
+    AgreementGap,
+    OverlappingOperators,
+    TransactionInClosedStatement,
+    NetAboveGross,
+    ObisMedium,
+    StatementSupplyType,
 }
 
-const KINDS: [Kind; 34] = [
+const KINDS: [Kind; 40] = [
     Kind::WrongTypeString,
     Kind::MissingRequired,
     Kind::NullRequired,
@@ -116,6 +122,12 @@ const KINDS: [Kind; 34] = [
     Kind::TransferReadingMeter,
     Kind::ReadingTooLong,
     Kind::UnknownOccupier,
+    Kind::AgreementGap,
+    Kind::OverlappingOperators,
+    Kind::TransactionInClosedStatement,
+    Kind::NetAboveGross,
+    Kind::ObisMedium,
+    Kind::StatementSupplyType,
 ];
 
 /// Injects one to three errors (or, rarely, makes the line not JSON at all).
@@ -205,6 +217,9 @@ fn apply<R: Rng>(rng: &mut R, built: &mut Built, kind: Kind) -> Option<Vec<Injec
         }
         Kind::MissingObject => {
             let p = format!("{point}/agreements/0/params");
+            if a.pointer(&format!("{p}/net_unit_rate_per_kwh")).and_then(Value::as_str) == Some("9.9") {
+                return None; // NetAboveGross needs these params
+            }
             remove(a, &p);
             one(&p, "required", Stage::Flatten)
         }
@@ -380,6 +395,49 @@ fn apply<R: Rng>(rng: &mut R, built: &mut Built, kind: Kind) -> Option<Vec<Injec
         Kind::UnknownOccupier => {
             set(a, "/unknown_occupier", json!(true));
             one("/customers", "customer_with_unknown_occupier", Stage::Rules)
+        }
+        Kind::AgreementGap => {
+            // Start the second agreement a day late: the pair before it is no longer contiguous.
+            let p = format!("{point}/agreements/1/effective_from");
+            let from = a.pointer(&p)?.as_str()?;
+            let later = chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d").ok()?.succ_opt()?;
+            set(a, &p, json!(later.format("%Y-%m-%d").to_string()));
+            one(&format!("{point}/agreements"), "gaps_or_overlaps_in_agreement_dates", Stage::Rules)
+        }
+        Kind::OverlappingOperators => {
+            let p = format!("{point}/meter_operators/0/valid_to");
+            a.pointer(&format!("{point}/meter_operators/1"))?;
+            set(a, &p, Value::Null);
+            one(&format!("{point}/meter_operators"), "overlapping_periods", Stage::Rules)
+        }
+        Kind::TransactionInClosedStatement => {
+            let closing = a.pointer("/ledgers/0/last_statement_closing_date")?.clone();
+            let p = "/ledgers/0/current_statement_transactions/0/transaction_date";
+            a.pointer(p)?;
+            set(a, p, closing);
+            one(p, "current_statement_transaction_before_last_statement_closing_date", Stage::Rules)
+        }
+        Kind::NetAboveGross => {
+            let p = format!("{point}/agreements/0/params/net_unit_rate_per_kwh");
+            a.pointer(&p)?;
+            set(a, &p, json!("9.9"));
+            one(&p, "net_price_above_gross_price", Stage::Rules)
+        }
+        Kind::ObisMedium => {
+            let p = format!("{meter}/registers/0/obis_code");
+            set(a, &p, json!("6-0:1.8.0"));
+            one(&p, "obis_medium_mismatch", Stage::Rules)
+        }
+        Kind::StatementSupplyType => {
+            let types: std::collections::BTreeSet<&str> = built.points.iter().map(|(_, _, t)| *t).collect();
+            if types.len() != 1 {
+                return None;
+            }
+            let other = if types.contains("GAS") { "ELECTRICITY" } else { "GAS" };
+            let p = "/statements/0/supply_type";
+            a.pointer(p)?;
+            set(a, p, json!(other));
+            one(p, "statement_supply_type_not_on_account", Stage::Rules)
         }
         Kind::Melo => {
             let p = format!("{point}/melos/0/melo_number");

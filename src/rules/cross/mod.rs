@@ -5,9 +5,12 @@
 //! when a schema lacks them. The codes are named in the schema's `[rules]`, which sets their
 //! severity (or turns them off).
 
+mod agreements;
 mod ledger_balance;
 mod ledger_references;
 mod meter_references;
+mod periods;
+mod plausibility;
 mod supply_type_fields;
 mod transfer_balance;
 mod unknown_occupier;
@@ -36,6 +39,9 @@ pub const RULES: &[CrossRule] = &[
     CrossRule { code: "unknown_ledger_identifiers", check: ledger_references::check },
     CrossRule { code: "transfer_reading_meter_not_found", check: meter_references::check },
     CrossRule { code: "customer_with_unknown_occupier", check: unknown_occupier::check },
+    CrossRule { code: "gaps_or_overlaps_in_agreement_dates", check: agreements::check },
+    CrossRule { code: "overlapping_periods", check: periods::check },
+    CrossRule { code: "net_price_above_gross_price", check: plausibility::check },
 ];
 
 /// A table of the chunk by name, with its id.
@@ -82,4 +88,31 @@ fn sets_by<'a>(
 /// The string in row `row`, if valid.
 fn text(values: &StringArray, row: usize) -> Option<&str> {
     values.is_valid(row).then(|| values.value(row))
+}
+
+/// For each row of `table`, the row of its supply point: the row itself in supply_points, the
+/// ancestor's otherwise; `None` when the table is not under supply_points.
+fn supply_point_rows(e: &Emitter<'_>, table: TableId, points: TableId) -> Option<Vec<usize>> {
+    let n = e.tables[table.0].num_rows();
+    let mut rows: Vec<usize> = (0..n).collect();
+    let mut t = table;
+    while t != points {
+        let (parent, _) = e.schema.table(t).parent.as_ref()?;
+        let parents = key(&e.tables[t.0], "parent");
+        for r in rows.iter_mut() {
+            *r = parents.value(*r) as usize;
+        }
+        t = *parent;
+    }
+    Some(rows)
+}
+
+/// Rows of `batch` grouped by their parent row, in row order.
+fn children_by_parent(batch: &RecordBatch, parents: usize) -> Vec<Vec<usize>> {
+    let mut groups = vec![Vec::new(); parents];
+    let keys = key(batch, "parent");
+    for row in 0..batch.num_rows() {
+        groups[keys.value(row) as usize].push(row);
+    }
+    groups
 }

@@ -14,9 +14,9 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
 
-use super::{Emitter, key, strings, table};
+use super::{Emitter, strings, supply_point_rows, table};
 use crate::findings::Finding;
-use crate::schema::{ColumnKind, Field, FieldType, Object, TableBody, TableId};
+use crate::schema::{ColumnKind, Field, FieldType, Object, TableBody};
 
 const KEY_COLUMNS: usize = 4;
 
@@ -69,21 +69,4 @@ fn collect<'s>(e: &Emitter<'s>, object: &'s Object, out: &mut Vec<&'s Field>) {
             collect(e, e.schema.object(nested), out);
         }
     }
-}
-
-/// For each row of `table`, the row of its supply point: the row itself in supply_points,
-/// the ancestor's otherwise; `None` when the table is not under supply_points.
-fn supply_point_rows(e: &Emitter<'_>, table: TableId, points: TableId) -> Option<Vec<usize>> {
-    let n = e.tables[table.0].num_rows();
-    let mut rows: Vec<usize> = (0..n).collect();
-    let mut t = table;
-    while t != points {
-        let (parent, _) = e.schema.table(t).parent.as_ref()?;
-        let parents = key(&e.tables[t.0], "parent");
-        for r in rows.iter_mut() {
-            *r = parents.value(*r) as usize;
-        }
-        t = *parent;
-    }
-    Some(rows)
 }
