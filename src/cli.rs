@@ -60,15 +60,24 @@ pub struct FlattenArgs {
 /// finding with its line, account and attr path. A summary goes to stderr: accounts accepted
 /// and rejected, the most frequent codes and attr patterns (indices folded).
 ///
+/// Each account gets the guide's validate outcome: 200 with the validated data, or 400 with
+/// {"detail", "code": "account_failed_validation", "errors": [...]}; warnings ride along in a
+/// "warnings" array.
+///
 /// Exits 0 when no line has an error, 1 otherwise.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  ferry validate data/sample.ndjson --out ferry-data/validate\n  ferry validate dump.ndjson --emit findings | jq -r .code | sort | uniq -c"
+    after_help = "Example:\n  ferry validate data/sample.ndjson --out ferry-data/validate\n  ferry validate dump.ndjson --emit findings | jq -r .code | sort | uniq -c\n  ferry validate --account data/examples/guide-account.json"
 )]
 pub struct ValidateArgs {
     /// The NDJSON dump: .ndjson, .ndjson.gz or .ndjson.zst.
-    pub dump: PathBuf,
-    /// Directory for findings.parquet (created if missing).
+    #[arg(required_unless_present = "account")]
+    pub dump: Option<PathBuf>,
+    /// Validate one account: a JSON file holding one object (pretty-printed is fine). Prints
+    /// the guide's response body on stdout and its status on stderr; exits 0 for 200, 1 for 400.
+    #[arg(long, value_name = "FILE.json", conflicts_with_all = ["dump", "out", "emit"])]
+    pub account: Option<PathBuf>,
+    /// Directory for findings.parquet and outcomes.parquet (created if missing).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// What to print on stdout, one JSON object per line.
@@ -85,6 +94,8 @@ pub struct ValidateArgs {
 /// What `ferry validate` prints on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Emit {
+    /// Every account's outcome: line, import_supplier, external_account_number, status, body.
+    Outcomes,
     /// Every finding: line, import_supplier, external_account_number, attr, code, severity, detail, value.
     Findings,
     /// Nothing; the summary still goes to stderr.

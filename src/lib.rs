@@ -26,6 +26,7 @@ pub mod findings;
 pub mod generate;
 pub mod identifiers;
 pub mod ingest;
+pub mod outcome;
 pub mod rules;
 pub mod schema;
 pub mod validation;

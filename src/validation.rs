@@ -48,8 +48,9 @@ impl InputScope {
         Self { fields, seen }
     }
 
-    /// Adds a finding for every repeat, in this chunk, of a value seen on an earlier line.
-    pub fn check(&mut self, schema: &Schema, out: &mut ChunkOutput) {
+    /// Adds a finding for every repeat, in this chunk, of a value seen on an earlier line;
+    /// true when it added any.
+    pub fn check(&mut self, schema: &Schema, out: &mut ChunkOutput) -> bool {
         let root = &out.tables[0];
         let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
         let supplier = root.column_by_name("import_supplier").map(|c| c.as_string::<i32>());
@@ -78,6 +79,7 @@ impl InputScope {
         if added {
             out.findings.sort_by_key(|f| f.line);
         }
+        added
     }
 }
 

@@ -28,11 +28,11 @@ pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
             options,
             |_| {},
             |wave| {
-                accounts += wave.iter().map(|o| o.accounts).sum::<u64>();
+                accounts += wave.iter().map(|(o, ())| o.accounts).sum::<u64>();
                 bar.set_position(consumed.load(Ordering::Relaxed));
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!("{accounts} accounts, {:.0}/s", accounts as f64 / secs));
-                files.write(wave)
+                files.write(wave.into_iter().map(|(o, ())| o).collect())
             },
         )
     })?;

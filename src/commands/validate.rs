@@ -1,33 +1,51 @@
-//! `ferry validate`: every rule over a dump; findings to Parquet and stdout, a summary.
+//! `ferry validate`: every rule over a dump (or one account); findings and outcomes to Parquet
+//! and stdout, a summary on stderr.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
 use crate::cli::{Emit, ValidateArgs};
 use crate::error::{Error, Outcome};
 use crate::findings::{self, Finding};
 use crate::ingest::output::{PendingFile, writer_properties};
-use crate::ingest::{DumpReader, IngestOptions, ingest};
+use crate::ingest::{Chunk, DumpReader, IngestOptions, arrow_schemas, flatten_chunk, ingest};
+use crate::outcome::{self, chunk_outcomes};
 use crate::rules::RuleContext;
+use crate::schema::Schema;
 use crate::validation::{InputScope, Tally, check_chunk};
 
 pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
     let schema = super::load_schema(args.ingest.schema.as_deref())?;
+    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    if let Some(account) = &args.account {
+        return one_account(&schema, &ctx, account);
+    }
+    let dump = args.dump.as_deref().expect("clap requires a dump without --account");
     let pool = super::thread_pool(args.ingest.threads)?;
     let mut options = IngestOptions::for_threads(pool.current_num_threads());
     options.chunk_size = args.ingest.chunk_size.max(1);
-    let size = fs_err::metadata(&args.dump)?.len();
-    let reader = DumpReader::open(&args.dump, options.chunk_size)?;
+    let size = fs_err::metadata(dump)?.len();
+    let reader = DumpReader::open(dump, options.chunk_size)?;
     let consumed = reader.progress();
-    let mut file = match &args.out {
+    let mut files = match &args.out {
         Some(dir) => {
             fs_err::create_dir_all(dir)?;
-            let props = writer_properties(&schema, "findings");
-            Some(PendingFile::create(dir.join("findings.parquet"), findings::arrow_schema(), props)?)
+            let f = PendingFile::create(
+                dir.join("findings.parquet"),
+                findings::arrow_schema(),
+                writer_properties(&schema, "findings"),
+            )?;
+            let o = PendingFile::create(
+                dir.join("outcomes.parquet"),
+                outcome::arrow_schema(),
+                writer_properties(&schema, "outcomes"),
+            )?;
+            Some((f, o))
         }
         None => None,
     };
-    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let want_outcomes = files.is_some() || args.emit == Emit::Outcomes;
     let mut scope = InputScope::new(&schema);
     let mut tally = Tally::default();
     let bar = super::byte_progress(size);
@@ -38,17 +56,29 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
             &schema,
             reader,
             options,
-            |out| check_chunk(&schema, &ctx, out),
+            |out| {
+                check_chunk(&schema, &ctx, out);
+                if want_outcomes { chunk_outcomes(&schema, out) } else { Vec::new() }
+            },
             |wave| {
                 let mut lock = stdout.lock();
-                for mut out in wave {
-                    scope.check(&schema, &mut out);
-                    tally.add(&out);
-                    if let Some(file) = file.as_mut().filter(|_| !out.findings.is_empty()) {
-                        file.write(&findings::to_batch(&out.findings))?;
+                for (mut out, mut outcomes) in wave {
+                    if scope.check(&schema, &mut out) && want_outcomes {
+                        outcomes = chunk_outcomes(&schema, &out);
                     }
-                    if args.emit == Emit::Findings {
-                        emit(&mut lock, &out.findings)?;
+                    tally.add(&out);
+                    if let Some((f, o)) = files.as_mut() {
+                        if !out.findings.is_empty() {
+                            f.write(&findings::to_batch(&out.findings))?;
+                        }
+                        if !outcomes.is_empty() {
+                            o.write(&outcome::to_batch(&outcomes))?;
+                        }
+                    }
+                    match args.emit {
+                        Emit::Findings => emit_findings(&mut lock, &out.findings)?,
+                        Emit::Outcomes => emit_outcomes(&mut lock, &outcomes)?,
+                        Emit::None => {}
                     }
                 }
                 bar.set_position(consumed.load(std::sync::atomic::Ordering::Relaxed));
@@ -57,25 +87,47 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
         )
     })?;
     bar.finish_and_clear();
-    if let Some(file) = file {
-        file.commit()?;
+    if let Some((f, o)) = files {
+        f.commit()?;
+        o.commit()?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut summary = format!(
         "validated {} in {elapsed:.2} s ({:.1} MB/s): {}",
-        args.dump.display(),
+        dump.display(),
         size as f64 / 1e6 / elapsed.max(1e-9),
         tally.render(10)
     );
     if let Some(dir) = &args.out {
-        summary.push_str(&format!("wrote {}\n", dir.join("findings.parquet").display()));
+        summary.push_str(&format!("wrote {} and outcomes.parquet\n", dir.join("findings.parquet").display()));
     }
     eprint!("{summary}");
     Ok(if tally.rejected_lines > 0 { Outcome::Rejected } else { Outcome::Clean })
 }
 
+/// The validate endpoint on the command line: one JSON object in, the guide's body out.
+fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<Outcome, Error> {
+    let text = fs_err::read_to_string(path)?;
+    // JSON strings cannot hold raw newlines, so a pretty-printed object becomes one line.
+    let line: String = text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let chunk = Chunk::Lines { first_line: 1, bytes: line.into_bytes() };
+    let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
+    check_chunk(schema, ctx, &mut out);
+    let Some(result) = chunk_outcomes(schema, &out).into_iter().next() else {
+        return Err(Error::usage(
+            format!("{} holds no JSON object", path.display()),
+            Some("the file must hold one account object"),
+        ));
+    };
+    let reason = if result.status == 200 { "OK" } else { "Bad Request" };
+    let body = serde_json::to_string_pretty(&result.body).expect("a Value serialises");
+    println!("{body}");
+    eprintln!("{} {reason}", result.status);
+    Ok(if result.status == 200 { Outcome::Clean } else { Outcome::Rejected })
+}
+
 /// One JSON object per finding, in line order.
-fn emit(out: &mut impl Write, findings: &[Finding]) -> std::io::Result<()> {
+fn emit_findings(out: &mut impl Write, findings: &[Finding]) -> std::io::Result<()> {
     for f in findings {
         let value = serde_json::json!({
             "line": f.line,
@@ -86,6 +138,22 @@ fn emit(out: &mut impl Write, findings: &[Finding]) -> std::io::Result<()> {
             "severity": f.severity.as_str(),
             "detail": f.detail,
             "value": f.value,
+        });
+        serde_json::to_writer(&mut *out, &value)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// One JSON object per outcome, in line order.
+fn emit_outcomes(out: &mut impl Write, outcomes: &[outcome::Outcome]) -> std::io::Result<()> {
+    for o in outcomes {
+        let value = serde_json::json!({
+            "line": o.line,
+            "import_supplier": o.import_supplier,
+            "external_account_number": o.external_account_number,
+            "status": o.status,
+            "body": o.body,
         });
         serde_json::to_writer(&mut *out, &value)?;
         out.write_all(b"\n")?;

@@ -102,10 +102,10 @@ pub struct IngestTotals {
 }
 
 /// Reads the whole dump, flattening chunks in parallel on the current rayon pool and running
-/// `process` on each chunk's output in the same parallel task (the rules, for validate), then
-/// gives each wave of outputs to `sink` in input order; writing a wave overlaps parsing the
-/// next.
-pub fn ingest<P, S>(
+/// `process` on each chunk's output in the same parallel task (the rules and outcomes, for
+/// validate), then gives each wave of outputs, with what `process` returned, to `sink` in
+/// input order; writing a wave overlaps parsing the next.
+pub fn ingest<X, P, S>(
     schema: &Schema,
     reader: DumpReader,
     options: IngestOptions,
@@ -113,13 +113,14 @@ pub fn ingest<P, S>(
     mut sink: S,
 ) -> io::Result<IngestTotals>
 where
-    P: Fn(&mut ChunkOutput) + Sync,
-    S: FnMut(Vec<ChunkOutput>) -> io::Result<()> + Send,
+    X: Send,
+    P: Fn(&mut ChunkOutput) -> X + Sync,
+    S: FnMut(Vec<(ChunkOutput, X)>) -> io::Result<()> + Send,
 {
     let arrow = arrow_schemas(schema);
     let mut totals = IngestTotals::default();
     let reader = &mut ReadAhead::spawn(reader, options.wave);
-    let parse_wave = |reader: &mut ReadAhead| -> io::Result<Vec<ChunkOutput>> {
+    let parse_wave = |reader: &mut ReadAhead| -> io::Result<Vec<(ChunkOutput, X)>> {
         let mut chunks = Vec::with_capacity(options.wave);
         while chunks.len() < options.wave {
             match reader.next_chunk()? {
@@ -131,14 +132,14 @@ where
             .par_iter()
             .map(|c| {
                 let mut out = flatten_chunk(schema, &arrow, c);
-                process(&mut out);
-                out
+                let extra = process(&mut out);
+                (out, extra)
             })
             .collect())
     };
     let mut pending = parse_wave(reader)?;
     while !pending.is_empty() {
-        for out in &pending {
+        for (out, _) in &pending {
             totals.lines += out.lines;
             totals.accounts += out.accounts;
         }

@@ -47,7 +47,10 @@ fn flatten(dir: &Path, chunk_size: usize, threads: usize) -> Vec<RecordBatch> {
     let mut files = TableFiles::create(schema(), dir).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let options = IngestOptions { chunk_size, wave: threads * 2 };
-    pool.install(|| ingest(schema(), reader, options, |_| {}, |wave| files.write(wave))).unwrap();
+    pool.install(|| {
+        ingest(schema(), reader, options, |_| {}, |wave| files.write(wave.into_iter().map(|(o, ())| o).collect()))
+    })
+    .unwrap();
     files.commit().unwrap();
     let mut paths: Vec<PathBuf> = schema().tables.iter().map(|t| dir.join(format!("{}.parquet", t.name))).collect();
     paths.push(dir.join("findings.parquet"));

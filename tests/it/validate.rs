@@ -132,3 +132,53 @@ fn findings_do_not_depend_on_threads() {
     assert!(!runs[0].is_empty());
     assert!(runs.iter().all(|r| r == &runs[0]));
 }
+
+/// `--emit outcomes` on the shipped sample: one outcome per account, 400 exactly for the
+/// accounts with an error finding, and outcomes.parquet with the same rows.
+#[test]
+fn outcomes_agree_with_findings_on_the_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let run = ferry(&["validate", "data/sample.ndjson", "--out", s(&out), "--emit", "outcomes"]);
+    assert_eq!(run.code, 1, "the sample has injected errors: {}", run.stderr);
+    let outcomes: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(outcomes.len(), 200, "one outcome per line of the sample");
+    let error_lines: BTreeSet<u64> = findings(&out).into_iter().filter(|f| f.3 == "error").map(|f| f.0).collect();
+    for o in &outcomes {
+        let line = o["line"].as_u64().unwrap();
+        let status = o["status"].as_u64().unwrap();
+        assert_eq!(status == 400, error_lines.contains(&line), "line {line}: {o}");
+        if status == 400 {
+            assert_eq!(o["body"]["code"], "account_failed_validation");
+            assert!(!o["body"]["errors"].as_array().unwrap().is_empty());
+        } else {
+            assert_eq!(o["body"]["external_account_number"], o["external_account_number"]);
+        }
+    }
+    let table = crate::harness::read_table(&out.join("outcomes.parquet"));
+    assert_eq!(table.num_rows(), 200);
+}
+
+/// `--account`: the validate endpoint on the command line, both ways.
+#[test]
+fn one_account_gives_the_guide_response() {
+    let bad = ferry(&["validate", "--account", "data/examples/guide-account.json"]);
+    assert_eq!(bad.code, 1);
+    assert_eq!(bad.stderr.trim(), "400 Bad Request");
+    insta::assert_snapshot!("guide_account_response", bad.stdout);
+    let good = ferry(&["validate", "--account", "data/examples/account.json"]);
+    assert_eq!((good.code, good.stderr.trim()), (0, "200 OK"));
+    // The 200 body is the account as it came, normalised: decimals given as JSON numbers
+    // become their text, and an absent nullable field becomes null.
+    let input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(crate::harness::repo("data/examples/account.json")).unwrap())
+            .unwrap();
+    let mut expected = input.clone();
+    for i in 0..2 {
+        expected["payment_schedules"][i]["amount"] = serde_json::json!("20");
+    }
+    expected["supply_addresses"][0]["supply_points"][0]["transfer_readings"][0]["register_type"] =
+        serde_json::Value::Null;
+    let body: serde_json::Value = serde_json::from_str(&good.stdout).unwrap();
+    assert_eq!(body, expected);
+}

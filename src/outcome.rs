@@ -1,0 +1,202 @@
+//! The guide's validate outcome of each account: `200` with the validated data, or `400` with
+//! the error envelope (spec/operations.md, "Validate").
+//!
+//! The 200 body is the account as the schema normalises it: known fields only, in schema
+//! order, values as they came (decimals and dates as text), rebuilt from the flattened rows
+//! through `_parent` and `_index`. Warnings ride along in a `"warnings"` array of the same
+//! shape as `errors` (an extension the guide does not have). A line that is not an account
+//! gets a 400 with its line-level errors and no account keys.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{StringBuilder, UInt16Builder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
+use serde_json::{Map, Value, json};
+
+use crate::findings::Finding;
+use crate::ingest::{ChunkOutput, INDEX, LINE, PARENT};
+use crate::schema::{ColumnKind, FieldType, Object, Schema, Severity, TableBody, TableId};
+
+/// One account's (or one unreadable line's) validate outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub line: u64,
+    pub import_supplier: Option<String>,
+    pub external_account_number: Option<String>,
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The outcome of every line of a chunk that produced an account or a finding, in line order.
+pub fn chunk_outcomes(schema: &Schema, out: &ChunkOutput) -> Vec<Outcome> {
+    let rebuilder = Rebuilder::new(schema, &out.tables);
+    let root = &out.tables[0];
+    let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
+    let mut outcomes = Vec::with_capacity(root.num_rows());
+    let mut f = 0;
+    let findings = &out.findings;
+    let mut next_account = 0;
+    loop {
+        let account_line = (next_account < root.num_rows()).then(|| lines.value(next_account));
+        let finding_line = findings.get(f).map(|x| x.line);
+        let line = match (account_line, finding_line) {
+            (None, None) => break,
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+        };
+        let start = f;
+        while findings.get(f).is_some_and(|x| x.line == line) {
+            f += 1;
+        }
+        let line_findings = &findings[start..f];
+        let account = (account_line == Some(line)).then(|| {
+            next_account += 1;
+            next_account - 1
+        });
+        outcomes.push(outcome(&rebuilder, line, account, line_findings));
+    }
+    outcomes
+}
+
+/// The outcome of one line from its findings; `account` is its row in the root table.
+fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, findings: &[Finding]) -> Outcome {
+    let entry = |f: &Finding| json!({ "detail": f.detail, "code": f.code, "attr": f.attr });
+    let errors: Vec<Value> = findings.iter().filter(|f| f.severity == Severity::Error).map(entry).collect();
+    let warnings: Vec<Value> = findings.iter().filter(|f| f.severity == Severity::Warning).map(entry).collect();
+    let (status, mut body) = match account {
+        Some(row) if errors.is_empty() => (200, rebuilder.record(TableId(0), row)),
+        _ => (
+            400,
+            json!({ "detail": "Could not validate account data.", "code": "account_failed_validation", "errors": errors }),
+        ),
+    };
+    if !warnings.is_empty()
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("warnings".into(), Value::Array(warnings));
+    }
+    let key = |name: &str| account.and_then(|row| rebuilder.string(TableId(0), name, row));
+    Outcome {
+        line,
+        import_supplier: key("import_supplier"),
+        external_account_number: key("external_account_number"),
+        status,
+        body,
+    }
+}
+
+/// Rebuilds nested JSON from one chunk's tables.
+struct Rebuilder<'a> {
+    schema: &'a Schema,
+    tables: &'a [RecordBatch],
+    /// Per table, per parent row: the child rows in `_index` order.
+    children: Vec<Vec<Vec<usize>>>,
+}
+
+const KEY_COLUMNS: usize = 4;
+
+impl<'a> Rebuilder<'a> {
+    fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
+        let children = schema
+            .tables
+            .iter()
+            .map(|t| {
+                let Some((parent, _)) = &t.parent else { return Vec::new() };
+                let batch = &tables[t.id.0];
+                let parents = batch.column_by_name(PARENT).expect("key column").as_primitive::<UInt32Type>();
+                let index = batch.column_by_name(INDEX).expect("key column").as_primitive::<UInt32Type>();
+                let mut groups = vec![Vec::new(); tables[parent.0].num_rows()];
+                for row in 0..batch.num_rows() {
+                    groups[parents.value(row) as usize].push(row);
+                }
+                for g in &mut groups {
+                    g.sort_by_key(|r| index.value(*r));
+                }
+                groups
+            })
+            .collect();
+        Self { schema, tables, children }
+    }
+
+    fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
+        let c = self.tables[table.0].column_by_name(column)?.as_string::<i32>();
+        c.is_valid(row).then(|| c.value(row).to_owned())
+    }
+
+    /// The object of row `row` of `table`, or its scalar for a list of scalars.
+    fn record(&self, table: TableId, row: usize) -> Value {
+        match &self.schema.table(table).body {
+            TableBody::Record(object) => Value::Object(self.object(table, self.schema.object(*object), row)),
+            TableBody::Scalar(field) => self.value(table, field, row).unwrap_or(Value::Null),
+        }
+    }
+
+    fn object(&self, table: TableId, object: &Object, row: usize) -> Map<String, Value> {
+        let mut map = Map::new();
+        for field in &object.fields {
+            if let Some(v) = self.value(table, field, row) {
+                map.insert(field.name.clone(), v);
+            } else if field.null_ok {
+                map.insert(field.name.clone(), Value::Null);
+            }
+        }
+        map
+    }
+
+    fn value(&self, table: TableId, field: &crate::schema::Field, row: usize) -> Option<Value> {
+        let column = self.tables[table.0].column(KEY_COLUMNS + field.column);
+        if !column.is_valid(row) {
+            return None;
+        }
+        Some(match (&field.ty, self.schema.table(table).columns[field.column].kind) {
+            (FieldType::Object(o), _) => Value::Object(self.object(table, self.schema.object(*o), row)),
+            (FieldType::List(child), _) => {
+                let rows = self.children[child.0].get(row).map(Vec::as_slice).unwrap_or_default();
+                Value::Array(rows.iter().map(|r| self.record(*child, *r)).collect())
+            }
+            (FieldType::Json, _) => serde_json::from_str(column.as_string::<i32>().value(row)).unwrap_or(Value::Null),
+            (_, ColumnKind::Bool) => Value::Bool(column.as_boolean().value(row)),
+            (_, ColumnKind::Int64) => json!(column.as_primitive::<Int64Type>().value(row)),
+            _ => Value::String(column.as_string::<i32>().value(row).to_owned()),
+        })
+    }
+}
+
+/// The Arrow schema of `outcomes.parquet`.
+pub fn arrow_schema() -> SchemaRef {
+    Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("line", DataType::UInt64, false),
+        ArrowField::new("import_supplier", DataType::Utf8, true),
+        ArrowField::new("external_account_number", DataType::Utf8, true),
+        ArrowField::new("status", DataType::UInt16, false),
+        ArrowField::new("body", DataType::Utf8, false),
+    ]))
+}
+
+/// Outcomes as one batch of [`arrow_schema()`].
+pub fn to_batch(outcomes: &[Outcome]) -> RecordBatch {
+    let mut line = UInt64Builder::with_capacity(outcomes.len());
+    let mut supplier = StringBuilder::new();
+    let mut account = StringBuilder::new();
+    let mut status = UInt16Builder::with_capacity(outcomes.len());
+    let mut body = StringBuilder::new();
+    for o in outcomes {
+        line.append_value(o.line);
+        supplier.append_option(o.import_supplier.as_deref());
+        account.append_option(o.external_account_number.as_deref());
+        status.append_value(o.status);
+        body.append_value(o.body.to_string());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(line.finish()),
+        Arc::new(supplier.finish()),
+        Arc::new(account.finish()),
+        Arc::new(status.finish()),
+        Arc::new(body.finish()),
+    ];
+    RecordBatch::try_new(arrow_schema(), columns).expect("columns match the outcomes schema")
+}
