@@ -6,5 +6,6 @@ mod flatten;
 mod fuzz;
 mod harness;
 mod invariance;
+mod rules;
 mod schema;
 mod validate;
