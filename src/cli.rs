@@ -164,4 +164,11 @@ pub enum SchemaCommand {
         /// The schema file; defaults to the built-in one.
         file: Option<PathBuf>,
     },
+    /// Print the field reference as Markdown: every table and field with its type, presence
+    /// and rules, then every rule code with its severity (docs/fields.md is this output).
+    #[command(after_help = "Example:\n  ferry schema docs > docs/fields.md")]
+    Docs {
+        /// The schema file; defaults to the built-in one.
+        file: Option<PathBuf>,
+    },
 }

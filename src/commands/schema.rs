@@ -25,5 +25,10 @@ pub fn run(args: SchemaArgs) -> Result<Outcome, Error> {
             print!("{out}");
             Ok(Outcome::Clean)
         }
+        SchemaCommand::Docs { file } => {
+            let schema = super::load_schema(file.as_deref())?;
+            print!("{}", crate::schema::docs::markdown(&schema));
+            Ok(Outcome::Clean)
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! Parquet schema and the field reference. A payload list is a [`Table`]; a nested object is
 //! flattened into its parent's row with dotted column names (`params.unit_rate_per_kwh`).
 
+pub mod docs;
 mod raw;
 mod resolve;
 

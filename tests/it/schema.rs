@@ -38,3 +38,18 @@ fn schema_that_is_not_toml_points_at_the_error() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("not valid TOML"), "{}", run.stderr);
 }
+
+/// docs/fields.md is `ferry schema docs`, regenerated whenever the schema changes.
+#[test]
+fn field_reference_is_up_to_date() {
+    let run = ferry(&["schema", "docs"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let committed = std::fs::read_to_string(repo("docs/fields.md")).unwrap_or_default();
+    assert!(
+        committed == run.stdout,
+        "docs/fields.md is stale: run `cargo run -- schema docs > docs/fields.md` and commit it"
+    );
+    for table in ["## accounts", "## readings", "## transactions", "## Rule codes"] {
+        assert!(run.stdout.contains(table), "{table}");
+    }
+}
