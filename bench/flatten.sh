@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Flatten benchmark: ferry flatten against the parse floor, on the same files and threads.
+# Ingest benchmark: ferry flatten and validate against the parse floor, on the same files and threads.
 #
 # Generates a large and a small dump (default 100,000 and 10,000 accounts), then measures,
 # best of $RUNS interleaved runs each:
@@ -7,6 +7,9 @@
 #   typed     serde_json into derived structs of the whole payload
 #   flatten*  ferry's flattener into Arrow batches, nothing written
 #   ferry     `ferry flatten`: the whole command, Parquet files written
+#   validate  `ferry validate`: every rule, nothing written (summary only)
+#   validate+out `ferry validate --out`: every rule, findings.parquet and outcomes.parquet
+#             (every account's 200/400 body) written
 # and reports wall seconds, accounts/s, MB/s, peak RSS, and each mode's speed relative to the
 # typed floor. Needs GNU time (/usr/bin/time, Debian package `time`) for peak RSS.
 #
@@ -43,6 +46,8 @@ measure() {
   rm -rf "$out"
   case $mode in
     ferry) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" flatten "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
+    validate) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" validate "$dump" --threads "$THREADS" 2>/dev/null || true ;;
+    validate+out) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" validate "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
     *) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" "$dump" "$mode" "$THREADS" >/dev/null ;;
   esac
   tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
@@ -55,17 +60,19 @@ for n in "$SMALL" "$ACCOUNTS"; do
   mb=$(echo "scale=1; $(stat -c %s "$dump") / 1000000" | bc)
   declare -A best=() rss=()
   for _ in $(seq "$RUNS"); do
-    for mode in ignored typed flatten ferry; do
+    for mode in ignored typed flatten ferry validate validate+out; do
       read -r secs kb < <(measure "$mode" "$dump")
       if [ -z "${best[$mode]:-}" ] || [ "$(echo "$secs < ${best[$mode]}" | bc)" = 1 ]; then best[$mode]=$secs; fi
       if [ -z "${rss[$mode]:-}" ] || [ "$kb" -gt "${rss[$mode]}" ]; then rss[$mode]=$kb; fi
     done
   done
-  for mode in ignored typed flatten ferry; do
+  for mode in ignored typed flatten ferry validate validate+out; do
     secs=${best[$mode]}
     label=$mode
     [ "$mode" = flatten ] && label="flatten (no write)"
     [ "$mode" = ferry ] && label="ferry flatten"
+    [ "$mode" = validate ] && label="ferry validate"
+    [ "$mode" = validate+out ] && label="ferry validate --out"
     printf '| %s | %s | %s | %.2f | %.0f | %.0f | %.2f | %.0f |\n' "$n" "$mb" "$label" "$secs" \
       "$(echo "$n / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" \
       "$(echo "${best[typed]} / $secs" | bc -l)" "$(echo "${rss[$mode]} / 1024" | bc -l)"

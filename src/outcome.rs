@@ -14,7 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::findings::Finding;
 use crate::ingest::{ChunkOutput, INDEX, LINE, PARENT};
@@ -27,7 +27,8 @@ pub struct Outcome {
     pub import_supplier: Option<String>,
     pub external_account_number: Option<String>,
     pub status: u16,
-    pub body: Value,
+    /// The response body as JSON text.
+    pub body: String,
 }
 
 /// The outcome of every line of a chunk that produced an account or a finding, in line order.
@@ -67,18 +68,27 @@ fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, finding
     let entry = |f: &Finding| json!({ "detail": f.detail, "code": f.code, "attr": f.attr });
     let errors: Vec<Value> = findings.iter().filter(|f| f.severity == Severity::Error).map(entry).collect();
     let warnings: Vec<Value> = findings.iter().filter(|f| f.severity == Severity::Warning).map(entry).collect();
-    let (status, mut body) = match account {
-        Some(row) if errors.is_empty() => (200, rebuilder.record(TableId(0), row)),
-        _ => (
-            400,
-            json!({ "detail": "Could not validate account data.", "code": "account_failed_validation", "errors": errors }),
-        ),
+    let (status, body) = match account {
+        Some(row) if errors.is_empty() => {
+            // The account's JSON, written straight from the columns; warnings as a last key.
+            let mut text = Vec::new();
+            rebuilder.record(TableId(0), row, &mut text);
+            if !warnings.is_empty() {
+                text.pop();
+                text.extend_from_slice(b",\"warnings\":");
+                text.extend_from_slice(Value::Array(warnings).to_string().as_bytes());
+                text.push(b'}');
+            }
+            (200, String::from_utf8(text).expect("built from str values and serde_json output"))
+        }
+        _ => {
+            let mut body = json!({ "detail": "Could not validate account data.", "code": "account_failed_validation", "errors": errors });
+            if !warnings.is_empty() {
+                body["warnings"] = Value::Array(warnings);
+            }
+            (400, body.to_string())
+        }
     };
-    if !warnings.is_empty()
-        && let Some(map) = body.as_object_mut()
-    {
-        map.insert("warnings".into(), Value::Array(warnings));
-    }
     let key = |name: &str| account.and_then(|row| rebuilder.string(TableId(0), name, row));
     Outcome {
         line,
@@ -127,43 +137,76 @@ impl<'a> Rebuilder<'a> {
         c.is_valid(row).then(|| c.value(row).to_owned())
     }
 
-    /// The object of row `row` of `table`, or its scalar for a list of scalars.
-    fn record(&self, table: TableId, row: usize) -> Value {
+    /// Writes the object of row `row` of `table` (or its scalar, for a list of scalars).
+    fn record(&self, table: TableId, row: usize, out: &mut Vec<u8>) {
         match &self.schema.table(table).body {
-            TableBody::Record(object) => Value::Object(self.object(table, self.schema.object(*object), row)),
-            TableBody::Scalar(field) => self.value(table, field, row).unwrap_or(Value::Null),
-        }
-    }
-
-    fn object(&self, table: TableId, object: &Object, row: usize) -> Map<String, Value> {
-        let mut map = Map::new();
-        for field in &object.fields {
-            if let Some(v) = self.value(table, field, row) {
-                map.insert(field.name.clone(), v);
-            } else if field.null_ok {
-                map.insert(field.name.clone(), Value::Null);
+            TableBody::Record(object) => self.object(table, self.schema.object(*object), row, out),
+            TableBody::Scalar(field) => {
+                if !self.value(table, field, row, out) {
+                    out.extend_from_slice(b"null");
+                }
             }
         }
-        map
     }
 
-    fn value(&self, table: TableId, field: &crate::schema::Field, row: usize) -> Option<Value> {
+    fn object(&self, table: TableId, object: &Object, row: usize, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        for field in &object.fields {
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            push_json_str(out, &field.name);
+            out.push(b':');
+            if self.value(table, field, row, out) {
+                first = false;
+            } else if field.null_ok {
+                out.extend_from_slice(b"null");
+                first = false;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// Writes the value of `field` in `row`; false (writing nothing) when it is absent.
+    fn value(&self, table: TableId, field: &crate::schema::Field, row: usize, out: &mut Vec<u8>) -> bool {
         let column = self.tables[table.0].column(KEY_COLUMNS + field.column);
         if !column.is_valid(row) {
-            return None;
+            return false;
         }
-        Some(match (&field.ty, self.schema.table(table).columns[field.column].kind) {
-            (FieldType::Object(o), _) => Value::Object(self.object(table, self.schema.object(*o), row)),
+        match (&field.ty, self.schema.table(table).columns[field.column].kind) {
+            (FieldType::Object(o), _) => self.object(table, self.schema.object(*o), row, out),
             (FieldType::List(child), _) => {
+                out.push(b'[');
                 let rows = self.children[child.0].get(row).map(Vec::as_slice).unwrap_or_default();
-                Value::Array(rows.iter().map(|r| self.record(*child, *r)).collect())
+                for (i, r) in rows.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.record(*child, *r, out);
+                }
+                out.push(b']');
             }
-            (FieldType::Json, _) => serde_json::from_str(column.as_string::<i32>().value(row)).unwrap_or(Value::Null),
-            (_, ColumnKind::Bool) => Value::Bool(column.as_boolean().value(row)),
-            (_, ColumnKind::Int64) => json!(column.as_primitive::<Int64Type>().value(row)),
-            _ => Value::String(column.as_string::<i32>().value(row).to_owned()),
-        })
+            // Kept as its JSON text by the flattener.
+            (FieldType::Json, _) => out.extend_from_slice(column.as_string::<i32>().value(row).as_bytes()),
+            (_, ColumnKind::Bool) => {
+                out.extend_from_slice(if column.as_boolean().value(row) { b"true" } else { b"false" })
+            }
+            (_, ColumnKind::Int64) => {
+                out.extend_from_slice(column.as_primitive::<Int64Type>().value(row).to_string().as_bytes())
+            }
+            _ => push_json_str(out, column.as_string::<i32>().value(row)),
+        }
+        true
     }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
 }
 
 /// The Arrow schema of `outcomes.parquet`.
@@ -189,7 +232,7 @@ pub fn to_batch(outcomes: &[Outcome]) -> RecordBatch {
         supplier.append_option(o.import_supplier.as_deref());
         account.append_option(o.external_account_number.as_deref());
         status.append_value(o.status);
-        body.append_value(o.body.to_string());
+        body.append_value(&o.body);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(line.finish()),

@@ -120,7 +120,8 @@ fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<Outcom
         ));
     };
     let reason = if result.status == 200 { "OK" } else { "Bad Request" };
-    let body = serde_json::to_string_pretty(&result.body).expect("a Value serialises");
+    let value: serde_json::Value = serde_json::from_str(&result.body).expect("bodies are JSON");
+    let body = serde_json::to_string_pretty(&value).expect("a Value serialises");
     println!("{body}");
     eprintln!("{} {reason}", result.status);
     Ok(if result.status == 200 { Outcome::Clean } else { Outcome::Rejected })
@@ -153,7 +154,7 @@ fn emit_outcomes(out: &mut impl Write, outcomes: &[outcome::Outcome]) -> std::io
             "import_supplier": o.import_supplier,
             "external_account_number": o.external_account_number,
             "status": o.status,
-            "body": o.body,
+            "body": serde_json::value::RawValue::from_string(o.body.clone()).expect("bodies are JSON"),
         });
         serde_json::to_writer(&mut *out, &value)?;
         out.write_all(b"\n")?;
