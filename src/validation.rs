@@ -19,7 +19,7 @@ use crate::schema::{Schema, Severity, UniqueScope};
 
 /// Adds the rule findings of one chunk to its flattener findings, ordered by line.
 pub fn check_chunk(schema: &Schema, ctx: &RuleContext, out: &mut ChunkOutput) {
-    let rules = validate_tables(schema, ctx, &out.tables);
+    let rules = validate_tables(schema, ctx, &out.tables, &out.findings);
     if !rules.is_empty() {
         out.findings.extend(rules);
         out.findings.sort_by_key(|f| f.line);

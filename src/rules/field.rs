@@ -10,8 +10,9 @@
 //! | `list` with `min_items` | `empty` (or the field's empty code), at the list's path |
 //!
 //! An enum whose list depends on a sibling (`reason` on `type`) is checked against the list
-//! of the sibling's value, and only when that value is one the sibling allows; a sibling
-//! value with no list means the field must be absent (the field's unlisted code).
+//! of the sibling's value, and only when that value is one the sibling allows: absent, it is
+//! `required`; outside the list, `invalid_choice`. A sibling value with no list means the
+//! field must be absent (the field's unlisted code).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type};
@@ -107,6 +108,20 @@ fn check_values(
                         },
                         _ => true,
                     };
+                    // An absent value whose key has a list is required (a value the flattener
+                    // already reported is not absent). A key that is invalid, missing or null
+                    // decides nothing: its own finding is enough.
+                    for row in (0..values.len()).filter(|r| !values.is_valid(*r)) {
+                        if keys.is_valid(row)
+                            && key_allowed(keys.value(row))
+                            && by_key.contains_key(keys.value(row))
+                            && !e.reported(table, row, name)
+                        {
+                            let detail =
+                                format!("{:?} is required when {sibling:?} is {:?}", field.name, keys.value(row));
+                            push(row, "required", detail, None);
+                        }
+                    }
                     for (row, v) in strings(values) {
                         if !keys.is_valid(row) || !key_allowed(keys.value(row)) {
                             continue;

@@ -52,9 +52,12 @@ impl RuleContext {
     }
 }
 
-/// Runs every field rule over one chunk's tables; findings in (table, column, row) order.
-pub fn validate_tables(schema: &Schema, ctx: &RuleContext, tables: &[RecordBatch]) -> Vec<Finding> {
-    let emitter = Emitter::new(schema, tables);
+/// Runs every rule over one chunk's tables; findings in (table, column, row) order, then the
+/// cross-field rules'. `prior` are the flattener's findings of the chunk: a value they report
+/// is not absent, only unreadable.
+pub fn validate_tables(schema: &Schema, ctx: &RuleContext, tables: &[RecordBatch], prior: &[Finding]) -> Vec<Finding> {
+    let mut emitter = Emitter::new(schema, tables);
+    emitter.prior = prior.iter().map(|f| (f.line, f.attr.clone())).collect();
     let per_table: Vec<Vec<Finding>> = schema
         .tables
         .par_iter()
@@ -76,13 +79,32 @@ pub struct Emitter<'a> {
     pub tables: &'a [RecordBatch],
     supplier: Option<&'a StringArray>,
     number: Option<&'a StringArray>,
+    /// (line, attr) of the flattener's findings.
+    prior: std::collections::HashSet<(u64, String)>,
 }
 
 impl<'a> Emitter<'a> {
     pub fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
         let root = &tables[0];
         let string = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
-        Self { schema, tables, supplier: string("import_supplier"), number: string("external_account_number") }
+        Self {
+            schema,
+            tables,
+            supplier: string("import_supplier"),
+            number: string("external_account_number"),
+            prior: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Whether the flattener already reported the value at `column` of a row (wrong type,
+    /// null): its column is null, but the key was there.
+    pub fn reported(&self, table: TableId, row: usize, column: &str) -> bool {
+        if self.prior.is_empty() {
+            return false;
+        }
+        let line =
+            self.tables[table.0].column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>().value(row);
+        self.prior.contains(&(line, self.attr(table, row, column)))
     }
 
     /// The attr path of `column` (a column name, possibly empty) in row `row` of `table`.

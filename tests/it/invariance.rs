@@ -1,4 +1,5 @@
-//! Property: the flattened tables and findings do not depend on chunk size or thread count.
+//! Property: the flattened tables and the validation findings do not depend on chunk size or
+//! thread count.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,9 @@ use arrow_array::RecordBatch;
 use ferry::generate::{GenerateOptions, account_line};
 use ferry::ingest::output::TableFiles;
 use ferry::ingest::{DumpReader, IngestOptions, ingest};
+use ferry::rules::RuleContext;
 use ferry::schema::Schema;
+use ferry::validation::check_chunk;
 use proptest::prelude::*;
 
 use crate::harness::read_table;
@@ -47,8 +50,16 @@ fn flatten(dir: &Path, chunk_size: usize, threads: usize) -> Vec<RecordBatch> {
     let mut files = TableFiles::create(schema(), dir).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let options = IngestOptions { chunk_size, wave: threads * 2 };
+    // The rules run too: findings.parquet then holds the validation findings as well.
+    let ctx = RuleContext::new(chrono::NaiveDate::from_ymd_opt(2026, 11, 27), chrono_tz::Europe::Berlin);
     pool.install(|| {
-        ingest(schema(), reader, options, |_| {}, |wave| files.write(wave.into_iter().map(|(o, ())| o).collect()))
+        ingest(
+            schema(),
+            reader,
+            options,
+            |out| check_chunk(schema(), &ctx, out),
+            |wave| files.write(wave.into_iter().map(|(o, ())| o).collect()),
+        )
     })
     .unwrap();
     files.commit().unwrap();

@@ -541,6 +541,35 @@ fn cases() -> Vec<Case> {
             "statements.0.supply_type",
             vec![(p(P1, "/supply_type"), s("GAS"))],
         ),
+        // A list chosen by a sibling: required when the sibling's value has one, and nothing
+        // more when the sibling itself is wrong.
+        c(
+            "required",
+            "ledgers.0.current_statement_transactions.1.payment_type",
+            vec![("/ledgers/0/current_statement_transactions/1/payment_type", None)],
+            vec![("/ledgers/0/current_statement_transactions/1/payment_type", s("CASH"))],
+        ),
+        c(
+            "null",
+            "ledgers.0.current_statement_transactions.1.payment_type",
+            vec![("/ledgers/0/current_statement_transactions/1/payment_type", Some(Value::Null))],
+            vec![],
+        ),
+        c(
+            "required",
+            "ledgers.0.current_statement_transactions.2.reason",
+            vec![("/ledgers/0/current_statement_transactions/2/reason", None)],
+            vec![("/ledgers/0/current_statement_transactions/2/reason", s("GOODWILL_PAYMENT"))],
+        ),
+        c(
+            "invalid_choice",
+            "ledgers.0.current_statement_transactions.2.type",
+            vec![
+                ("/ledgers/0/current_statement_transactions/2/type", s("REFUND")),
+                ("/ledgers/0/current_statement_transactions/2/reason", None),
+            ],
+            vec![],
+        ),
     ]
 }
 
