@@ -415,7 +415,8 @@ fn check_decimal(
         push(row, code, format!("{} is implausible ({})", quote(v), bounds_text(&field.plausible)), Some(v));
     }
     match field.min {
-        Some(MinValue::NonNegative) if negative && !zero => {
+        // fields.md §5: any minus sign in a >=0 field, "-0.00" included.
+        Some(MinValue::NonNegative) if negative => {
             push(row, "min_value", format!("{} may not be negative", quote(v)), Some(v));
         }
         Some(MinValue::Positive) if negative || zero => {

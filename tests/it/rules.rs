@@ -188,7 +188,7 @@ fn cases() -> Vec<Case> {
         c(
             "min_value",
             p(&P0[1..].replace('/', "."), ".agreements.0.sign_up_reward.amount"),
-            vec![(p(P0, "/agreements/0/sign_up_reward/amount"), s("-1.00"))],
+            vec![(p(P0, "/agreements/0/sign_up_reward/amount"), s("-0.00"))],
             vec![(p(P0, "/agreements/0/sign_up_reward/amount"), s("0.00"))],
         ),
         c(
