@@ -48,6 +48,22 @@ pub struct Finding {
     pub value: Option<String>,
 }
 
+impl Finding {
+    /// The finding as a JSON object with the columns of `findings.parquet`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "line": self.line,
+            "import_supplier": self.import_supplier,
+            "external_account_number": self.external_account_number,
+            "attr": self.attr,
+            "code": self.code,
+            "severity": self.severity.as_str(),
+            "detail": self.detail,
+            "value": self.value,
+        })
+    }
+}
+
 /// The Arrow schema of `findings.parquet`; its columns are a contract with the users.
 pub fn arrow_schema() -> SchemaRef {
     Arc::new(ArrowSchema::new(vec![

@@ -31,6 +31,20 @@ pub struct Outcome {
     pub body: String,
 }
 
+impl Outcome {
+    /// The outcome as a JSON object with the columns of `outcomes.parquet` (the body as JSON).
+    pub fn to_json(&self) -> Value {
+        let body = serde_json::value::RawValue::from_string(self.body.clone()).expect("bodies are JSON text");
+        json!({
+            "line": self.line,
+            "import_supplier": self.import_supplier,
+            "external_account_number": self.external_account_number,
+            "status": self.status,
+            "body": body,
+        })
+    }
+}
+
 /// The outcome of every line of a chunk that produced an account or a finding, in line order.
 pub fn chunk_outcomes(schema: &Schema, out: &ChunkOutput) -> Vec<Outcome> {
     let rebuilder = Rebuilder::new(schema, &out.tables);

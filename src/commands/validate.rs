@@ -76,8 +76,8 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
                         }
                     }
                     match args.emit {
-                        Emit::Findings => emit_findings(&mut lock, &out.findings)?,
-                        Emit::Outcomes => emit_outcomes(&mut lock, &outcomes)?,
+                        Emit::Findings => write_json_lines(&mut lock, out.findings.iter().map(Finding::to_json))?,
+                        Emit::Outcomes => write_json_lines(&mut lock, outcomes.iter().map(outcome::Outcome::to_json))?,
                         Emit::None => {}
                     }
                 }
@@ -127,35 +127,9 @@ fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<Outcom
     Ok(if result.status == 200 { Outcome::Clean } else { Outcome::Rejected })
 }
 
-/// One JSON object per finding, in line order.
-fn emit_findings(out: &mut impl Write, findings: &[Finding]) -> std::io::Result<()> {
-    for f in findings {
-        let value = serde_json::json!({
-            "line": f.line,
-            "import_supplier": f.import_supplier,
-            "external_account_number": f.external_account_number,
-            "attr": f.attr,
-            "code": f.code,
-            "severity": f.severity.as_str(),
-            "detail": f.detail,
-            "value": f.value,
-        });
-        serde_json::to_writer(&mut *out, &value)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-/// One JSON object per outcome, in line order.
-fn emit_outcomes(out: &mut impl Write, outcomes: &[outcome::Outcome]) -> std::io::Result<()> {
-    for o in outcomes {
-        let value = serde_json::json!({
-            "line": o.line,
-            "import_supplier": o.import_supplier,
-            "external_account_number": o.external_account_number,
-            "status": o.status,
-            "body": serde_json::value::RawValue::from_string(o.body.clone()).expect("bodies are JSON"),
-        });
+/// One JSON object per line.
+fn write_json_lines(out: &mut impl Write, values: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {
+    for value in values {
         serde_json::to_writer(&mut *out, &value)?;
         out.write_all(b"\n")?;
     }
