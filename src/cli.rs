@@ -28,6 +28,65 @@ pub enum Command {
     Validate(ValidateArgs),
     Generate(GenerateArgs),
     Schema(SchemaArgs),
+    Supplier(SupplierArgs),
+    Team(TeamArgs),
+}
+
+/// The work directory of the store (`<DIR>/ferry.db`, created on first use).
+#[derive(Debug, Args)]
+pub struct WorkdirArgs {
+    /// Work directory holding the store and every run's files.
+    #[arg(long, value_name = "DIR", default_value = "ferry-data", global = true)]
+    pub workdir: PathBuf,
+}
+
+/// List import suppliers, or pause, resume or complete a supplier's migration.
+///
+/// A supplier is ONGOING when first seen. While it is PAUSED or COMPLETE, staging its accounts
+/// is refused (import_supplier_migration_not_ongoing).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry supplier pause TENTACLE_ENERGY\n  ferry supplier list --json")]
+pub struct SupplierArgs {
+    #[command(subcommand)]
+    pub command: SupplierCommand,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SupplierCommand {
+    /// Every supplier with its migration status (a table; JSON lines with --json).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a supplier's migration: staging is refused until it is resumed.
+    Pause { code: String },
+    /// Resume a paused (or completed) supplier's migration.
+    Resume { code: String },
+    /// Mark a supplier's migration complete: staging is refused from now on.
+    Complete { code: String },
+}
+
+/// Add or list operations teams (accounts are created for a team that exists).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry team add \"Migration A\"\n  ferry team list")]
+pub struct TeamArgs {
+    #[command(subcommand)]
+    pub command: TeamCommand,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Add a team; adding one that exists changes nothing.
+    Add { name: String },
+    /// Every team (a table; JSON lines with --json).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Flatten a dump into one Parquet file per table, plus findings.parquet.

@@ -17,6 +17,10 @@ pub enum Error {
     #[diagnostic(transparent)]
     Config(Box<ConfigError>),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] crate::store::StoreError),
+
     #[error("{message}")]
     #[diagnostic(code(ferry::usage))]
     Usage {

@@ -29,4 +29,5 @@ pub mod ingest;
 pub mod outcome;
 pub mod rules;
 pub mod schema;
+pub mod store;
 pub mod validation;

@@ -3,6 +3,8 @@
 mod flatten;
 mod generate;
 mod schema;
+mod supplier;
+mod team;
 mod validate;
 
 use std::io::IsTerminal;
@@ -21,6 +23,8 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Validate(args) => validate::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Supplier(args) => supplier::run(args),
+        Command::Team(args) => team::run(args),
     }
 }
 

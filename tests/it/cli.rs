@@ -11,6 +11,8 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["generate", "--help"],
         vec!["schema", "--help"],
         vec!["schema", "check", "--help"],
+        vec!["supplier", "--help"],
+        vec!["team", "--help"],
     ] {
         let run = ferry(&args);
         assert_eq!(run.code, 0, "{args:?}");

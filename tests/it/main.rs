@@ -8,4 +8,5 @@ mod harness;
 mod invariance;
 mod rules;
 mod schema;
+mod store;
 mod validate;

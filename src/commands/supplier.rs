@@ -1,0 +1,48 @@
+//! `ferry supplier`: list import suppliers, or change a supplier's migration status.
+
+use crate::cli::{SupplierArgs, SupplierCommand};
+use crate::error::{Error, Outcome};
+use crate::rules::formats;
+use crate::schema::Check;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{MigrationStatus, Store};
+
+pub fn run(args: SupplierArgs) -> Result<Outcome, Error> {
+    let mut store = SqliteStore::open(&args.workdir.workdir)?;
+    let (code, status) = match args.command {
+        SupplierCommand::List { json } => {
+            let suppliers = store.suppliers()?;
+            if json {
+                for s in &suppliers {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "code": s.code, "status": s.status.as_str(), "updated_at": s.updated_at })
+                    );
+                }
+            } else if suppliers.is_empty() {
+                eprintln!("no import suppliers yet in {}", args.workdir.workdir.display());
+            } else {
+                println!("{:<32} {:<9} updated_at", "code", "status");
+                for s in &suppliers {
+                    println!("{:<32} {:<9} {}", s.code, s.status.as_str(), s.updated_at);
+                }
+            }
+            return Ok(Outcome::Clean);
+        }
+        SupplierCommand::Pause { code } => (code, MigrationStatus::Paused),
+        SupplierCommand::Resume { code } => (code, MigrationStatus::Ongoing),
+        SupplierCommand::Complete { code } => (code, MigrationStatus::Complete),
+    };
+    if !formats::passes(Check::ImportSupplier, &code) {
+        return Err(Error::usage(
+            formats::detail(Check::ImportSupplier, &code),
+            Some("supplier codes look like TENTACLE_ENERGY"),
+        ));
+    }
+    match store.set_supplier_status(&code, status)? {
+        Some(before) if before == status => eprintln!("{code} is already {status}"),
+        Some(before) => eprintln!("{code}: {before} -> {status}"),
+        None => eprintln!("{code}: new supplier, {status}"),
+    }
+    Ok(Outcome::Clean)
+}
