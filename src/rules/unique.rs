@@ -9,6 +9,7 @@
 //! group suffices. `unique = "input"` (across accounts) needs the whole dump and is checked
 //! where chunks are merged, in input order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
@@ -51,7 +52,8 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, with: &[&Field], 
     let groups = batch.column_by_name(group).expect("key column").as_primitive::<UInt32Type>();
     let code = field.codes.unique.as_deref().unwrap_or("duplicate");
     let name = &e.schema.table(table).columns[field.column].name;
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // Keys borrow from the column; only composite keys (`unique_with`) are built.
+    let mut seen: HashMap<Cow<'_, str>, usize> = HashMap::new();
     let mut current = None;
     for row in 0..values.len() {
         if current != Some(groups.value(row)) {
@@ -61,11 +63,16 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, with: &[&Field], 
         if !values.is_valid(row) || others.iter().any(|o| !o.is_valid(row)) {
             continue;
         }
-        let mut key = values.value(row).to_owned();
-        for o in &others {
-            key.push('\u{1f}');
-            key.push_str(o.value(row));
-        }
+        let key: Cow<'_, str> = if others.is_empty() {
+            Cow::Borrowed(values.value(row))
+        } else {
+            let mut k = values.value(row).to_owned();
+            for o in &others {
+                k.push('\u{1f}');
+                k.push_str(o.value(row));
+            }
+            Cow::Owned(k)
+        };
         match seen.get(&key) {
             Some(&first) => {
                 let v = values.value(row);
