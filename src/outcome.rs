@@ -17,7 +17,7 @@ use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaR
 use serde_json::{Value, json};
 
 use crate::findings::Finding;
-use crate::ingest::{ChunkOutput, INDEX, LINE, PARENT};
+use crate::ingest::{ChunkOutput, INDEX, KEY_COLUMNS, LINE, PARENT};
 use crate::schema::{ColumnKind, FieldType, Object, Schema, Severity, TableBody, TableId};
 
 /// One account's (or one unreadable line's) validate outcome.
@@ -120,8 +120,6 @@ struct Rebuilder<'a> {
     /// Per table, per parent row: the child rows in `_index` order.
     children: Vec<Vec<Vec<usize>>>,
 }
-
-const KEY_COLUMNS: usize = 4;
 
 impl<'a> Rebuilder<'a> {
     fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {

@@ -35,6 +35,8 @@ pub const LINE: &str = "_line";
 pub const ACCOUNT: &str = "_account";
 pub const PARENT: &str = "_parent";
 pub const INDEX: &str = "_index";
+/// How many key columns start every flattened table; a schema column `c` is column `KEY_COLUMNS + c`.
+pub const KEY_COLUMNS: usize = 4;
 
 /// The Arrow schema of every flattened table, indexed like `schema.tables`.
 pub fn arrow_schemas(schema: &Schema) -> Vec<SchemaRef> {

@@ -22,9 +22,8 @@ use rust_decimal::Decimal;
 
 use super::{Emitter, RuleContext, formats};
 use crate::findings::{Finding, quote};
+use crate::ingest::KEY_COLUMNS;
 use crate::schema::{Field, FieldType, MinValue, Object, TableBody, TableId, ValueList};
-
-const KEY_COLUMNS: usize = 4;
 
 /// Every field rule over every column of `table`.
 pub fn check_table(e: &Emitter<'_>, ctx: &RuleContext, table: TableId) -> Vec<Finding> {

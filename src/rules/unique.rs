@@ -18,10 +18,8 @@ use arrow_array::{Array, StringArray};
 
 use super::Emitter;
 use crate::findings::{Finding, quote};
-use crate::ingest::{ACCOUNT, PARENT};
+use crate::ingest::{ACCOUNT, KEY_COLUMNS, PARENT};
 use crate::schema::{Field, FieldType, TableBody, TableId, UniqueScope};
-
-const KEY_COLUMNS: usize = 4;
 
 pub fn check_table(e: &Emitter<'_>, table: TableId) -> Vec<Finding> {
     let TableBody::Record(object) = &e.schema.table(table).body else { return Vec::new() };

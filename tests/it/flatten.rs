@@ -1,14 +1,13 @@
 //! `ferry flatten` on fixtures and generated dumps.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use ferry::ingest::attr_path;
 use ferry::schema::Schema;
 
 use crate::assert_stable_snapshot;
-use crate::harness::{example_dump, ferry, findings, pretty, read_table, row_counts, s, stable};
+use crate::harness::{example_dump, ferry, findings, manifest, pretty, read_table, row_counts, s, stable};
 
 /// The corrected example: the right number of rows in every table, no finding, exit 0.
 #[test]
@@ -182,19 +181,6 @@ fn output_does_not_depend_on_threads_or_chunk_size() {
 
 type Key = (u64, String, String, String);
 
-fn manifest(path: &Path, stage: &str) -> BTreeSet<Key> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["stage"] == stage)
-        .map(|v| {
-            let text = |k: &str| v[k].as_str().unwrap().to_owned();
-            (v["line"].as_u64().unwrap(), text("attr"), text("code"), text("severity"))
-        })
-        .collect()
-}
-
 /// The generator's expected type-level findings are exactly what flatten reports.
 #[test]
 fn generated_manifest_equals_flatten_findings() {
@@ -218,7 +204,7 @@ fn generated_manifest_equals_flatten_findings() {
     let out = tmp.path().join("out");
     ferry(&["flatten", s(&dump), "--out", s(&out)]);
     let found: BTreeSet<Key> = findings(&out).into_iter().collect();
-    let want = manifest(&expected, "flatten");
+    let want = manifest(&expected, |v| v["stage"] == "flatten");
     assert!(want.len() > 20, "the manifest should name many type-level findings, has {}", want.len());
     let codes: BTreeSet<&str> = want.iter().map(|k| k.2.as_str()).collect();
     assert!(codes.len() >= 6, "several different codes: {codes:?}");

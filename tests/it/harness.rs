@@ -119,3 +119,20 @@ pub fn example_dump(dir: &Path, example: &str) -> PathBuf {
     std::fs::write(&path, format!("{}\n", serde_json::to_string(&value).unwrap())).unwrap();
     path
 }
+
+/// (line, attr, code, severity) of a generator manifest's entries that `keep` accepts.
+pub fn manifest(
+    path: &Path,
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> std::collections::BTreeSet<(u64, String, String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| keep(v))
+        .map(|v| {
+            let text = |k: &str| v[k].as_str().unwrap().to_owned();
+            (v["line"].as_u64().unwrap(), text("attr"), text("code"), text("severity"))
+        })
+        .collect()
+}

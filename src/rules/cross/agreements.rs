@@ -15,7 +15,7 @@
 //! uncovered and are reported at `…agreements`. Points with an unreadable date are skipped
 //! (the date's own finding says why).
 
-use super::{Emitter, children_by_parent, key, strings, table, text};
+use super::{By, Emitter, children_by_parent, key, strings, table, text};
 use crate::findings::{Finding, quote};
 use crate::rules::field::parse_date;
 
@@ -84,7 +84,7 @@ fn transactions(e: &Emitter<'_>, out: &mut Vec<Finding>) {
     else {
         return;
     };
-    let owners = key(txs, "parent");
+    let owners = key(txs, By::Parent);
     for row in 0..txs.num_rows() {
         let Some(date_text) = text(dates, row) else { continue };
         let ledger = owners.value(row) as usize;

@@ -11,7 +11,7 @@
 use arrow_array::Array;
 use rust_decimal::Decimal;
 
-use super::{Emitter, decimal, key, strings, table};
+use super::{By, Emitter, decimal, key, strings, table};
 use crate::findings::Finding;
 
 pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
@@ -28,7 +28,7 @@ pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     };
     // Σ per ledger row; None once a transaction of the ledger cannot be counted.
     let mut sums: Vec<Option<Decimal>> = vec![Some(Decimal::ZERO); ledgers.num_rows()];
-    let parents = key(txs, "parent");
+    let parents = key(txs, By::Parent);
     for row in 0..txs.num_rows() {
         let ledger = parents.value(row) as usize;
         let signed = match (decimal(amount, row), kind.is_valid(row).then(|| kind.value(row))) {

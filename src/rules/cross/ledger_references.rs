@@ -19,20 +19,20 @@
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 
-use super::{Emitter, key, sets_by, strings, table, text};
+use super::{By, Emitter, key, sets_by, strings, table, text};
 use crate::findings::{Finding, quote};
 
 pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let accounts = e.tables[0].num_rows();
     let mut out = Vec::new();
-    let points = table(e, "supply_points").map(|(_, b)| sets_by(b, "identifier", "account", accounts));
+    let points = table(e, "supply_points").map(|(_, b)| sets_by(b, "identifier", By::Account, accounts));
     let ledgers = table(e, "ledgers");
-    let codes = ledgers.map(|(_, b)| sets_by(b, "ledger_code", "account", accounts));
+    let codes = ledgers.map(|(_, b)| sets_by(b, "ledger_code", By::Account, accounts));
 
     if let (Some(points), Some((id, ids))) = (&points, table(e, "ledger_identifiers"))
         && let Some(values) = strings(ids, "value")
     {
-        let owners = key(ids, "account");
+        let owners = key(ids, By::Account);
         for row in 0..ids.num_rows() {
             let Some(v) = text(values, row) else { continue };
             if !points[owners.value(row) as usize].contains(v) {
@@ -47,7 +47,7 @@ pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     if let Some((id, instructions)) = table(e, "payment_instructions") {
         let (ledger, kind) = (strings(instructions, "ledger_code"), strings(instructions, "type"));
         let bank = instructions.column_by_name("bank_account").map(|c| c.as_boolean());
-        let owners = key(instructions, "account");
+        let owners = key(instructions, By::Account);
         for row in 0..instructions.num_rows() {
             let account = owners.value(row) as usize;
             let code = ledger.and_then(|l| text(l, row));
@@ -70,7 +70,7 @@ pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     }
     if let Some((id, schedules)) = table(e, "payment_schedules") {
         let (ledger, means) = (strings(schedules, "ledger_code"), strings(schedules, "means"));
-        let owners = key(schedules, "account");
+        let owners = key(schedules, By::Account);
         for row in 0..schedules.num_rows() {
             let account = owners.value(row) as usize;
             let Some(code) = ledger.and_then(|l| text(l, row)) else { continue };

@@ -14,7 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 
-use super::{Emitter, key, sets_by, strings, table, text};
+use super::{By, Emitter, key, sets_by, strings, table, text};
 use crate::findings::{Finding, quote};
 use crate::rules::field::decimal_shape;
 
@@ -41,14 +41,14 @@ fn transfer_readings(e: &Emitter<'_>, out: &mut Vec<Finding>) {
         return;
     }
     let melos = &e.tables[melo_table.0];
-    let by_melo = sets_by(meters, "meter_number", "parent", melos.num_rows());
+    let by_melo = sets_by(meters, "meter_number", By::Parent, melos.num_rows());
     let mut by_point = vec![std::collections::HashSet::new(); points.num_rows()];
-    let melo_points = key(melos, "parent");
+    let melo_points = key(melos, By::Parent);
     for (melo, set) in by_melo.into_iter().enumerate() {
         by_point[melo_points.value(melo) as usize].extend(set);
     }
     let Some(numbers) = strings(trs, "meter_number") else { return };
-    let owners = key(trs, "parent");
+    let owners = key(trs, By::Parent);
     for row in 0..trs.num_rows() {
         let Some(number) = text(numbers, row) else { continue };
         if !by_point[owners.value(row) as usize].contains(number) {
@@ -65,7 +65,7 @@ fn readings(e: &Emitter<'_>, out: &mut Vec<Finding>) {
     else {
         return;
     };
-    let owners = key(readings, "parent");
+    let owners = key(readings, By::Parent);
     for row in 0..readings.num_rows() {
         let Some(v) = text(values, row) else { continue };
         let register = owners.value(row) as usize;

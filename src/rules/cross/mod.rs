@@ -54,10 +54,17 @@ fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Option<&'a StringArray> 
     batch.column_by_name(column).map(|c| c.as_string::<i32>())
 }
 
-fn key<'a>(batch: &'a RecordBatch, column: &str) -> &'a UInt32Array {
-    let name = match column {
-        "account" => ACCOUNT,
-        _ => PARENT,
+/// Which key column relates a row to another table.
+#[derive(Clone, Copy)]
+enum By {
+    Account,
+    Parent,
+}
+
+fn key(batch: &RecordBatch, by: By) -> &UInt32Array {
+    let name = match by {
+        By::Account => ACCOUNT,
+        By::Parent => PARENT,
     };
     batch.column_by_name(name).expect("key columns exist").as_primitive::<UInt32Type>()
 }
@@ -67,14 +74,9 @@ fn decimal(values: &StringArray, row: usize) -> Option<Decimal> {
     if values.is_valid(row) { Decimal::from_str_exact(values.value(row)).ok() } else { None }
 }
 
-/// The values of `column` in `batch`, as one set per row of the `by` key (`"account"` or
-/// `"parent"`), for `groups` groups.
-fn sets_by<'a>(
-    batch: &'a RecordBatch,
-    column: &str,
-    by: &str,
-    groups: usize,
-) -> Vec<std::collections::HashSet<&'a str>> {
+/// The values of `column` in `batch`, as one set per row of the `by` key,
+/// for `groups` groups.
+fn sets_by<'a>(batch: &'a RecordBatch, column: &str, by: By, groups: usize) -> Vec<std::collections::HashSet<&'a str>> {
     let mut sets = vec![std::collections::HashSet::new(); groups];
     if let Some(values) = strings(batch, column) {
         let keys = key(batch, by);
@@ -98,7 +100,7 @@ fn supply_point_rows(e: &Emitter<'_>, table: TableId, points: TableId) -> Option
     let mut t = table;
     while t != points {
         let (parent, _) = e.schema.table(t).parent.as_ref()?;
-        let parents = key(&e.tables[t.0], "parent");
+        let parents = key(&e.tables[t.0], By::Parent);
         for r in rows.iter_mut() {
             *r = parents.value(*r) as usize;
         }
@@ -110,7 +112,7 @@ fn supply_point_rows(e: &Emitter<'_>, table: TableId, points: TableId) -> Option
 /// Rows of `batch` grouped by their parent row, in row order.
 fn children_by_parent(batch: &RecordBatch, parents: usize) -> Vec<Vec<usize>> {
     let mut groups = vec![Vec::new(); parents];
-    let keys = key(batch, "parent");
+    let keys = key(batch, By::Parent);
     for row in 0..batch.num_rows() {
         groups[keys.value(row) as usize].push(row);
     }

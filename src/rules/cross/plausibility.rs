@@ -13,7 +13,7 @@
 
 use rust_decimal::Decimal;
 
-use super::{Emitter, key, sets_by, strings, supply_point_rows, table, text};
+use super::{By, Emitter, key, sets_by, strings, supply_point_rows, table, text};
 use crate::findings::{Finding, quote};
 use crate::identifiers::is_valid_obis;
 
@@ -72,9 +72,9 @@ fn obis(e: &Emitter<'_>, out: &mut Vec<Finding>) {
 
 fn statements(e: &Emitter<'_>, out: &mut Vec<Finding>) {
     let (Some((_, points)), Some((st_id, sts))) = (table(e, "supply_points"), table(e, "statements")) else { return };
-    let types = sets_by(points, "supply_type", "account", e.tables[0].num_rows());
+    let types = sets_by(points, "supply_type", By::Account, e.tables[0].num_rows());
     let Some(kinds) = strings(sts, "supply_type") else { return };
-    let owners = key(sts, "account");
+    let owners = key(sts, By::Account);
     for row in 0..sts.num_rows() {
         let Some(kind) = text(kinds, row) else { continue };
         if !types[owners.value(row) as usize].contains(kind) {

@@ -16,9 +16,8 @@ use arrow_array::types::UInt32Type;
 
 use super::{Emitter, strings, supply_point_rows, table};
 use crate::findings::Finding;
+use crate::ingest::KEY_COLUMNS;
 use crate::schema::{ColumnKind, Field, FieldType, Object, TableBody};
-
-const KEY_COLUMNS: usize = 4;
 
 pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let Some((points_id, points)) = table(e, "supply_points") else { return Vec::new() };

@@ -10,7 +10,7 @@
 
 use rust_decimal::Decimal;
 
-use super::{Emitter, decimal, key, strings, table};
+use super::{By, Emitter, decimal, key, strings, table};
 use crate::findings::Finding;
 use crate::schema::TableId;
 
@@ -21,7 +21,7 @@ pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     };
     let Some(balances) = strings(ledgers, "ledger_balance") else { return Vec::new() };
     let mut sums: Vec<Option<Decimal>> = vec![Some(Decimal::ZERO); root.num_rows()];
-    let accounts = key(ledgers, "account");
+    let accounts = key(ledgers, By::Account);
     for row in 0..ledgers.num_rows() {
         let account = accounts.value(row) as usize;
         sums[account] = match (sums[account], decimal(balances, row)) {
