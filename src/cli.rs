@@ -28,8 +28,144 @@ pub enum Command {
     Validate(ValidateArgs),
     Generate(GenerateArgs),
     Schema(SchemaArgs),
+    Stage(StageArgs),
     Supplier(SupplierArgs),
     Team(TeamArgs),
+    Skip(SkipArgs),
+    Unskip(UnskipArgs),
+    Status(StatusArgs),
+    List(ListArgs),
+    Gc(GcArgs),
+}
+
+/// Validate a dump and stage its accepted accounts in the work directory's store.
+///
+/// Every account is validated by exactly the validate rules, then gets the guide's stage
+/// outcome: 201 staged for the first time; 200 staged again (a new version when the data
+/// changed, none when it is identical); 400 invalid (the validate body), already imported,
+/// marked to be skipped, or its supplier's migration paused or complete.
+///
+/// Staged rows go to WORKDIR/staging/SUPPLIER/RUN/TABLE.parquet with typed columns
+/// (decimals exact, dates, datetimes as UTC instants). The run's findings, outcomes (its
+/// audit rows) and the rows of invalid accounts (quarantine/TABLE.parquet, joinable with
+/// findings.parquet on _line = line) go to WORKDIR/runs/RUN/.
+///
+/// Safe to kill: nothing is current until its files are durable and one store transaction
+/// commits; running the same command again finishes an interrupted run. One process writes
+/// to a work directory at a time; a second fails at once (exit 2) naming the holder.
+///
+/// Exits 0 when every account was staged (201 or 200), 1 when any got a 400.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ferry stage data/sample.ndjson\n  ferry stage nightly.ndjson.zst --workdir /srv/ferry"
+)]
+pub struct StageArgs {
+    /// The NDJSON dump: .ndjson, .ndjson.gz or .ndjson.zst.
+    pub dump: PathBuf,
+    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// Mark staged import processes to be skipped: staging them is refused until unskipped.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ferry skip --supplier TENTACLE_ENERGY EXTERNAL-1234 --reason \"customer moved out\""
+)]
+pub struct SkipArgs {
+    /// The import supplier of the accounts.
+    #[arg(long)]
+    pub supplier: String,
+    /// External account numbers.
+    #[arg(required = true, value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// Why they are skipped (kept with the process).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// Return skipped import processes to STAGED, with their current staged data.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry unskip --supplier TENTACLE_ENERGY EXTERNAL-1234")]
+pub struct UnskipArgs {
+    /// The import supplier of the accounts.
+    #[arg(long)]
+    pub supplier: String,
+    /// External account numbers.
+    #[arg(required = true, value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// The guide's status of one import process.
+///
+/// Prints {"status": "UNKNOWN" | "IN_PROGRESS" | "COMPLETED", "kraken_account_number": ...}
+/// and exits 0; for a process that does not exist prints the 404 body {"detail": ...} and
+/// exits 1. UNKNOWN means staged but no account yet.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry status --supplier TENTACLE_ENERGY EXTERNAL-1234")]
+pub struct StatusArgs {
+    /// The import supplier of the account.
+    #[arg(long)]
+    pub supplier: String,
+    /// The external account number.
+    #[arg(value_name = "ACCOUNT")]
+    pub account: String,
+    /// Also print the process's state, staged version and skip reason on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// List a supplier's import processes: all, pending (staged, not imported) or imported.
+///
+/// Each entry has external_account_number, kraken_account_number and account_created_at
+/// (null until imported); the table shows the process status too.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ferry list pending --supplier TENTACLE_ENERGY\n  ferry list all --supplier TENTACLE_ENERGY --json | jq ."
+)]
+pub struct ListArgs {
+    /// Which processes.
+    #[arg(value_enum)]
+    pub which: ListWhich,
+    /// The import supplier.
+    #[arg(long)]
+    pub supplier: String,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListWhich {
+    All,
+    Pending,
+    Imported,
+}
+
+/// Remove staged files that no committed staged version references.
+///
+/// Such files are left by runs killed before their store transaction committed. Files of
+/// older versions stay: they are the audit trail. Half-written temporary files go too.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry gc --dry-run\n  ferry gc")]
+pub struct GcArgs {
+    /// Only print what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
 }
 
 /// The work directory of the store (`<DIR>/ferry.db`, created on first use).

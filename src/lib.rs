@@ -29,5 +29,7 @@ pub mod ingest;
 pub mod outcome;
 pub mod rules;
 pub mod schema;
+pub mod stage;
 pub mod store;
 pub mod validation;
+pub mod workdir;

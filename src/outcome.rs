@@ -48,40 +48,62 @@ impl Outcome {
 /// The outcome of every line of a chunk that produced an account or a finding, in line order.
 pub fn chunk_outcomes(schema: &Schema, out: &ChunkOutput) -> Vec<Outcome> {
     let rebuilder = Rebuilder::new(schema, &out.tables);
+    let mut outcomes = Vec::with_capacity(out.tables[0].num_rows());
+    for_each_line(out, |line, account, findings| outcomes.push(outcome(&rebuilder, line, account, findings)));
+    outcomes
+}
+
+/// Calls `f` for every line of a chunk that produced an account or a finding, in line order,
+/// with the account's row in the root table and the line's findings.
+pub fn for_each_line(out: &ChunkOutput, mut f: impl FnMut(u64, Option<usize>, &[Finding])) {
     let root = &out.tables[0];
     let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
-    let mut outcomes = Vec::with_capacity(root.num_rows());
-    let mut f = 0;
     let findings = &out.findings;
-    let mut next_account = 0;
+    let (mut next_finding, mut next_account) = (0, 0);
     loop {
         let account_line = (next_account < root.num_rows()).then(|| lines.value(next_account));
-        let finding_line = findings.get(f).map(|x| x.line);
+        let finding_line = findings.get(next_finding).map(|x| x.line);
         let line = match (account_line, finding_line) {
             (None, None) => break,
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) => a,
             (None, Some(b)) => b,
         };
-        let start = f;
-        while findings.get(f).is_some_and(|x| x.line == line) {
-            f += 1;
+        let start = next_finding;
+        while findings.get(next_finding).is_some_and(|x| x.line == line) {
+            next_finding += 1;
         }
-        let line_findings = &findings[start..f];
         let account = (account_line == Some(line)).then(|| {
             next_account += 1;
             next_account - 1
         });
-        outcomes.push(outcome(&rebuilder, line, account, line_findings));
+        f(line, account, &findings[start..next_finding]);
     }
-    outcomes
+}
+
+/// The validate 400 body: every error, and the warnings beside them.
+pub fn failed_validation_body(findings: &[Finding]) -> String {
+    let (errors, warnings) = error_entries(findings);
+    let mut body = json!({ "detail": "Could not validate account data.", "code": FAILED_VALIDATION, "errors": errors });
+    if !warnings.is_empty() {
+        body["warnings"] = Value::Array(warnings);
+    }
+    body.to_string()
+}
+
+/// The code of the validate 400 body.
+pub const FAILED_VALIDATION: &str = "account_failed_validation";
+
+fn error_entries(findings: &[Finding]) -> (Vec<Value>, Vec<Value>) {
+    let entry = |f: &Finding| json!({ "detail": f.detail, "code": f.code, "attr": f.attr });
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).map(entry).collect();
+    let warnings = findings.iter().filter(|f| f.severity == Severity::Warning).map(entry).collect();
+    (errors, warnings)
 }
 
 /// The outcome of one line from its findings; `account` is its row in the root table.
 fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, findings: &[Finding]) -> Outcome {
-    let entry = |f: &Finding| json!({ "detail": f.detail, "code": f.code, "attr": f.attr });
-    let errors: Vec<Value> = findings.iter().filter(|f| f.severity == Severity::Error).map(entry).collect();
-    let warnings: Vec<Value> = findings.iter().filter(|f| f.severity == Severity::Warning).map(entry).collect();
+    let (errors, warnings) = error_entries(findings);
     let (status, body) = match account {
         Some(row) if errors.is_empty() => {
             // The account's JSON, written straight from the columns; warnings as a last key.
@@ -95,13 +117,7 @@ fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, finding
             }
             (200, String::from_utf8(text).expect("built from str values and serde_json output"))
         }
-        _ => {
-            let mut body = json!({ "detail": "Could not validate account data.", "code": "account_failed_validation", "errors": errors });
-            if !warnings.is_empty() {
-                body["warnings"] = Value::Array(warnings);
-            }
-            (400, body.to_string())
-        }
+        _ => (400, failed_validation_body(findings)),
     };
     let key = |name: &str| account.and_then(|row| rebuilder.string(TableId(0), name, row));
     Outcome {
@@ -114,7 +130,7 @@ fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, finding
 }
 
 /// Rebuilds nested JSON from one chunk's tables.
-struct Rebuilder<'a> {
+pub struct Rebuilder<'a> {
     schema: &'a Schema,
     tables: &'a [RecordBatch],
     /// Per table, per parent row: the child rows in `_index` order.
@@ -122,7 +138,7 @@ struct Rebuilder<'a> {
 }
 
 impl<'a> Rebuilder<'a> {
-    fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
+    pub fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
         let children = schema
             .tables
             .iter()
@@ -144,13 +160,13 @@ impl<'a> Rebuilder<'a> {
         Self { schema, tables, children }
     }
 
-    fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
+    pub fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
         let c = self.tables[table.0].column_by_name(column)?.as_string::<i32>();
         c.is_valid(row).then(|| c.value(row).to_owned())
     }
 
     /// Writes the object of row `row` of `table` (or its scalar, for a list of scalars).
-    fn record(&self, table: TableId, row: usize, out: &mut Vec<u8>) {
+    pub fn record(&self, table: TableId, row: usize, out: &mut Vec<u8>) {
         match &self.schema.table(table).body {
             TableBody::Record(object) => self.object(table, self.schema.object(*object), row, out),
             TableBody::Scalar(field) => {

@@ -5,17 +5,13 @@ use std::time::Instant;
 
 use crate::cli::FlattenArgs;
 use crate::error::{Error, Outcome};
+use crate::ingest::ingest;
 use crate::ingest::output::TableFiles;
-use crate::ingest::{DumpReader, IngestOptions, ingest};
 use crate::schema::Severity;
 
 pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
     let schema = super::load_schema(args.ingest.schema.as_deref())?;
-    let pool = super::thread_pool(args.ingest.threads)?;
-    let mut options = IngestOptions::for_threads(pool.current_num_threads());
-    options.chunk_size = args.ingest.chunk_size.max(1);
-    let size = fs_err::metadata(&args.dump)?.len();
-    let reader = DumpReader::open(&args.dump, options.chunk_size)?;
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(&args.ingest, &args.dump)?;
     let consumed = reader.progress();
     let mut files = TableFiles::create(&schema, &args.out)?;
     let bar = super::byte_progress(size);

@@ -1,8 +1,11 @@
 //! One file per subcommand: orchestration only. The work is done by the library modules.
 
 mod flatten;
+mod gc;
 mod generate;
+mod process;
 mod schema;
+mod stage;
 mod supplier;
 mod team;
 mod validate;
@@ -25,6 +28,12 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Schema(args) => schema::run(args),
         Command::Supplier(args) => supplier::run(args),
         Command::Team(args) => team::run(args),
+        Command::Stage(args) => stage::run(args),
+        Command::Skip(args) => process::skip(args),
+        Command::Unskip(args) => process::unskip(args),
+        Command::Status(args) => process::status(args),
+        Command::List(args) => process::list(args),
+        Command::Gc(args) => gc::run(args),
     }
 }
 
@@ -45,6 +54,25 @@ fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
         .num_threads(threads.unwrap_or(0))
         .build()
         .map_err(|e| Error::usage(format!("cannot start worker threads: {e}"), None))
+}
+
+/// A dump opened for ingest: the worker pool, chunking, the reader and the file's size.
+struct DumpInput {
+    pool: rayon::ThreadPool,
+    options: crate::ingest::IngestOptions,
+    reader: crate::ingest::DumpReader,
+    size: u64,
+}
+
+impl DumpInput {
+    fn open(ingest: &crate::cli::IngestArgs, dump: &Path) -> Result<Self, Error> {
+        let pool = thread_pool(ingest.threads)?;
+        let mut options = crate::ingest::IngestOptions::for_threads(pool.current_num_threads());
+        options.chunk_size = ingest.chunk_size.max(1);
+        let size = fs_err::metadata(dump)?.len();
+        let reader = crate::ingest::DumpReader::open(dump, options.chunk_size)?;
+        Ok(Self { pool, options, reader, size })
+    }
 }
 
 /// A byte progress bar on stderr when it is a terminal; hidden otherwise.

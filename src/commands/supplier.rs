@@ -6,6 +6,7 @@ use crate::rules::formats;
 use crate::schema::Check;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{MigrationStatus, Store};
+use crate::workdir::Workdir;
 
 pub fn run(args: SupplierArgs) -> Result<Outcome, Error> {
     let mut store = SqliteStore::open(&args.workdir.workdir)?;
@@ -33,6 +34,9 @@ pub fn run(args: SupplierArgs) -> Result<Outcome, Error> {
         SupplierCommand::Resume { code } => (code, MigrationStatus::Ongoing),
         SupplierCommand::Complete { code } => (code, MigrationStatus::Complete),
     };
+    // Staging decides against the supplier statuses it read when it started: a change waits
+    // for no run, it fails at once while one holds the work directory.
+    let _lock = Workdir::new(&args.workdir.workdir).lock("supplier")?;
     if !formats::passes(Check::ImportSupplier, &code) {
         return Err(Error::usage(
             formats::detail(Check::ImportSupplier, &code),

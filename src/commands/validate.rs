@@ -9,7 +9,7 @@ use crate::cli::{Emit, ValidateArgs};
 use crate::error::{Error, Outcome};
 use crate::findings::{self, Finding};
 use crate::ingest::output::{PendingFile, writer_properties};
-use crate::ingest::{Chunk, DumpReader, IngestOptions, arrow_schemas, flatten_chunk, ingest};
+use crate::ingest::{Chunk, arrow_schemas, flatten_chunk, ingest};
 use crate::outcome::{self, chunk_outcomes};
 use crate::rules::RuleContext;
 use crate::schema::Schema;
@@ -22,11 +22,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
         return one_account(&schema, &ctx, account);
     }
     let dump = args.dump.as_deref().expect("clap requires a dump without --account");
-    let pool = super::thread_pool(args.ingest.threads)?;
-    let mut options = IngestOptions::for_threads(pool.current_num_threads());
-    options.chunk_size = args.ingest.chunk_size.max(1);
-    let size = fs_err::metadata(dump)?.len();
-    let reader = DumpReader::open(dump, options.chunk_size)?;
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(&args.ingest, dump)?;
     let consumed = reader.progress();
     let mut files = match &args.out {
         Some(dir) => {

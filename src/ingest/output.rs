@@ -82,66 +82,101 @@ impl PendingFile {
     }
 }
 
-/// The files of `ferry flatten`: one per table, and the findings.
-pub struct TableFiles {
-    tables: Vec<PendingFile>,
-    findings: PendingFile,
+/// One Parquet file per table of the schema, written chunk by chunk with keys rebased to
+/// rows of the whole file.
+pub struct TableSet {
+    files: Vec<PendingFile>,
     parents: Vec<Option<usize>>,
     /// Rows written so far per table: the offset of the next chunk's rows.
     rows: Vec<u64>,
+}
+
+impl TableSet {
+    /// Creates `<dir>/<table>.parquet` (under temporary names) with the given Arrow schemas,
+    /// one per table of `schema`.
+    pub fn create(schema: &Schema, dir: &Path, arrow: &[SchemaRef]) -> io::Result<Self> {
+        fs_err::create_dir_all(dir)?;
+        let files = schema
+            .tables
+            .iter()
+            .zip(arrow)
+            .map(|(t, a)| {
+                PendingFile::create(
+                    dir.join(format!("{}.parquet", t.name)),
+                    a.clone(),
+                    writer_properties(schema, &t.name),
+                )
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Self {
+            files,
+            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
+            rows: vec![0; schema.tables.len()],
+        })
+    }
+
+    /// Writes chunks of tables (each one batch per table, keys chunk-relative), in order;
+    /// tables are written in parallel.
+    pub fn write(&mut self, chunks: Vec<Vec<RecordBatch>>) -> io::Result<()> {
+        let mut per_table: Vec<Vec<RecordBatch>> = vec![Vec::with_capacity(chunks.len()); self.files.len()];
+        for tables in chunks {
+            let offsets = self.rows.clone();
+            for (t, batch) in tables.into_iter().enumerate() {
+                self.rows[t] += batch.num_rows() as u64;
+                if batch.num_rows() > 0 {
+                    per_table[t].push(rebase(batch, offsets[0], self.parents[t].map(|p| offsets[p])));
+                }
+            }
+        }
+        self.files
+            .par_iter_mut()
+            .zip(per_table)
+            .try_for_each(|(file, batches)| batches.iter().try_for_each(|b| file.write(b)))
+    }
+
+    /// Rows written per table, in schema order.
+    pub fn rows(&self) -> &[u64] {
+        &self.rows
+    }
+
+    /// Finishes, syncs and renames every file.
+    pub fn commit(self) -> io::Result<()> {
+        self.files.into_par_iter().try_for_each(PendingFile::commit)
+    }
+}
+
+/// The files of `ferry flatten`: one per table, and the findings.
+pub struct TableFiles {
+    tables: TableSet,
+    findings: PendingFile,
     pub findings_by_code: BTreeMap<String, u64>,
     pub findings_total: u64,
 }
 
 impl TableFiles {
     pub fn create(schema: &Schema, dir: &Path) -> io::Result<Self> {
-        fs_err::create_dir_all(dir)?;
-        let arrow = arrow_schemas(schema);
-        let tables = schema
-            .tables
-            .iter()
-            .zip(arrow)
-            .map(|(t, a)| {
-                PendingFile::create(dir.join(format!("{}.parquet", t.name)), a, writer_properties(schema, &t.name))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
+        let tables = TableSet::create(schema, dir, &arrow_schemas(schema))?;
         let findings = PendingFile::create(
             dir.join("findings.parquet"),
             findings::arrow_schema(),
             writer_properties(schema, "findings"),
         )?;
-        Ok(Self {
-            tables,
-            findings,
-            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
-            rows: vec![0; schema.tables.len()],
-            findings_by_code: BTreeMap::new(),
-            findings_total: 0,
-        })
+        Ok(Self { tables, findings, findings_by_code: BTreeMap::new(), findings_total: 0 })
     }
 
-    /// Writes one wave of chunk outputs, in order; tables are written in parallel.
+    /// Writes one wave of chunk outputs, in order.
     pub fn write(&mut self, outputs: Vec<ChunkOutput>) -> io::Result<()> {
-        let mut per_table: Vec<Vec<RecordBatch>> = vec![Vec::with_capacity(outputs.len()); self.tables.len()];
         let mut findings: Vec<Finding> = Vec::new();
+        let mut chunks = Vec::with_capacity(outputs.len());
         for out in outputs {
-            let offsets = self.rows.clone();
-            for (t, batch) in out.tables.into_iter().enumerate() {
-                self.rows[t] += batch.num_rows() as u64;
-                if batch.num_rows() > 0 {
-                    per_table[t].push(rebase(batch, offsets[0], self.parents[t].map(|p| offsets[p])));
-                }
-            }
+            chunks.push(out.tables);
             findings.extend(out.findings);
         }
         for f in &findings {
             *self.findings_by_code.entry(f.code.clone()).or_default() += 1;
         }
         self.findings_total += findings.len() as u64;
-        self.tables
-            .par_iter_mut()
-            .zip(per_table)
-            .try_for_each(|(file, batches)| batches.iter().try_for_each(|b| file.write(b)))?;
+        self.tables.write(chunks)?;
         if !findings.is_empty() {
             self.findings.write(&findings::to_batch(&findings))?;
         }
@@ -150,11 +185,11 @@ impl TableFiles {
 
     /// Rows written per table, in schema order.
     pub fn rows(&self) -> &[u64] {
-        &self.rows
+        self.tables.rows()
     }
 
     pub fn commit(self) -> io::Result<()> {
-        self.tables.into_par_iter().try_for_each(PendingFile::commit)?;
+        self.tables.commit()?;
         self.findings.commit()
     }
 }

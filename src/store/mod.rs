@@ -8,6 +8,7 @@
 
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// An import supplier's migration status.
@@ -71,6 +72,135 @@ pub struct StoreError {
     pub source: rusqlite::Error,
 }
 
+/// Where an import process is in the state machine of spec/operations.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessStatus {
+    Staged,
+    Skipped,
+    Imported,
+}
+
+impl ProcessStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessStatus::Staged => "STAGED",
+            ProcessStatus::Skipped => "SKIPPED",
+            ProcessStatus::Imported => "IMPORTED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "STAGED" => Some(ProcessStatus::Staged),
+            "SKIPPED" => Some(ProcessStatus::Skipped),
+            "IMPORTED" => Some(ProcessStatus::Imported),
+            _ => None,
+        }
+    }
+}
+
+/// One import process, identified by (import supplier, external account number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub import_supplier: String,
+    pub external_account_number: String,
+    pub status: ProcessStatus,
+    /// The id of the current staged version.
+    pub current_version: Option<i64>,
+    pub skip_reason: Option<String>,
+    pub kraken_account_number: Option<String>,
+    pub account_created_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What staging needs to know about a process before deciding an account's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessState {
+    pub status: ProcessStatus,
+    /// The payload hash of the current staged version.
+    pub payload_hash: Option<String>,
+    pub kraken_account_number: Option<String>,
+}
+
+/// The store as a stage run sees it when it starts (the work directory lock keeps it so).
+#[derive(Debug, Default)]
+pub struct StageSnapshot {
+    pub suppliers: HashMap<String, MigrationStatus>,
+    pub processes: HashMap<(String, String), ProcessState>,
+}
+
+/// A run of a command that writes to the work directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Sorts by time: `20261127T021500Z-3f9a`.
+    pub id: String,
+    pub command: String,
+    /// What the run was asked to do (command, input, schema, options), hashed: re-running the
+    /// same command after a crash resumes the run with the same fingerprint.
+    pub fingerprint: String,
+    pub pid: u32,
+    pub started_at: String,
+    /// When the run's store changes committed (null: not yet, or nothing to commit).
+    pub committed_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub status: Option<String>,
+}
+
+/// How [`Store::begin_run`] found the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    pub run: Run,
+    /// True when an interrupted run with the same fingerprint is being resumed.
+    pub resumed: bool,
+}
+
+/// One row of the append-only audit table (spec/operations.md, "What a bulk run records").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub run_id: String,
+    pub operation: String,
+    pub attempt: u32,
+    pub import_supplier: Option<String>,
+    pub external_account_number: Option<String>,
+    pub line: Option<u64>,
+    pub status_code: u16,
+    pub error_code: Option<String>,
+    pub body: String,
+    pub kraken_account_number: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// A staged version to register and make current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    pub import_supplier: String,
+    pub external_account_number: String,
+    /// The directory of the staged files, relative to the work directory.
+    pub location: String,
+    /// The account's row in the root table of those files.
+    pub account_row: u64,
+    pub payload_hash: String,
+}
+
+/// Which processes `ferry list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessFilter {
+    All,
+    /// Staged and not imported (skipped processes are not pending).
+    Pending,
+    Imported,
+}
+
+/// Why a skip or unskip was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipRefused {
+    Unknown,
+    /// The process is in a state the transition does not start from.
+    From(ProcessStatus),
+}
+
 /// The operations of the store, for every backend.
 pub trait Store {
     /// Every import supplier, by code.
@@ -86,4 +216,33 @@ pub trait Store {
     fn teams(&self) -> Result<Vec<Team>, StoreError>;
     /// Adds a team; false when it already exists.
     fn add_team(&mut self, name: &str) -> Result<bool, StoreError>;
+
+    /// Starts a run, or resumes the unfinished run with the same fingerprint.
+    fn begin_run(&mut self, command: &str, fingerprint: &str) -> Result<RunStart, StoreError>;
+    /// Runs that never finished (crashed or killed), oldest first.
+    fn unfinished_runs(&self) -> Result<Vec<Run>, StoreError>;
+    /// Marks a run finished with its status.
+    fn finish_run(&mut self, run_id: &str, status: &str) -> Result<(), StoreError>;
+    /// Suppliers and processes, for deciding stage outcomes.
+    fn stage_snapshot(&self) -> Result<StageSnapshot, StoreError>;
+    /// In one transaction: registers `versions` (each becomes its process's current version;
+    /// a new process starts STAGED, a new supplier ONGOING), appends `audit`, and marks the run
+    /// committed. Either all of it happens or none.
+    fn commit_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError>;
+    /// The audit rows of one run, in the order they were appended.
+    fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
+    /// One import process.
+    fn process(&self, supplier: &str, external: &str) -> Result<Option<Process>, StoreError>;
+    /// The processes of a supplier, by external account number.
+    fn processes(&self, supplier: &str, filter: ProcessFilter) -> Result<Vec<Process>, StoreError>;
+    /// STAGED → SKIPPED with a reason (`skip`), or SKIPPED → STAGED (`!skip`).
+    fn set_skipped(
+        &mut self,
+        supplier: &str,
+        external: &str,
+        skip: bool,
+        reason: Option<&str>,
+    ) -> Result<Result<(), SkipRefused>, StoreError>;
+    /// Every location a staged version references (committed versions only).
+    fn staged_locations(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{MigrationStatus, Store, StoreError, Supplier, Team};
+use super::{
+    AuditRecord, MigrationStatus, NewVersion, Process, ProcessFilter, ProcessState, ProcessStatus, Run, RunStart,
+    SkipRefused, StageSnapshot, Store, StoreError, Supplier, Team,
+};
 
 /// The store's schema, one step per version. Never edit a step that has shipped: add one.
 pub const MIGRATIONS: &[&str] = &[
@@ -73,6 +76,31 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_process ON audit (import_supplier, external_account_number, operation);
     ",
+    // 2: run fingerprints and commit times, the staged row of each version, and the state
+    // machine of spec/operations.md enforced by the database itself; the audit is append-only.
+    "
+    ALTER TABLE runs ADD COLUMN fingerprint TEXT;
+    ALTER TABLE runs ADD COLUMN committed_at TEXT;
+    ALTER TABLE staged_versions ADD COLUMN account_row INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX staged_versions_by_run ON staged_versions (run_id);
+    CREATE INDEX audit_by_run ON audit (run_id);
+    CREATE TRIGGER import_process_starts_staged BEFORE INSERT ON import_processes
+    WHEN NEW.status <> 'STAGED'
+    BEGIN SELECT RAISE(ABORT, 'an import process starts STAGED'); END;
+    CREATE TRIGGER import_process_transitions BEFORE UPDATE OF status ON import_processes
+    WHEN NOT (
+        (OLD.status = 'STAGED' AND NEW.status IN ('STAGED', 'SKIPPED', 'IMPORTED'))
+        OR (OLD.status = 'SKIPPED' AND NEW.status = 'STAGED')
+    )
+    BEGIN SELECT RAISE(ABORT, 'import process transition not allowed'); END;
+    CREATE TRIGGER import_process_versions BEFORE UPDATE OF current_version ON import_processes
+    WHEN OLD.current_version IS NOT NEW.current_version AND (OLD.status <> 'STAGED' OR NEW.status <> 'STAGED')
+    BEGIN SELECT RAISE(ABORT, 'only a STAGED import process takes a new staged version'); END;
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    ",
 ];
 
 /// The embedded store of one work directory.
@@ -92,7 +120,7 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         let mut store = Self { conn, path };
         store.migrate()?;
         Ok(store)
@@ -132,8 +160,51 @@ impl SqliteStore {
     }
 }
 
-fn now() -> String {
+/// The current time as the store writes it: RFC 3339, UTC, milliseconds.
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A new run id: the UTC time to the second, then 4 random hex digits.
+fn new_run_id() -> String {
+    format!("{}-{:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
+}
+
+fn err_at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError { path: path.display().to_string(), source }
+}
+
+const RUN_COLUMNS: &str = "id, command, fingerprint, pid, started_at, committed_at, finished_at, status";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        command: r.get(1)?,
+        fingerprint: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        pid: r.get(3)?,
+        started_at: r.get(4)?,
+        committed_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        status: r.get(7)?,
+    })
+}
+
+const PROCESS_COLUMNS: &str = "import_supplier, external_account_number, status, current_version, skip_reason,
+    kraken_account_number, account_created_at, created_at, updated_at";
+
+fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Process> {
+    let status: String = r.get(2)?;
+    Ok(Process {
+        import_supplier: r.get(0)?,
+        external_account_number: r.get(1)?,
+        status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Staged),
+        current_version: r.get(3)?,
+        skip_reason: r.get(4)?,
+        kraken_account_number: r.get(5)?,
+        account_created_at: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
 }
 
 impl Store for SqliteStore {
@@ -197,6 +268,278 @@ impl Store for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
         Ok(n == 1)
+    }
+
+    fn begin_run(&mut self, command: &str, fingerprint: &str) -> Result<RunStart, StoreError> {
+        let err = err_at(&self.path);
+        let found = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE fingerprint = ?1 AND command = ?2 AND finished_at IS NULL
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![fingerprint, command],
+                run_row,
+            )
+            .optional()
+            .map_err(&err)?;
+        let pid = std::process::id();
+        if let Some(mut run) = found {
+            self.conn.execute("UPDATE runs SET pid = ?2 WHERE id = ?1", params![run.id, pid]).map_err(&err)?;
+            run.pid = pid;
+            return Ok(RunStart { run, resumed: true });
+        }
+        let run = Run {
+            id: new_run_id(),
+            command: command.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            pid,
+            started_at: now(),
+            committed_at: None,
+            finished_at: None,
+            status: None,
+        };
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, command, fingerprint, pid, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run.id, run.command, run.fingerprint, run.pid, run.started_at],
+            )
+            .map_err(&err)?;
+        Ok(RunStart { run, resumed: false })
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<Run>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NULL ORDER BY id"))
+            .map_err(&err)?;
+        let rows = stmt.query_map([], run_row).map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn finish_run(&mut self, run_id: &str, status: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE runs SET finished_at = ?2, status = ?3 WHERE id = ?1", params![run_id, now(), status])
+            .map_err(err_at(&self.path))?;
+        Ok(())
+    }
+
+    fn stage_snapshot(&self) -> Result<StageSnapshot, StoreError> {
+        let err = err_at(&self.path);
+        let mut snapshot = StageSnapshot::default();
+        for s in self.suppliers()? {
+            snapshot.suppliers.insert(s.code, s.status);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number
+                 FROM import_processes p LEFT JOIN staged_versions v ON v.id = p.current_version",
+            )
+            .map_err(&err)?;
+        let mut rows = stmt.query([]).map_err(&err)?;
+        while let Some(r) = rows.next().map_err(&err)? {
+            let status: String = r.get(2).map_err(&err)?;
+            snapshot.processes.insert(
+                (r.get(0).map_err(&err)?, r.get(1).map_err(&err)?),
+                ProcessState {
+                    status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Staged),
+                    payload_hash: r.get(3).map_err(&err)?,
+                    kraken_account_number: r.get(4).map_err(&err)?,
+                },
+            );
+        }
+        Ok(snapshot)
+    }
+
+    fn commit_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        Self::stage_in(&tx, run_id, versions, audit).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run_id, operation, attempt, import_supplier, external_account_number, line, status_code,
+                     error_code, body, kraken_account_number, started_at, finished_at
+                 FROM audit WHERE run_id = ?1 ORDER BY id",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                Ok(AuditRecord {
+                    run_id: r.get(0)?,
+                    operation: r.get(1)?,
+                    attempt: r.get(2)?,
+                    import_supplier: r.get(3)?,
+                    external_account_number: r.get(4)?,
+                    line: r.get::<_, Option<i64>>(5)?.map(|l| l as u64),
+                    status_code: r.get(6)?,
+                    error_code: r.get(7)?,
+                    body: r.get(8)?,
+                    kraken_account_number: r.get(9)?,
+                    started_at: r.get(10)?,
+                    finished_at: r.get(11)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn process(&self, supplier: &str, external: &str) -> Result<Option<Process>, StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {PROCESS_COLUMNS} FROM import_processes
+                     WHERE import_supplier = ?1 AND external_account_number = ?2"
+                ),
+                params![supplier, external],
+                process_row,
+            )
+            .optional()
+            .map_err(err_at(&self.path))
+    }
+
+    fn processes(&self, supplier: &str, filter: ProcessFilter) -> Result<Vec<Process>, StoreError> {
+        let err = err_at(&self.path);
+        let condition = match filter {
+            ProcessFilter::All => "",
+            ProcessFilter::Pending => "AND status = 'STAGED'",
+            ProcessFilter::Imported => "AND status = 'IMPORTED'",
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {PROCESS_COLUMNS} FROM import_processes WHERE import_supplier = ?1 {condition}
+                 ORDER BY external_account_number"
+            ))
+            .map_err(&err)?;
+        let rows = stmt.query_map(params![supplier], process_row).map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn set_skipped(
+        &mut self,
+        supplier: &str,
+        external: &str,
+        skip: bool,
+        reason: Option<&str>,
+    ) -> Result<Result<(), SkipRefused>, StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let status: Option<String> = tx
+            .query_row(
+                "SELECT status FROM import_processes WHERE import_supplier = ?1 AND external_account_number = ?2",
+                params![supplier, external],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        let Some(status) = status.as_deref().and_then(ProcessStatus::parse) else {
+            return Ok(Err(SkipRefused::Unknown));
+        };
+        let (from, to) = if skip {
+            (ProcessStatus::Staged, ProcessStatus::Skipped)
+        } else {
+            (ProcessStatus::Skipped, ProcessStatus::Staged)
+        };
+        if status != from {
+            return Ok(Err(SkipRefused::From(status)));
+        }
+        tx.execute(
+            "UPDATE import_processes SET status = ?3, skip_reason = ?4, updated_at = ?5
+             WHERE import_supplier = ?1 AND external_account_number = ?2",
+            params![supplier, external, to.as_str(), if skip { reason } else { None }, now()],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(Ok(()))
+    }
+
+    fn staged_locations(&self) -> Result<Vec<String>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt =
+            self.conn.prepare("SELECT DISTINCT location FROM staged_versions ORDER BY location").map_err(&err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+}
+
+impl SqliteStore {
+    fn stage_in(
+        tx: &rusqlite::Transaction<'_>,
+        run_id: &str,
+        versions: &[NewVersion],
+        audit: &[AuditRecord],
+    ) -> rusqlite::Result<()> {
+        let t = now();
+        let mut supplier = tx.prepare_cached(
+            "INSERT INTO import_suppliers (code, status, created_at, updated_at) VALUES (?1, 'ONGOING', ?2, ?2)
+             ON CONFLICT (code) DO NOTHING",
+        )?;
+        // One upsert per process, pointing at the version inserted next (its id chosen here,
+        // inside the write transaction). Updating a SKIPPED or IMPORTED process would be
+        // refused by the state machine's triggers.
+        let mut process = tx.prepare_cached(
+            "INSERT INTO import_processes (import_supplier, external_account_number, status, current_version,
+                 created_at, updated_at)
+             VALUES (?1, ?2, 'STAGED', ?3, ?4, ?4)
+             ON CONFLICT (import_supplier, external_account_number) DO UPDATE
+             SET status = 'STAGED', current_version = excluded.current_version, updated_at = excluded.updated_at",
+        )?;
+        let mut version = tx.prepare_cached(
+            "INSERT INTO staged_versions (id, import_supplier, external_account_number, run_id, location, account_row,
+                 payload_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut id: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM staged_versions", [], |r| r.get(0))?;
+        let mut seen = std::collections::HashSet::new();
+        for v in versions {
+            if seen.insert(v.import_supplier.as_str()) {
+                supplier.execute(params![v.import_supplier, t])?;
+            }
+            id += 1;
+            process.execute(params![v.import_supplier, v.external_account_number, id, t])?;
+            version.execute(params![
+                id,
+                v.import_supplier,
+                v.external_account_number,
+                run_id,
+                v.location,
+                v.account_row as i64,
+                v.payload_hash,
+                t
+            ])?;
+        }
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO audit (run_id, operation, attempt, import_supplier, external_account_number, line,
+                 status_code, error_code, body, kraken_account_number, started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        for a in audit {
+            insert.execute(params![
+                a.run_id,
+                a.operation,
+                a.attempt,
+                a.import_supplier,
+                a.external_account_number,
+                a.line.map(|l| l as i64),
+                a.status_code,
+                a.error_code,
+                a.body,
+                a.kraken_account_number,
+                a.started_at,
+                a.finished_at
+            ])?;
+        }
+        tx.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, t])?;
+        Ok(())
     }
 }
 

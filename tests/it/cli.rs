@@ -13,6 +13,12 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["schema", "check", "--help"],
         vec!["supplier", "--help"],
         vec!["team", "--help"],
+        vec!["stage", "--help"],
+        vec!["skip", "--help"],
+        vec!["unskip", "--help"],
+        vec!["status", "--help"],
+        vec!["list", "--help"],
+        vec!["gc", "--help"],
     ] {
         let run = ferry(&args);
         assert_eq!(run.code, 0, "{args:?}");

@@ -25,9 +25,15 @@ pub fn ferry(args: &[&str]) -> Run {
 /// Runs the real binary in `dir`: tests whose output names files pass paths relative to it,
 /// so that the text does not depend on where the checkout lives.
 pub fn ferry_in(dir: &Path, args: &[&str]) -> Run {
+    ferry_with(dir, args, &[])
+}
+
+/// Runs the real binary in `dir` with extra environment variables.
+pub fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .current_dir(dir)
         .args(args)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
         .env_remove("CLICOLOR_FORCE")

@@ -8,5 +8,6 @@ mod harness;
 mod invariance;
 mod rules;
 mod schema;
+mod stage;
 mod store;
 mod validate;

@@ -1,0 +1,124 @@
+//! `ferry skip`, `unskip`, `status` and `list`: operator commands on import processes.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::cli::{ListArgs, ListWhich, SkipArgs, StatusArgs, UnskipArgs};
+use crate::error::{Error, Outcome};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Process, ProcessFilter, ProcessStatus, SkipRefused, Store};
+use crate::workdir::Workdir;
+
+pub fn skip(args: SkipArgs) -> Result<Outcome, Error> {
+    if args.reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        return Err(Error::usage("--reason may not be blank", Some("leave it out, or say why")));
+    }
+    set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, true, args.reason.as_deref())
+}
+
+pub fn unskip(args: UnskipArgs) -> Result<Outcome, Error> {
+    set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, false, None)
+}
+
+fn set_skipped(
+    workdir: &std::path::Path,
+    supplier: &str,
+    accounts: &[String],
+    skip: bool,
+    reason: Option<&str>,
+) -> Result<Outcome, Error> {
+    let wd = Workdir::new(workdir);
+    let _lock = wd.lock(if skip { "skip" } else { "unskip" })?;
+    let mut store = SqliteStore::open(&wd.root)?;
+    let (verb, to) = if skip { ("skipped", "SKIPPED") } else { ("unskipped", "STAGED") };
+    let mut refused = 0;
+    for account in accounts {
+        match store.set_skipped(supplier, account, skip, reason)? {
+            Ok(()) => eprintln!("{supplier} {account}: {verb} (now {to})"),
+            Err(why) => {
+                refused += 1;
+                let because = match why {
+                    SkipRefused::Unknown => "no such import process (stage it first)".to_owned(),
+                    SkipRefused::From(status) if status.as_str() == to => format!("already {to}"),
+                    SkipRefused::From(status) => format!(
+                        "it is {}, and only a {} process can be {verb}",
+                        status.as_str(),
+                        if skip { "STAGED" } else { "SKIPPED" }
+                    ),
+                };
+                eprintln!("{supplier} {account}: not {verb}: {because}");
+            }
+        }
+    }
+    Ok(if refused > 0 { Outcome::Rejected } else { Outcome::Clean })
+}
+
+/// The guide's status body of a process.
+pub fn status_body(process: &Process) -> serde_json::Value {
+    let (status, number) = match process.status {
+        ProcessStatus::Imported => ("COMPLETED", process.kraken_account_number.clone().unwrap_or_default()),
+        ProcessStatus::Staged | ProcessStatus::Skipped => ("UNKNOWN", String::new()),
+    };
+    json!({ "status": status, "kraken_account_number": number })
+}
+
+pub fn status(args: StatusArgs) -> Result<Outcome, Error> {
+    let store = SqliteStore::open(&args.workdir.workdir)?;
+    let Some(process) = store.process(&args.supplier, &args.account)? else {
+        let detail = format!("No import process for account {} of import supplier {}.", args.account, args.supplier);
+        println!("{}", json!({ "detail": detail }));
+        eprintln!("404 Not Found");
+        return Ok(Outcome::Rejected);
+    };
+    println!("{}", status_body(&process));
+    if args.verbose {
+        eprintln!(
+            "process {} {}: {}, staged version {}, skip reason {}, updated {}",
+            process.import_supplier,
+            process.external_account_number,
+            process.status.as_str(),
+            process.current_version.map_or("none".to_owned(), |v| v.to_string()),
+            process.skip_reason.as_deref().unwrap_or("none"),
+            process.updated_at
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+pub fn list(args: ListArgs) -> Result<Outcome, Error> {
+    let store = SqliteStore::open(&args.workdir.workdir)?;
+    let filter = match args.which {
+        ListWhich::All => ProcessFilter::All,
+        ListWhich::Pending => ProcessFilter::Pending,
+        ListWhich::Imported => ProcessFilter::Imported,
+    };
+    let processes = store.processes(&args.supplier, filter)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        for p in &processes {
+            let entry = json!({
+                "external_account_number": p.external_account_number,
+                "kraken_account_number": p.kraken_account_number,
+                "account_created_at": p.account_created_at,
+            });
+            writeln!(out, "{entry}")?;
+        }
+    } else {
+        writeln!(out, "{:<32} {:<9} {:<12} account_created_at", "external_account_number", "status", "kraken")?;
+        for p in &processes {
+            writeln!(
+                out,
+                "{:<32} {:<9} {:<12} {}",
+                p.external_account_number,
+                p.status.as_str(),
+                p.kraken_account_number.as_deref().unwrap_or("-"),
+                p.account_created_at.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    out.flush()?;
+    eprintln!("{} import processes of {}", processes.len(), args.supplier);
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,82 @@
+//! A run's audit rows as `runs/<run-id>/outcomes.parquet`: written from the store after the
+//! run's transaction committed, so the file is always a copy of what the store holds, whether
+//! the run finished at once or was resumed after a crash.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+
+use crate::ingest::output::{PendingFile, ROW_GROUP_ROWS, writer_properties};
+use crate::schema::Schema;
+use crate::store::AuditRecord;
+
+/// The Arrow schema of a run's `outcomes.parquet`: the audit table's columns.
+pub fn arrow_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(ArrowSchema::new(vec![
+        text("run_id", false),
+        text("operation", false),
+        Field::new("attempt", DataType::UInt32, false),
+        text("import_supplier", true),
+        text("external_account_number", true),
+        Field::new("line", DataType::UInt64, true),
+        Field::new("status", DataType::UInt16, false),
+        text("error_code", true),
+        text("body", false),
+        text("kraken_account_number", true),
+        text("started_at", false),
+        text("finished_at", false),
+    ]))
+}
+
+/// Audit rows as one batch of [`arrow_schema()`].
+pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
+    let n = rows.len();
+    let mut text: Vec<StringBuilder> = (0..9).map(|_| StringBuilder::new()).collect();
+    let mut attempt = UInt32Builder::with_capacity(n);
+    let mut line = UInt64Builder::with_capacity(n);
+    let mut status = UInt16Builder::with_capacity(n);
+    for r in rows {
+        text[0].append_value(&r.run_id);
+        text[1].append_value(&r.operation);
+        attempt.append_value(r.attempt);
+        text[2].append_option(r.import_supplier.as_deref());
+        text[3].append_option(r.external_account_number.as_deref());
+        line.append_option(r.line);
+        status.append_value(r.status_code);
+        text[4].append_option(r.error_code.as_deref());
+        text[5].append_value(&r.body);
+        text[6].append_option(r.kraken_account_number.as_deref());
+        text[7].append_value(&r.started_at);
+        text[8].append_value(&r.finished_at);
+    }
+    let mut t = text.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let mut next = || t.next().expect("nine text columns");
+    let columns: Vec<ArrayRef> = vec![
+        next(),
+        next(),
+        Arc::new(attempt.finish()),
+        next(),
+        next(),
+        Arc::new(line.finish()),
+        Arc::new(status.finish()),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+    ];
+    RecordBatch::try_new(arrow_schema(), columns).expect("columns match the outcomes schema")
+}
+
+/// Writes `rows` to `path` (under a temporary name, synced, renamed).
+pub fn write_outcomes(schema: &Schema, path: &Path, rows: &[AuditRecord]) -> std::io::Result<()> {
+    let mut file = PendingFile::create(path.to_owned(), arrow_schema(), writer_properties(schema, "outcomes"))?;
+    for chunk in rows.chunks(ROW_GROUP_ROWS) {
+        file.write(&to_batch(chunk))?;
+    }
+    file.commit()
+}

@@ -1,0 +1,428 @@
+//! Staging: each account of a dump validated by exactly the validate code path, then given
+//! the stage outcome of spec/operations.md against the store as it was when the run started,
+//! and the rows of the accounts to store cut out, typed, per import supplier.
+//!
+//! [`Stager::stage_chunk`] is pure given the snapshot, so it runs inside the parallel flatten
+//! step; the command's sink writes its results in input order and commits the store last.
+
+pub mod export;
+pub mod typed;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::findings::{Finding, NON_FIELD_ERRORS, quote};
+use crate::ingest::{ACCOUNT, ChunkOutput, LINE, attr_path};
+use crate::outcome::{FAILED_VALIDATION, Rebuilder, failed_validation_body, for_each_line};
+use crate::rules::RuleContext;
+use crate::schema::{Schema, Severity, TableId};
+use crate::store::{MigrationStatus, ProcessStatus, StageSnapshot};
+use typed::{TypedTables, select_accounts};
+
+/// The code of a value an accepted account has that its typed staged column cannot hold
+/// (possible only when the rule rejecting it is not an error in the schema in use).
+pub const NOT_STAGEABLE: &str = "not_stageable";
+
+/// How staging decided one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// 201: first time staged.
+    Created,
+    /// 200: staged before, replaced by different data (a new version).
+    Replaced,
+    /// 200: staged before with exactly this data; no new version.
+    Identical,
+    /// 400: the validate body.
+    Invalid,
+    /// 400: imported already, with its account number.
+    AlreadyImported(String),
+    /// 400: an operator marked the process to be skipped.
+    Skipped,
+    /// 400: the supplier's migration is paused or complete.
+    NotOngoing(MigrationStatus),
+}
+
+impl Decision {
+    pub fn status(&self) -> u16 {
+        match self {
+            Decision::Created => 201,
+            Decision::Replaced | Decision::Identical => 200,
+            _ => 400,
+        }
+    }
+
+    /// Whether the account's rows are written as a new staged version.
+    pub fn writes(&self) -> bool {
+        matches!(self, Decision::Created | Decision::Replaced)
+    }
+
+    /// A short name for summaries and tests.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Created => "created",
+            Decision::Replaced => "replaced",
+            Decision::Identical => "identical",
+            Decision::Invalid => "invalid",
+            Decision::AlreadyImported(_) => "already_imported",
+            Decision::Skipped => "skipped",
+            Decision::NotOngoing(_) => "supplier_not_ongoing",
+        }
+    }
+}
+
+/// The stage outcome of one line of the dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOutcome {
+    pub line: u64,
+    pub import_supplier: Option<String>,
+    pub external_account_number: Option<String>,
+    pub decision: Decision,
+    pub error_code: Option<String>,
+    pub body: String,
+    /// sha256 of the account as the schema normalises it (accepted accounts only).
+    pub payload_hash: Option<String>,
+}
+
+/// The rows of one supplier's accounts to stage from one chunk.
+#[derive(Debug)]
+pub struct SupplierRows {
+    pub supplier: String,
+    /// One typed batch per table; `_account` counts this supplier's accounts in the chunk.
+    pub tables: Vec<RecordBatch>,
+    /// For each root row of `tables`, the index of its line in [`ChunkStage::outcomes`].
+    pub outcomes: Vec<usize>,
+}
+
+/// What staging made of one chunk.
+#[derive(Debug)]
+pub struct ChunkStage {
+    pub outcomes: Vec<LineOutcome>,
+    pub staged: Vec<SupplierRows>,
+    /// Rows (flattened, as text) of the accounts that failed validation.
+    pub quarantine: Vec<RecordBatch>,
+    /// When the chunk was staged (the audit's `started_at`).
+    pub started_at: String,
+}
+
+/// Stages chunks against one snapshot of the store.
+pub struct Stager<'a> {
+    schema: &'a Schema,
+    ctx: &'a RuleContext,
+    typed: TypedTables,
+    parents: Vec<Option<usize>>,
+    snapshot: StageSnapshot,
+}
+
+impl<'a> Stager<'a> {
+    pub fn new(schema: &'a Schema, ctx: &'a RuleContext, snapshot: StageSnapshot) -> Self {
+        Self {
+            schema,
+            ctx,
+            typed: TypedTables::new(schema),
+            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
+            snapshot,
+        }
+    }
+
+    pub fn typed(&self) -> &TypedTables {
+        &self.typed
+    }
+
+    /// Decides every line of a validated chunk (its findings include the rules'), adding a
+    /// [`NOT_STAGEABLE`] finding for each value of an accepted account that its typed column
+    /// cannot hold. Calling it again on the same chunk (after more findings were added) gives
+    /// the result for the new findings.
+    pub fn stage_chunk(&self, out: &mut ChunkOutput) -> ChunkStage {
+        let started_at = crate::store::sqlite::now();
+        out.findings.retain(|f| f.code != NOT_STAGEABLE);
+        let root = &out.tables[0];
+        let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
+        let accepted = |findings: &[Finding]| {
+            let mut ok = vec![true; root.num_rows()];
+            let mut f = 0;
+            for (row, line) in lines.values().iter().enumerate() {
+                while findings.get(f).is_some_and(|x| x.line < *line) {
+                    f += 1;
+                }
+                let mut g = f;
+                while findings.get(g).is_some_and(|x| x.line == *line) {
+                    ok[row] &= findings[g].severity != Severity::Error;
+                    g += 1;
+                }
+            }
+            ok
+        };
+        let mut ok = accepted(&out.findings);
+        let account_of = |t: usize, row: usize| {
+            out.tables[t].column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().value(row) as usize
+        };
+        let (typed, failures) = self.typed.convert(&out.tables, self.ctx.tz, |t, row| ok[account_of(t, row)]);
+        if !failures.is_empty() {
+            let supplier = root.column_by_name("import_supplier").map(|c| c.as_string::<i32>().clone());
+            let external = root.column_by_name("external_account_number").map(|c| c.as_string::<i32>().clone());
+            let text = |c: &Option<arrow_array::StringArray>, row: usize| {
+                c.as_ref().filter(|c| c.is_valid(row)).map(|c| c.value(row).to_owned())
+            };
+            for u in &failures {
+                let account = account_of(u.table, u.row);
+                let path = attr_path(self.schema, &out.tables, TableId(u.table), u.row);
+                let attr = if path.is_empty() { u.column.clone() } else { format!("{path}.{}", u.column) };
+                out.findings.push(Finding {
+                    line: lines.value(account),
+                    import_supplier: text(&supplier, account),
+                    external_account_number: text(&external, account),
+                    attr,
+                    code: NOT_STAGEABLE.to_owned(),
+                    severity: Severity::Error,
+                    detail: format!("{} {}: it cannot be staged", quote(&u.value), u.why),
+                    value: Some(u.value.clone()),
+                });
+            }
+            out.findings.sort_by_key(|f| f.line);
+            ok = accepted(&out.findings);
+        }
+        let rebuilder = Rebuilder::new(self.schema, &out.tables);
+        let hashes = payload_hashes(&out.tables, &ok);
+        let mut outcomes = Vec::with_capacity(root.num_rows());
+        let mut quarantined = vec![false; root.num_rows()];
+        let mut writes: Vec<(usize, usize)> = Vec::new();
+        for_each_line(out, |line, account, findings| {
+            let key = |name: &str| account.and_then(|row| rebuilder.string(TableId(0), name, row));
+            let (supplier, external) = (key("import_supplier"), key("external_account_number"));
+            let accepted_row = account.filter(|row| ok[*row]);
+            let hash = accepted_row.and_then(|row| hashes[row].clone());
+            let (decision, payload_hash) = match (hash, &supplier, &external) {
+                (Some(hash), Some(s), Some(e)) => (self.decide(s, e, &hash), Some(hash)),
+                _ => {
+                    if let Some(row) = account {
+                        quarantined[row] = true;
+                    }
+                    (Decision::Invalid, None)
+                }
+            };
+            if decision.writes() {
+                writes.push((account.expect("accepted lines are accounts"), outcomes.len()));
+            }
+            let (error_code, body) = self.body(&decision, supplier.as_deref(), external.as_deref(), findings);
+            outcomes.push(LineOutcome {
+                line,
+                import_supplier: supplier,
+                external_account_number: external,
+                decision,
+                error_code,
+                body,
+                payload_hash,
+            });
+        });
+        let staged = self.split_by_supplier(&typed, &outcomes, &writes);
+        let quarantine = if quarantined.contains(&true) {
+            select_accounts(&out.tables, &self.parents, &quarantined)
+        } else {
+            Vec::new()
+        };
+        ChunkStage { outcomes, staged, quarantine, started_at }
+    }
+
+    /// The stage outcome of an accepted account, in the guide's order: imported or skipped,
+    /// then the supplier's migration status, then new, replaced or identical.
+    fn decide(&self, supplier: &str, external: &str, hash: &str) -> Decision {
+        let process = self.snapshot.processes.get(&(supplier.to_owned(), external.to_owned()));
+        match process.map(|p| p.status) {
+            Some(ProcessStatus::Imported) => {
+                let number = process.and_then(|p| p.kraken_account_number.clone()).unwrap_or_default();
+                return Decision::AlreadyImported(number);
+            }
+            Some(ProcessStatus::Skipped) => return Decision::Skipped,
+            _ => {}
+        }
+        if let Some(status @ (MigrationStatus::Paused | MigrationStatus::Complete)) =
+            self.snapshot.suppliers.get(supplier)
+        {
+            return Decision::NotOngoing(*status);
+        }
+        match process {
+            None => Decision::Created,
+            Some(p) if p.payload_hash.as_deref() == Some(hash) => Decision::Identical,
+            Some(_) => Decision::Replaced,
+        }
+    }
+
+    /// The error code and JSON body of a decision.
+    fn body(
+        &self,
+        decision: &Decision,
+        supplier: Option<&str>,
+        external: Option<&str>,
+        findings: &[Finding],
+    ) -> (Option<String>, String) {
+        let external_text = external.unwrap_or_default();
+        let (code, body) = match decision {
+            Decision::Created | Decision::Replaced | Decision::Identical => {
+                return (None, json!({ "import_supplier": supplier, "external_account_number": external }).to_string());
+            }
+            Decision::Invalid => return (Some(FAILED_VALIDATION.to_owned()), invalid_body(findings)),
+            Decision::AlreadyImported(number) => (
+                "account_import_process_already_imported",
+                json!({
+                    "detail": format!("Account {external_text} has already been imported."),
+                    "code": "account_import_process_already_imported",
+                    "external_account_number": external,
+                    "kraken_account_number": number,
+                }),
+            ),
+            Decision::Skipped => (
+                "account_import_process_skipped",
+                json!({
+                    "detail": format!("Account {external_text} is marked to be skipped."),
+                    "code": "account_import_process_skipped",
+                }),
+            ),
+            Decision::NotOngoing(status) => (
+                "import_supplier_migration_not_ongoing",
+                json!({
+                    "detail": format!(
+                        "Migration for import supplier {} is {}.",
+                        supplier.unwrap_or_default(),
+                        status.as_str().to_lowercase()
+                    ),
+                    "code": "import_supplier_migration_not_ongoing",
+                }),
+            ),
+        };
+        (Some(code.to_owned()), body.to_string())
+    }
+
+    fn split_by_supplier(
+        &self,
+        typed: &[RecordBatch],
+        outcomes: &[LineOutcome],
+        writes: &[(usize, usize)],
+    ) -> Vec<SupplierRows> {
+        let mut suppliers: Vec<&str> = Vec::new();
+        for (_, o) in writes {
+            let s = outcomes[*o].import_supplier.as_deref().expect("staged accounts have a supplier");
+            if !suppliers.contains(&s) {
+                suppliers.push(s);
+            }
+        }
+        let accounts = typed[0].num_rows();
+        suppliers
+            .into_iter()
+            .map(|supplier| {
+                let mut keep = vec![false; accounts];
+                let mut rows = Vec::new();
+                for (row, o) in writes {
+                    if outcomes[*o].import_supplier.as_deref() == Some(supplier) {
+                        keep[*row] = true;
+                        rows.push(*o);
+                    }
+                }
+                // `writes` is in row order, so root rows of the selection follow `rows`.
+                SupplierRows {
+                    supplier: supplier.to_owned(),
+                    tables: select_accounts(typed, &self.parents, &keep),
+                    outcomes: rows,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The payload hash of every account with `wanted[account]` (None for the others), in root
+/// row order: sha256 over the account's rows of every table, column by column, each value
+/// with its presence and length. Two accounts hash alike exactly when the schema reads the
+/// same data from them, whatever their key order, whitespace or unknown fields.
+pub fn payload_hashes(tables: &[RecordBatch], wanted: &[bool]) -> Vec<Option<String>> {
+    let mut bufs: Vec<Vec<u8>> =
+        wanted.iter().map(|w| if *w { Vec::with_capacity(4096) } else { Vec::new() }).collect();
+    for batch in tables {
+        let accounts = batch.column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().values();
+        // Rows of one account are contiguous and in order in every table.
+        let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
+        let mut start = 0;
+        for row in 1..=accounts.len() {
+            if row == accounts.len() || accounts[row] != accounts[start] {
+                let account = accounts[start] as usize;
+                if wanted[account] {
+                    ranges.push((account, start, row));
+                }
+                start = row;
+            }
+        }
+        for (account, from, to) in &ranges {
+            bufs[*account].extend_from_slice(&((to - from) as u32).to_le_bytes());
+        }
+        for column in batch.columns().iter().skip(crate::ingest::KEY_COLUMNS) {
+            hash_column(column, &ranges, &mut bufs);
+        }
+    }
+    bufs.iter().zip(wanted).map(|(b, w)| w.then(|| format!("{:x}", Sha256::digest(b)))).collect()
+}
+
+fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)], bufs: &mut [Vec<u8>]) {
+    use arrow_array::types::Int64Type;
+    use arrow_schema::DataType;
+    let valid = |row: usize| column.is_valid(row);
+    for &(account, from, to) in ranges {
+        let buf = &mut bufs[account];
+        match column.data_type() {
+            DataType::Utf8 => {
+                let c = column.as_string::<i32>();
+                for row in from..to {
+                    if valid(row) {
+                        let v = c.value(row).as_bytes();
+                        buf.push(1);
+                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(v);
+                    } else {
+                        buf.push(0);
+                    }
+                }
+            }
+            DataType::Boolean => {
+                let c = column.as_boolean();
+                buf.extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
+            }
+            DataType::Int64 => {
+                let c = column.as_primitive::<Int64Type>();
+                for row in from..to {
+                    buf.push(u8::from(valid(row)));
+                    buf.extend_from_slice(&c.value(row).to_le_bytes());
+                }
+            }
+            DataType::UInt32 => {
+                let c = column.as_primitive::<UInt32Type>();
+                for row in from..to {
+                    buf.push(u8::from(valid(row)));
+                    buf.extend_from_slice(&c.value(row).to_le_bytes());
+                }
+            }
+            other => unreachable!("flattened columns are never {other}"),
+        }
+    }
+}
+
+/// The validate 400 body; a line that is not an account carries its line-level errors.
+fn invalid_body(findings: &[Finding]) -> String {
+    if findings.iter().any(|f| f.severity == Severity::Error) {
+        return failed_validation_body(findings);
+    }
+    // An account without its keys and no error cannot happen (the keys are required), but the
+    // body must still say why nothing was staged.
+    let reason = Finding {
+        line: findings.first().map_or(0, |f| f.line),
+        import_supplier: None,
+        external_account_number: None,
+        attr: NON_FIELD_ERRORS.to_owned(),
+        code: NOT_STAGEABLE.to_owned(),
+        severity: Severity::Error,
+        detail: "the account has no import_supplier or external_account_number".to_owned(),
+        value: None,
+    };
+    let mut all = findings.to_vec();
+    all.push(reason);
+    failed_validation_body(&all)
+}

@@ -1,0 +1,130 @@
+//! The work directory: where the store and every run's files live (DESIGN.md), the lock that
+//! keeps it to one writer, and the failpoints that crash tests use.
+//!
+//! ```text
+//! ferry.db                                   the store
+//! ferry.lock                                 held by the one process writing (run and pid inside)
+//! runs/<run-id>/findings.parquet             every finding of the run
+//! runs/<run-id>/outcomes.parquet             the run's audit rows
+//! runs/<run-id>/quarantine/<table>.parquet   rows of the accounts that failed validation
+//! staging/<supplier>/<run-id>/<table>.parquet  typed rows of the accounts a run staged
+//! ```
+
+use std::fs::{File, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// Paths inside one work directory.
+#[derive(Debug, Clone)]
+pub struct Workdir {
+    pub root: PathBuf,
+}
+
+impl Workdir {
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_owned() }
+    }
+
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join("runs").join(run_id)
+    }
+
+    /// Relative to the root: what the store records as a staged version's location.
+    pub fn staging_location(supplier: &str, run_id: &str) -> String {
+        format!("staging/{supplier}/{run_id}")
+    }
+
+    pub fn staging_root(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    /// Takes the work directory's lock for `command`, or fails at once (exit 2) naming the
+    /// process that holds it. The lock goes with the process: a crash never leaves it behind.
+    pub fn lock(&self, command: &str) -> Result<WorkdirLock, Error> {
+        fs_err::create_dir_all(&self.root)?;
+        let path = self.root.join("ferry.lock");
+        let mut file = fs_err::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        match file.file().try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                file.read_to_string(&mut holder)?;
+                let holder = holder.trim();
+                return Err(Error::usage(
+                    format!(
+                        "{} is in use: {}",
+                        self.root.display(),
+                        if holder.is_empty() { "another ferry process holds its lock" } else { holder }
+                    ),
+                    Some("one ferry writes to a work directory at a time; wait for it, or use another --workdir"),
+                ));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::Io(io::Error::new(e.kind(), format!("locking {}: {e}", path.display()))));
+            }
+        }
+        let mut lock = WorkdirLock { file: file.into_parts().0, command: command.to_owned() };
+        lock.describe(None)?;
+        Ok(lock)
+    }
+}
+
+/// The held lock of a work directory; released when dropped or when the process ends.
+#[derive(Debug)]
+pub struct WorkdirLock {
+    file: File,
+    command: String,
+}
+
+impl WorkdirLock {
+    /// Records who holds the lock, for the message a second process gets.
+    pub fn describe(&mut self, run_id: Option<&str>) -> io::Result<()> {
+        let run = run_id.map(|r| format!("run {r} of ")).unwrap_or_default();
+        let text = format!(
+            "{run}`ferry {}` (pid {}) holds the lock since {}\n",
+            self.command,
+            std::process::id(),
+            crate::store::sqlite::now()
+        );
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
+    }
+}
+
+/// The environment variable naming a failpoint (tests only): `NAME` aborts the process
+/// there, `NAME=sleep:MILLIS` pauses it there.
+pub const FAILPOINT_VAR: &str = "FERRY_FAILPOINT";
+
+/// Aborts the process, as a kill would, when `FERRY_FAILPOINT` names this point (or pauses
+/// it, with `=sleep:MILLIS`). The crash tests use it to stop ferry between the steps whose
+/// order makes a run safe to kill, and the lock test to hold a run open.
+pub fn failpoint(name: &str) {
+    let Some(value) = std::env::var_os(FAILPOINT_VAR) else { return };
+    let value = value.to_string_lossy();
+    let (point, action) = value.split_once('=').unwrap_or((&value, "abort"));
+    if point != name {
+        return;
+    }
+    match action.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
+        Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        None => {
+            eprintln!("ferry: failpoint {name}: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Syncs a directory, so that renames inside it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
