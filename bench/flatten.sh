@@ -10,10 +10,14 @@
 #   validate  `ferry validate`: every rule, nothing written (summary only)
 #   validate+out `ferry validate --out`: every rule, findings.parquet and outcomes.parquet
 #             (every account's 200/400 body) written
+#   stage     `ferry stage` into a fresh work directory: validate, typed staged Parquet,
+#             quarantine, findings, one store transaction, outcomes.parquet
+#   restage   `ferry stage` of the same file again into that work directory (all 200s and
+#             no new versions, the nightly re-run)
 # and reports wall seconds, accounts/s, MB/s, peak RSS, and each mode's speed relative to the
 # typed floor. Needs GNU time (/usr/bin/time, Debian package `time`) for peak RSS.
 #
-# Usage: bench/flatten.sh            (ACCOUNTS, SMALL, THREADS, RUNS, WORK override defaults)
+# Usage: bench/flatten.sh            (ACCOUNTS, SMALL, THREADS, RUNS, MODES, WORK override defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,7 @@ ACCOUNTS=${ACCOUNTS:-100000}
 SMALL=${SMALL:-10000}
 THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-3}
+MODES=${MODES:-ignored typed flatten ferry validate validate+out stage restage}
 WORK=${WORK:-$(mktemp -d /tmp/ferry-bench.XXXXXX)}
 TIME=/usr/bin/time
 mkdir -p "$WORK"
@@ -48,6 +53,9 @@ measure() {
     ferry) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" flatten "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
     validate) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" validate "$dump" --threads "$THREADS" 2>/dev/null || true ;;
     validate+out) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" validate "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
+    stage) rm -rf "$WORK/wd"
+      "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" 2>/dev/null || true ;;
+    restage) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" 2>/dev/null || true ;;
     *) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" "$dump" "$mode" "$THREADS" >/dev/null ;;
   esac
   tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
@@ -60,19 +68,21 @@ for n in "$SMALL" "$ACCOUNTS"; do
   mb=$(echo "scale=1; $(stat -c %s "$dump") / 1000000" | bc)
   declare -A best=() rss=()
   for _ in $(seq "$RUNS"); do
-    for mode in ignored typed flatten ferry validate validate+out; do
+    for mode in $MODES; do
       read -r secs kb < <(measure "$mode" "$dump")
       if [ -z "${best[$mode]:-}" ] || [ "$(echo "$secs < ${best[$mode]}" | bc)" = 1 ]; then best[$mode]=$secs; fi
       if [ -z "${rss[$mode]:-}" ] || [ "$kb" -gt "${rss[$mode]}" ]; then rss[$mode]=$kb; fi
     done
   done
-  for mode in ignored typed flatten ferry validate validate+out; do
+  for mode in $MODES; do
     secs=${best[$mode]}
     label=$mode
     [ "$mode" = flatten ] && label="flatten (no write)"
     [ "$mode" = ferry ] && label="ferry flatten"
     [ "$mode" = validate ] && label="ferry validate"
     [ "$mode" = validate+out ] && label="ferry validate --out"
+    [ "$mode" = stage ] && label="ferry stage (fresh)"
+    [ "$mode" = restage ] && label="ferry stage (again, all 200)"
     printf '| %s | %s | %s | %.2f | %.0f | %.0f | %.2f | %.0f |\n' "$n" "$mb" "$label" "$secs" \
       "$(echo "$n / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" \
       "$(echo "${best[typed]} / $secs" | bc -l)" "$(echo "${rss[$mode]} / 1024" | bc -l)"

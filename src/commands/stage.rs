@@ -192,8 +192,11 @@ fn stage_dump(
     Ok(exit(&counts))
 }
 
-/// Outcome counts of a run, by status and decision name.
-type Counts = BTreeMap<(u16, String), u64>;
+/// Outcome counts of a run, by status and name, and the staged versions it registered.
+struct Counts {
+    by_outcome: BTreeMap<(u16, String), u64>,
+    versions: u64,
+}
 
 /// Exports the run's audit rows to `outcomes.parquet` and marks the run finished.
 fn finish(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, run: &Run) -> Result<Counts, Error> {
@@ -202,30 +205,34 @@ fn finish(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, run: &Run) -> 
     fs_err::create_dir_all(&run_dir)?;
     export::write_outcomes(schema, &run_dir.join("outcomes.parquet"), &rows)?;
     sync_dir(&run_dir)?;
-    let mut counts = Counts::new();
+    let mut counts = Counts { by_outcome: BTreeMap::new(), versions: store.run_versions(&run.id)? };
     for r in &rows {
         let name = match (r.status_code, r.error_code.as_deref()) {
             (201, _) => "created",
-            (200, _) => "staged again",
+            (200, _) => "staged again (replaced or identical)",
             (_, Some(code)) => code,
             _ => "other",
         };
-        *counts.entry((r.status_code, name.to_owned())).or_default() += 1;
+        *counts.by_outcome.entry((r.status_code, name.to_owned())).or_default() += 1;
     }
-    let status = if counts.keys().any(|(s, _)| *s >= 400) { "rejected" } else { "clean" };
+    let status = if exit(&counts) == Outcome::Rejected { "rejected" } else { "clean" };
     store.finish_run(&run.id, status)?;
     Ok(counts)
 }
 
 fn exit(counts: &Counts) -> Outcome {
-    if counts.keys().any(|(s, _)| *s >= 400) { Outcome::Rejected } else { Outcome::Clean }
+    if counts.by_outcome.keys().any(|(s, _)| *s >= 400) { Outcome::Rejected } else { Outcome::Clean }
 }
 
 fn render_counts(run_id: &str, counts: &Counts) -> String {
     let mut out = format!("run {run_id}: stage outcomes\n");
-    for ((status, name), n) in counts {
+    for ((status, name), n) in &counts.by_outcome {
         out.push_str(&format!("  {status} {name:<48} {n:>9}\n"));
     }
+    out.push_str(&format!(
+        "{} new staged versions; outcomes, findings and quarantined rows in runs/{run_id}/\n",
+        counts.versions
+    ));
     out
 }
 

@@ -31,7 +31,7 @@ use crate::schema::Schema;
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Encoded bytes per row group at most: with 30 tables open at once, this (not the row
 /// count) is what keeps the writers' memory bounded whatever the input size.
-pub const ROW_GROUP_BYTES: usize = 4 << 20;
+pub const ROW_GROUP_BYTES: usize = 1 << 20;
 
 /// Writer properties shared by every Parquet file ferry writes.
 pub fn writer_properties(schema: &Schema, table: &str) -> WriterProperties {

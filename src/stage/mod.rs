@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::findings::{Finding, NON_FIELD_ERRORS, quote};
 use crate::ingest::{ACCOUNT, ChunkOutput, LINE, attr_path};
-use crate::outcome::{FAILED_VALIDATION, Rebuilder, failed_validation_body, for_each_line};
+use crate::outcome::{FAILED_VALIDATION, failed_validation_body, for_each_line};
 use crate::rules::RuleContext;
 use crate::schema::{Schema, Severity, TableId};
 use crate::store::{MigrationStatus, ProcessStatus, StageSnapshot};
@@ -138,69 +138,59 @@ impl<'a> Stager<'a> {
     pub fn stage_chunk(&self, out: &mut ChunkOutput) -> ChunkStage {
         let started_at = crate::store::sqlite::now();
         out.findings.retain(|f| f.code != NOT_STAGEABLE);
-        let root = &out.tables[0];
-        let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
-        let accepted = |findings: &[Finding]| {
-            let mut ok = vec![true; root.num_rows()];
-            let mut f = 0;
-            for (row, line) in lines.values().iter().enumerate() {
-                while findings.get(f).is_some_and(|x| x.line < *line) {
-                    f += 1;
-                }
-                let mut g = f;
-                while findings.get(g).is_some_and(|x| x.line == *line) {
-                    ok[row] &= findings[g].severity != Severity::Error;
-                    g += 1;
-                }
+        loop {
+            // Values that do not fit their typed column reject their account; deciding again
+            // without those accounts cannot find more.
+            let (outcomes, writes, quarantined) = self.decide_lines(out);
+            let (staged, unfit) = self.typed_rows(out, &outcomes, &writes);
+            if unfit.is_empty() {
+                let quarantine = if quarantined.contains(&true) {
+                    select_accounts(&out.tables, &self.parents, &quarantined)
+                } else {
+                    Vec::new()
+                };
+                return ChunkStage { outcomes, staged, quarantine, started_at };
             }
-            ok
-        };
-        let mut ok = accepted(&out.findings);
-        let account_of = |t: usize, row: usize| {
-            out.tables[t].column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().value(row) as usize
-        };
-        let (typed, failures) = self.typed.convert(&out.tables, self.ctx.tz, |t, row| ok[account_of(t, row)]);
-        if !failures.is_empty() {
-            let supplier = root.column_by_name("import_supplier").map(|c| c.as_string::<i32>().clone());
-            let external = root.column_by_name("external_account_number").map(|c| c.as_string::<i32>().clone());
-            let text = |c: &Option<arrow_array::StringArray>, row: usize| {
-                c.as_ref().filter(|c| c.is_valid(row)).map(|c| c.value(row).to_owned())
-            };
-            for u in &failures {
-                let account = account_of(u.table, u.row);
-                let path = attr_path(self.schema, &out.tables, TableId(u.table), u.row);
-                let attr = if path.is_empty() { u.column.clone() } else { format!("{path}.{}", u.column) };
-                out.findings.push(Finding {
-                    line: lines.value(account),
-                    import_supplier: text(&supplier, account),
-                    external_account_number: text(&external, account),
-                    attr,
-                    code: NOT_STAGEABLE.to_owned(),
-                    severity: Severity::Error,
-                    detail: format!("{} {}: it cannot be staged", quote(&u.value), u.why),
-                    value: Some(u.value.clone()),
-                });
-            }
+            out.findings.extend(unfit);
             out.findings.sort_by_key(|f| f.line);
-            ok = accepted(&out.findings);
         }
-        let rebuilder = Rebuilder::new(self.schema, &out.tables);
+    }
+
+    /// The outcome of every line; the accounts to write as (root row, outcome index); and
+    /// which accounts failed validation.
+    fn decide_lines(&self, out: &ChunkOutput) -> (Vec<LineOutcome>, Vec<(usize, usize)>, Vec<bool>) {
+        let root = &out.tables[0];
+        let text = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
+        let (suppliers, externals) = (text("import_supplier"), text("external_account_number"));
+        let key = |c: Option<&arrow_array::StringArray>, row: usize| {
+            c.filter(|c| c.is_valid(row)).map(|c| c.value(row).to_owned())
+        };
+        let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
+        let mut ok = vec![true; root.num_rows()];
+        let mut f = 0;
+        for (row, line) in lines.values().iter().enumerate() {
+            while out.findings.get(f).is_some_and(|x| x.line < *line) {
+                f += 1;
+            }
+            while out.findings.get(f).is_some_and(|x| x.line == *line) {
+                ok[row] &= out.findings[f].severity != Severity::Error;
+                f += 1;
+            }
+        }
         let hashes = payload_hashes(&out.tables, &ok);
         let mut outcomes = Vec::with_capacity(root.num_rows());
         let mut quarantined = vec![false; root.num_rows()];
         let mut writes: Vec<(usize, usize)> = Vec::new();
         for_each_line(out, |line, account, findings| {
-            let key = |name: &str| account.and_then(|row| rebuilder.string(TableId(0), name, row));
-            let (supplier, external) = (key("import_supplier"), key("external_account_number"));
-            let accepted_row = account.filter(|row| ok[*row]);
-            let hash = accepted_row.and_then(|row| hashes[row].clone());
-            let (decision, payload_hash) = match (hash, &supplier, &external) {
-                (Some(hash), Some(s), Some(e)) => (self.decide(s, e, &hash), Some(hash)),
+            let (supplier, external) = account.map_or((None, None), |row| (key(suppliers, row), key(externals, row)));
+            let hash = account.filter(|row| ok[*row]).and_then(|row| hashes[row].clone());
+            let decision = match (&hash, &supplier, &external) {
+                (Some(hash), Some(s), Some(e)) => self.decide(s, e, hash),
                 _ => {
                     if let Some(row) = account {
                         quarantined[row] = true;
                     }
-                    (Decision::Invalid, None)
+                    Decision::Invalid
                 }
             };
             if decision.writes() {
@@ -211,19 +201,66 @@ impl<'a> Stager<'a> {
                 line,
                 import_supplier: supplier,
                 external_account_number: external,
+                payload_hash: hash.filter(|_| decision.status() < 400),
                 decision,
                 error_code,
                 body,
-                payload_hash,
             });
         });
-        let staged = self.split_by_supplier(&typed, &outcomes, &writes);
-        let quarantine = if quarantined.contains(&true) {
-            select_accounts(&out.tables, &self.parents, &quarantined)
-        } else {
-            Vec::new()
-        };
-        ChunkStage { outcomes, staged, quarantine, started_at }
+        (outcomes, writes, quarantined)
+    }
+
+    /// The typed rows of the accounts to write, per supplier, or the findings of the values
+    /// among them that their typed columns cannot hold.
+    fn typed_rows(
+        &self,
+        out: &ChunkOutput,
+        outcomes: &[LineOutcome],
+        writes: &[(usize, usize)],
+    ) -> (Vec<SupplierRows>, Vec<Finding>) {
+        let mut suppliers: Vec<&str> = Vec::new();
+        for (_, o) in writes {
+            let s = outcomes[*o].import_supplier.as_deref().expect("staged accounts have a supplier");
+            if !suppliers.contains(&s) {
+                suppliers.push(s);
+            }
+        }
+        let mut staged = Vec::with_capacity(suppliers.len());
+        let mut unfit = Vec::new();
+        for supplier in suppliers {
+            let mut keep = vec![false; out.tables[0].num_rows()];
+            let mut rows = Vec::new();
+            for (row, o) in writes {
+                if outcomes[*o].import_supplier.as_deref() == Some(supplier) {
+                    keep[*row] = true;
+                    rows.push(*o);
+                }
+            }
+            // `writes` is in row order, so the selection's root rows follow `rows`.
+            let selected = select_accounts(&out.tables, &self.parents, &keep);
+            let (tables, failures) = self.typed.convert(&selected, self.ctx.tz);
+            for u in failures {
+                let account = selected[u.table]
+                    .column_by_name(ACCOUNT)
+                    .expect("key column")
+                    .as_primitive::<UInt32Type>()
+                    .value(u.row) as usize;
+                let o = &outcomes[rows[account]];
+                let path = attr_path(self.schema, &selected, TableId(u.table), u.row);
+                unfit.push(Finding {
+                    line: o.line,
+                    import_supplier: o.import_supplier.clone(),
+                    external_account_number: o.external_account_number.clone(),
+                    attr: if path.is_empty() { u.column } else { format!("{path}.{}", u.column) },
+                    code: NOT_STAGEABLE.to_owned(),
+                    severity: Severity::Error,
+                    detail: format!("{} {}: it cannot be staged", quote(&u.value), u.why),
+                    value: Some(u.value),
+                });
+            }
+            staged.push(SupplierRows { supplier: supplier.to_owned(), tables, outcomes: rows });
+        }
+        (staged, unfit)
     }
 
     /// The stage outcome of an accepted account, in the guide's order: imported or skipped,
@@ -293,41 +330,6 @@ impl<'a> Stager<'a> {
             ),
         };
         (Some(code.to_owned()), body.to_string())
-    }
-
-    fn split_by_supplier(
-        &self,
-        typed: &[RecordBatch],
-        outcomes: &[LineOutcome],
-        writes: &[(usize, usize)],
-    ) -> Vec<SupplierRows> {
-        let mut suppliers: Vec<&str> = Vec::new();
-        for (_, o) in writes {
-            let s = outcomes[*o].import_supplier.as_deref().expect("staged accounts have a supplier");
-            if !suppliers.contains(&s) {
-                suppliers.push(s);
-            }
-        }
-        let accounts = typed[0].num_rows();
-        suppliers
-            .into_iter()
-            .map(|supplier| {
-                let mut keep = vec![false; accounts];
-                let mut rows = Vec::new();
-                for (row, o) in writes {
-                    if outcomes[*o].import_supplier.as_deref() == Some(supplier) {
-                        keep[*row] = true;
-                        rows.push(*o);
-                    }
-                }
-                // `writes` is in row order, so root rows of the selection follow `rows`.
-                SupplierRows {
-                    supplier: supplier.to_owned(),
-                    tables: select_accounts(typed, &self.parents, &keep),
-                    outcomes: rows,
-                }
-            })
-            .collect()
     }
 }
 

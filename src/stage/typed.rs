@@ -88,14 +88,9 @@ impl TypedTables {
         Self { schemas, conversions }
     }
 
-    /// Converts every column of one chunk's tables (`tables`, as flattened), reporting the
-    /// values that do not fit. A value that fails to convert becomes null in the result.
-    pub fn convert(
-        &self,
-        tables: &[RecordBatch],
-        tz: chrono_tz::Tz,
-        wanted: impl Fn(usize, usize) -> bool,
-    ) -> (Vec<RecordBatch>, Vec<Unrepresentable>) {
+    /// Converts every column of `tables` (as flattened), reporting the values that do not
+    /// fit. A value that fails to convert becomes null in the result.
+    pub fn convert(&self, tables: &[RecordBatch], tz: chrono_tz::Tz) -> (Vec<RecordBatch>, Vec<Unrepresentable>) {
         let mut failures = Vec::new();
         let batches = tables
             .iter()
@@ -113,15 +108,13 @@ impl TypedTables {
                         }
                         let name = batch.schema().field(i).name().clone();
                         let mut fail = |row: usize, value: &str, why: String| {
-                            if wanted(t, row) {
-                                failures.push(Unrepresentable {
-                                    table: t,
-                                    row,
-                                    column: name.clone(),
-                                    value: value.to_owned(),
-                                    why,
-                                });
-                            }
+                            failures.push(Unrepresentable {
+                                table: t,
+                                row,
+                                column: name.clone(),
+                                value: value.to_owned(),
+                                why,
+                            });
                         };
                         convert_column(col.as_string::<i32>(), conv, tz, &mut fail)
                     })

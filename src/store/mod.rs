@@ -243,6 +243,8 @@ pub trait Store {
         skip: bool,
         reason: Option<&str>,
     ) -> Result<Result<(), SkipRefused>, StoreError>;
+    /// How many staged versions a run registered.
+    fn run_versions(&self, run_id: &str) -> Result<u64, StoreError>;
     /// Every location a staged version references (committed versions only).
     fn staged_locations(&self) -> Result<Vec<String>, StoreError>;
 }

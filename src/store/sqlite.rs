@@ -462,6 +462,14 @@ impl Store for SqliteStore {
         Ok(Ok(()))
     }
 
+    fn run_versions(&self, run_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM staged_versions WHERE run_id = ?1", params![run_id], |r| r.get(0))
+            .map_err(err_at(&self.path))?;
+        Ok(n as u64)
+    }
+
     fn staged_locations(&self) -> Result<Vec<String>, StoreError> {
         let err = err_at(&self.path);
         let mut stmt =

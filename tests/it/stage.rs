@@ -460,3 +460,47 @@ fn first_pid(holder: &str) -> u32 {
     let start = holder.find("(pid ").unwrap() + 5;
     holder[start..].split(')').next().unwrap().parse().unwrap()
 }
+
+#[test]
+fn the_stage_summary_of_the_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let sample = repo("data/sample.ndjson");
+    let (first, id) = stage(&wd, &sample);
+    assert_eq!(first.code, 1, "the sample has invalid accounts");
+    let (second, id2) = stage(&wd, &sample);
+    let mask = |text: &str| text.replace(&id, "[RUN]").replace(&id2, "[RUN2]").replace(s(&sample), "[SAMPLE]");
+    crate::assert_stable_snapshot!("stage_sample_first", mask(&first.stderr));
+    crate::assert_stable_snapshot!("stage_sample_again", mask(&second.stderr));
+    let list = wd_run(&wd, &["list", "pending", "--supplier", "ALPEN_GAS"]);
+    assert_eq!(list.code, 0);
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    assert!(rows[0].starts_with("external_account_number"), "{}", list.stdout);
+    let staged = count(&wd, "SELECT count(*) FROM import_processes WHERE import_supplier = 'ALPEN_GAS'");
+    assert_eq!(rows.len() as i64 - 1, staged);
+}
+
+#[test]
+fn a_value_its_typed_column_cannot_hold_is_a_finding_not_a_rounding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    // A schema that lets too many decimal places through validation.
+    let schema = tmp.path().join("lenient.toml");
+    let text = std::fs::read_to_string(repo("schemas/account.toml")).unwrap();
+    std::fs::write(&schema, text.replace("max_decimal_places = \"error\"", "max_decimal_places = \"off\"")).unwrap();
+    let dump = example(tmp.path(), "places.ndjson", |v| {
+        v["supply_addresses"][0]["supply_points"][0]["agreements"][0]["params"]["unit_rate_per_kwh"] =
+            "0.10250001".into();
+    });
+    let run = wd_run(&wd, &["stage", s(&dump), "--today", TODAY, "--schema", s(&schema)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let id = run_id(&run.stderr).unwrap();
+    let (_, status, code, body) = outcomes(&wd, &id).remove(0);
+    assert_eq!((status, code.as_deref()), (400, Some("account_failed_validation")));
+    assert_eq!(body["errors"][0]["code"], "not_stageable");
+    assert_eq!(body["errors"][0]["attr"], "supply_addresses.0.supply_points.0.agreements.0.params.unit_rate_per_kwh");
+    assert!(body["errors"][0]["detail"].as_str().unwrap().contains("8 decimal places"), "{body}");
+    assert_eq!(count(&wd, "SELECT count(*) FROM staged_versions"), 0);
+    let findings = crate::harness::findings(&wd.join("runs").join(&id));
+    assert!(findings.iter().any(|f| f.2 == "not_stageable"), "{findings:?}");
+}
