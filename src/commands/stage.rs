@@ -77,92 +77,116 @@ fn stage_dump(
     )?;
     let mut quarantine: Option<TableSet> = None;
     let mut staged: HashMap<String, TableSet> = HashMap::new();
-    let mut versions: Vec<NewVersion> = Vec::new();
-    let mut audit: Vec<AuditRecord> = Vec::new();
     let mut staged_keys: HashSet<(String, String)> = HashSet::new();
     let mut scope = InputScope::new(schema);
     let mut tally = Tally::default();
     let bar = super::byte_progress(size);
     let started = Instant::now();
     let raw = arrow_schemas(schema);
-    pool.install(|| {
-        ingest(
-            schema,
-            reader,
-            options,
-            |out| {
-                check_chunk(schema, ctx, out);
-                stager.stage_chunk(out)
-            },
-            |wave| {
-                for (mut out, mut chunk) in wave {
-                    if scope.check(schema, &mut out) {
-                        chunk = stager.stage_chunk(&mut out);
-                    }
-                    tally.add(&out);
-                    if !out.findings.is_empty() {
-                        findings_file.write(&findings::to_batch(&out.findings))?;
-                    }
-                    if !chunk.quarantine.is_empty() {
-                        let q = match quarantine.as_mut() {
-                            Some(q) => q,
-                            None => quarantine.insert(TableSet::create(schema, &run_dir.join("quarantine"), &raw)?),
-                        };
-                        q.write(vec![chunk.quarantine])?;
-                    }
-                    let finished_at = now();
-                    for rows in chunk.staged {
-                        let location = Workdir::staging_location(&rows.supplier, &run.id);
-                        let set = match staged.entry(rows.supplier.clone()) {
-                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(e) => {
-                                e.insert(TableSet::create(schema, &wd.root.join(&location), &stager.typed().schemas)?)
-                            }
-                        };
-                        let base = set.rows()[0];
-                        for (i, o) in rows.outcomes.iter().enumerate() {
-                            let o = &mut chunk.outcomes[*o];
-                            let key = (rows.supplier.clone(), o.external_account_number.clone().unwrap_or_default());
-                            // The same account twice in one dump (the repeat rule being off):
-                            // the later line replaces the version the earlier one staged.
-                            if !staged_keys.insert(key) && o.decision == Decision::Created {
-                                o.decision = Decision::Replaced;
-                            }
-                            versions.push(NewVersion {
-                                import_supplier: rows.supplier.clone(),
-                                external_account_number: o.external_account_number.clone().unwrap_or_default(),
-                                location: location.clone(),
-                                account_row: base + i as u64,
-                                payload_hash: o.payload_hash.clone().unwrap_or_default(),
-                            });
+    // The store rows go to a writer thread holding the run's one transaction open, so that
+    // inserting them overlaps parsing; it commits only after the files are durable.
+    let (to_store, store_rows) = std::sync::mpsc::sync_channel::<(Vec<NewVersion>, Vec<AuditRecord>)>(4);
+    store.begin_stage(&run.id)?;
+    let (ingested, stored) = std::thread::scope(|threads| {
+        let writer = threads.spawn(|| -> Result<(), Error> {
+            for (versions, audit) in store_rows {
+                store.add_to_stage(&run.id, &versions, &audit)?;
+            }
+            Ok(())
+        });
+        let ingested = pool.install(|| {
+            ingest(
+                schema,
+                reader,
+                options,
+                |out| {
+                    check_chunk(schema, ctx, out);
+                    stager.stage_chunk(out)
+                },
+                |wave| {
+                    let mut versions: Vec<NewVersion> = Vec::new();
+                    let mut audit: Vec<AuditRecord> = Vec::new();
+                    for (mut out, mut chunk) in wave {
+                        if scope.check(schema, &mut out) {
+                            chunk = stager.stage_chunk(&mut out);
                         }
-                        set.write(vec![rows.tables])?;
+                        tally.add(&out);
+                        if !out.findings.is_empty() {
+                            findings_file.write(&findings::to_batch(&out.findings))?;
+                        }
+                        if !chunk.quarantine.is_empty() {
+                            let q = match quarantine.as_mut() {
+                                Some(q) => q,
+                                None => quarantine.insert(TableSet::create(schema, &run_dir.join("quarantine"), &raw)?),
+                            };
+                            q.write(vec![chunk.quarantine])?;
+                        }
+                        let finished_at = now();
+                        for rows in chunk.staged {
+                            let location = Workdir::staging_location(&rows.supplier, &run.id);
+                            let set = match staged.entry(rows.supplier.clone()) {
+                                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                                std::collections::hash_map::Entry::Vacant(e) => e.insert(TableSet::create(
+                                    schema,
+                                    &wd.root.join(&location),
+                                    &stager.typed().schemas,
+                                )?),
+                            };
+                            let base = set.rows()[0];
+                            for (i, o) in rows.outcomes.iter().enumerate() {
+                                let o = &mut chunk.outcomes[*o];
+                                let key =
+                                    (rows.supplier.clone(), o.external_account_number.clone().unwrap_or_default());
+                                // The same account twice in one dump (the repeat rule being off):
+                                // the later line replaces the version the earlier one staged.
+                                if !staged_keys.insert(key) && o.decision == Decision::Created {
+                                    o.decision = Decision::Replaced;
+                                }
+                                versions.push(NewVersion {
+                                    import_supplier: rows.supplier.clone(),
+                                    external_account_number: o.external_account_number.clone().unwrap_or_default(),
+                                    location: location.clone(),
+                                    account_row: base + i as u64,
+                                    payload_hash: o.payload_hash.clone().unwrap_or_default(),
+                                });
+                            }
+                            set.write(vec![rows.tables])?;
+                        }
+                        audit.extend(chunk.outcomes.into_iter().map(|o| AuditRecord {
+                            run_id: run.id.clone(),
+                            operation: COMMAND.to_owned(),
+                            attempt: 1,
+                            status_code: o.decision.status(),
+                            import_supplier: o.import_supplier,
+                            external_account_number: o.external_account_number,
+                            line: Some(o.line),
+                            error_code: o.error_code,
+                            body: o.body,
+                            kraken_account_number: match o.decision {
+                                Decision::AlreadyImported(n) => Some(n),
+                                _ => None,
+                            },
+                            started_at: chunk.started_at.clone(),
+                            finished_at: finished_at.clone(),
+                        }));
                     }
-                    audit.extend(chunk.outcomes.into_iter().map(|o| AuditRecord {
-                        run_id: run.id.clone(),
-                        operation: COMMAND.to_owned(),
-                        attempt: 1,
-                        status_code: o.decision.status(),
-                        import_supplier: o.import_supplier,
-                        external_account_number: o.external_account_number,
-                        line: Some(o.line),
-                        error_code: o.error_code,
-                        body: o.body,
-                        kraken_account_number: match o.decision {
-                            Decision::AlreadyImported(n) => Some(n),
-                            _ => None,
-                        },
-                        started_at: chunk.started_at.clone(),
-                        finished_at: finished_at.clone(),
-                    }));
-                }
-                bar.set_position(consumed.load(std::sync::atomic::Ordering::Relaxed));
-                failpoint("stage-writing");
-                Ok(())
-            },
-        )
-    })?;
+                    to_store
+                        .send((versions, audit))
+                        .map_err(|_| std::io::Error::other("the store writer stopped (its error follows)"))?;
+                    bar.set_position(consumed.load(std::sync::atomic::Ordering::Relaxed));
+                    failpoint("stage-writing");
+                    Ok(())
+                },
+            )
+        });
+        drop(to_store);
+        (ingested, writer.join().expect("the store writer does not panic"))
+    });
     bar.finish_and_clear();
+    if let Err(e) = stored.and_then(|()| ingested.map(|_| ()).map_err(Error::from)) {
+        store.rollback_stage()?;
+        return Err(e);
+    }
     let staging_dirs: Vec<_> = staged.keys().map(|s| wd.root.join(Workdir::staging_location(s, &run.id))).collect();
     for set in staged.into_values() {
         set.commit()?;
@@ -178,7 +202,7 @@ fn stage_dump(
     findings_file.commit()?;
     sync_dir(&run_dir)?;
     failpoint("stage-files-durable");
-    store.commit_stage(&run.id, &versions, &audit)?;
+    store.commit_stage(&run.id)?;
     failpoint("stage-committed");
     let counts = finish(store, wd, schema, run)?;
     let elapsed = started.elapsed().as_secs_f64();

@@ -225,10 +225,16 @@ pub trait Store {
     fn finish_run(&mut self, run_id: &str, status: &str) -> Result<(), StoreError>;
     /// Suppliers and processes, for deciding stage outcomes.
     fn stage_snapshot(&self) -> Result<StageSnapshot, StoreError>;
-    /// In one transaction: registers `versions` (each becomes its process's current version;
-    /// a new process starts STAGED, a new supplier ONGOING), appends `audit`, and marks the run
-    /// committed. Either all of it happens or none.
-    fn commit_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Opens the one write transaction of a stage run: nothing added to it is visible, or
+    /// survives a crash, until [`Store::commit_stage`].
+    fn begin_stage(&mut self, run_id: &str) -> Result<(), StoreError>;
+    /// Adds to the open stage transaction: registers `versions` (each becomes its process's
+    /// current version; a new process starts STAGED, a new supplier ONGOING) and appends `audit`.
+    fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Marks the run committed and commits the stage transaction: all of it happens or none.
+    fn commit_stage(&mut self, run_id: &str) -> Result<(), StoreError>;
+    /// Abandons the open stage transaction.
+    fn rollback_stage(&mut self) -> Result<(), StoreError>;
     /// The audit rows of one run, in the order they were appended.
     fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
     /// One import process.

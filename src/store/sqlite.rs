@@ -107,6 +107,8 @@ pub const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// The last staged version id taken inside the open stage transaction.
+    last_version: Option<i64>,
 }
 
 impl SqliteStore {
@@ -121,7 +123,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        let mut store = Self { conn, path };
+        let mut store = Self { conn, path, last_version: None };
         store.migrate()?;
         Ok(store)
     }
@@ -354,11 +356,33 @@ impl Store for SqliteStore {
         Ok(snapshot)
     }
 
-    fn commit_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError> {
+    fn begin_stage(&mut self, _run_id: &str) -> Result<(), StoreError> {
         let err = err_at(&self.path);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-        Self::stage_in(&tx, run_id, versions, audit).map_err(&err)?;
-        tx.commit().map_err(&err)
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&err)?;
+        let last = self.conn.query_row("SELECT coalesce(max(id), 0) FROM staged_versions", [], |r| r.get(0));
+        self.last_version = Some(last.map_err(&err)?);
+        Ok(())
+    }
+
+    fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError> {
+        let last = self.last_version.as_mut().expect("begin_stage opened the transaction");
+        Self::stage_in(&self.conn, last, run_id, versions, audit).map_err(err_at(&self.path))
+    }
+
+    fn commit_stage(&mut self, run_id: &str) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        self.conn.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, now()]).map_err(&err)?;
+        self.conn.execute_batch("COMMIT").map_err(&err)?;
+        self.last_version = None;
+        Ok(())
+    }
+
+    fn rollback_stage(&mut self) -> Result<(), StoreError> {
+        self.last_version = None;
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK").map_err(err_at(&self.path))
     }
 
     fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
@@ -481,7 +505,8 @@ impl Store for SqliteStore {
 
 impl SqliteStore {
     fn stage_in(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
+        last_version: &mut i64,
         run_id: &str,
         versions: &[NewVersion],
         audit: &[AuditRecord],
@@ -506,16 +531,15 @@ impl SqliteStore {
                  payload_hash, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        let mut id: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM staged_versions", [], |r| r.get(0))?;
         let mut seen = std::collections::HashSet::new();
         for v in versions {
             if seen.insert(v.import_supplier.as_str()) {
                 supplier.execute(params![v.import_supplier, t])?;
             }
-            id += 1;
-            process.execute(params![v.import_supplier, v.external_account_number, id, t])?;
+            *last_version += 1;
+            process.execute(params![v.import_supplier, v.external_account_number, *last_version, t])?;
             version.execute(params![
-                id,
+                *last_version,
                 v.import_supplier,
                 v.external_account_number,
                 run_id,
@@ -546,7 +570,6 @@ impl SqliteStore {
                 a.finished_at
             ])?;
         }
-        tx.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, t])?;
         Ok(())
     }
 }
