@@ -6,6 +6,7 @@
 //! step; the command's sink writes its results in input order and commits the store last.
 
 pub mod export;
+pub mod read;
 pub mod typed;
 
 use arrow_array::cast::AsArray;

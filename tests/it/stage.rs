@@ -504,3 +504,53 @@ fn a_value_its_typed_column_cannot_hold_is_a_finding_not_a_rounding() {
     let findings = crate::harness::findings(&wd.join("runs").join(&id));
     assert!(findings.iter().any(|f| f.2 == "not_stageable"), "{findings:?}");
 }
+
+#[test]
+fn staged_rows_read_back_in_windows_and_pass_the_rules_again() {
+    use ferry::rules::{RuleContext, validate_tables};
+    use ferry::schema::{Schema, Severity};
+    use ferry::stage::read::{StagedReader, to_text};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    let made = ferry(&["generate", "--accounts", "60", "--seed", "11", "--error-rate", "0", "--out", s(&dump)]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let (run, id) = stage(&wd, &dump);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let schema = Schema::builtin();
+    let ctx = RuleContext::new(Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()), chrono_tz::Europe::Berlin);
+    let mut lines = Vec::new();
+    let mut rows_per_table = vec![0; schema.tables.len()];
+    for supplier in std::fs::read_dir(wd.join("staging")).unwrap() {
+        let mut reader = StagedReader::open(&schema, &supplier.unwrap().path().join(&id)).unwrap();
+        let mut next = 0;
+        while let Some(window) = reader.next_window(7).unwrap() {
+            assert_eq!(window.first_account, next);
+            next += window.tables[0].num_rows() as u64;
+            let text = to_text(&schema, &window.tables);
+            let errors: Vec<_> = validate_tables(&schema, &ctx, &text, &[])
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .collect();
+            assert!(errors.is_empty(), "staged data re-validates clean: {errors:?}");
+            let line = text[0].column_by_name("_line").unwrap().as_primitive::<UInt64Type>();
+            lines.extend(line.values().iter().copied());
+            for (t, batch) in text.iter().enumerate() {
+                rows_per_table[t] += batch.num_rows();
+            }
+        }
+        assert_eq!(next, reader.accounts());
+    }
+    lines.sort_unstable();
+    assert_eq!(lines, (1..=60).collect::<Vec<u64>>(), "every account once");
+    let flat = tmp.path().join("flat");
+    assert_eq!(ferry(&["flatten", s(&dump), "--out", s(&flat)]).code, 0);
+    for (t, table) in schema.tables.iter().enumerate() {
+        let expected: usize = crate::harness::read_parquet(&flat.join(format!("{}.parquet", table.name)))
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows_per_table[t], expected, "{}", table.name);
+    }
+}
