@@ -29,6 +29,7 @@ pub enum Command {
     Generate(GenerateArgs),
     Schema(SchemaArgs),
     Stage(StageArgs),
+    Create(CreateArgs),
     Supplier(SupplierArgs),
     Team(TeamArgs),
     Skip(SkipArgs),
@@ -67,6 +68,53 @@ pub struct StageArgs {
     pub today: Option<chrono::NaiveDate>,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// Create accounts from their current staged data, at most 40 in flight.
+///
+/// For each selected import process of the supplier, its staged rows are read back, checked
+/// again by the rules (they can change between stage and create) and written as an account
+/// record with a new Kraken account number (A- and 8 random hex digits). Outcomes: 201 with
+/// the account number; 400 not staged, team unknown, invalid now (the validate body), already
+/// imported, or, with --dry-run, "would successfully import" (everything is done and rolled
+/// back: the store is left as it was).
+///
+/// Accounts are created in chunks of --concurrency (at most 40) in one transaction, each in
+/// its own savepoint: one failing account never undoes another, and a killed run leaves no
+/// half-created account. Running it again creates what is still pending, never twice.
+///
+/// Exits 0 when every selected account was created, 1 when any got a 400.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ferry team add Migration\n  ferry create --supplier TENTACLE_ENERGY --team Migration --all-pending\n  ferry create --supplier TENTACLE_ENERGY --team Migration --accounts failed.txt --dry-run"
+)]
+pub struct CreateArgs {
+    /// The import supplier whose accounts are created.
+    #[arg(long)]
+    pub supplier: String,
+    /// The operations team the accounts belong to (it must exist: `ferry team add`).
+    #[arg(long)]
+    pub team: String,
+    /// Do all the work, then roll it back: nothing in the store changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Every STAGED process of the supplier.
+    #[arg(long, conflicts_with = "accounts", required_unless_present = "accounts")]
+    pub all_pending: bool,
+    /// The external account numbers to create, one per line (# starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub accounts: Option<PathBuf>,
+    /// Accounts in flight at once (1 to 40, the platform's limit).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
+    pub concurrency: u32,
+    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
+    /// Schema file; defaults to the built-in schemas/account.toml.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
     #[command(flatten)]
     pub workdir: WorkdirArgs,
 }

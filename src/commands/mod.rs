@@ -1,9 +1,11 @@
 //! One file per subcommand: orchestration only. The work is done by the library modules.
 
+mod create;
 mod flatten;
 mod gc;
 mod generate;
 mod process;
+mod runs;
 mod schema;
 mod stage;
 mod supplier;
@@ -29,6 +31,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Supplier(args) => supplier::run(args),
         Command::Team(args) => team::run(args),
         Command::Stage(args) => stage::run(args),
+        Command::Create(args) => create::run(args),
         Command::Skip(args) => process::skip(args),
         Command::Unskip(args) => process::unskip(args),
         Command::Status(args) => process::status(args),

@@ -12,7 +12,7 @@
 //! `ferry gc` removes them); a kill after 4 leaves a committed run whose export the next
 //! run finishes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -25,7 +25,9 @@ use crate::ingest::output::{PendingFile, TableSet, writer_properties};
 use crate::ingest::{arrow_schemas, ingest};
 use crate::rules::RuleContext;
 use crate::schema::Schema;
-use crate::stage::{Decision, Stager, export};
+use crate::stage::{Decision, Stager};
+
+use super::runs::{Counts, export};
 use crate::store::sqlite::{SqliteStore, now};
 use crate::store::{AuditRecord, NewVersion, Run, Store};
 use crate::validation::{InputScope, Tally, check_chunk};
@@ -47,8 +49,8 @@ pub fn run(args: StageArgs) -> Result<Outcome, Error> {
     if start.resumed && run.committed_at.is_some() {
         eprintln!("resuming run {}: its store changes were committed; exporting its outcomes", run.id);
         let counts = finish(&mut store, &wd, &schema, &run)?;
-        eprint!("{}", render_counts(&run.id, &counts));
-        return Ok(exit(&counts));
+        eprint!("{}", counts.render(&run.id, COMMAND));
+        return Ok(counts.exit());
     }
     if start.resumed {
         eprintln!("resuming run {}: it was interrupted before its store changes committed", run.id);
@@ -211,53 +213,18 @@ fn stage_dump(
         args.dump.display(),
         size as f64 / 1e6 / elapsed.max(1e-9),
         tally.render(10),
-        render_counts(&run.id, &counts)
+        counts.render(&run.id, COMMAND)
     );
-    Ok(exit(&counts))
-}
-
-/// Outcome counts of a run, by status and name, and the staged versions it registered.
-struct Counts {
-    by_outcome: BTreeMap<(u16, String), u64>,
-    versions: u64,
+    Ok(counts.exit())
 }
 
 /// Exports the run's audit rows to `outcomes.parquet` and marks the run finished.
-fn finish(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, run: &Run) -> Result<Counts, Error> {
+pub(super) fn finish(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, run: &Run) -> Result<Counts, Error> {
     let rows = store.run_audit(&run.id)?;
-    let run_dir = wd.run_dir(&run.id);
-    fs_err::create_dir_all(&run_dir)?;
-    export::write_outcomes(schema, &run_dir.join("outcomes.parquet"), &rows)?;
-    sync_dir(&run_dir)?;
-    let mut counts = Counts { by_outcome: BTreeMap::new(), versions: store.run_versions(&run.id)? };
-    for r in &rows {
-        let name = match (r.status_code, r.error_code.as_deref()) {
-            (201, _) => "created",
-            (200, _) => "staged again (replaced or identical)",
-            (_, Some(code)) => code,
-            _ => "other",
-        };
-        *counts.by_outcome.entry((r.status_code, name.to_owned())).or_default() += 1;
-    }
-    let status = if exit(&counts) == Outcome::Rejected { "rejected" } else { "clean" };
-    store.finish_run(&run.id, status)?;
+    export(schema, wd, &run.id, &rows)?;
+    let counts = Counts::of(&rows, store.run_versions(&run.id)?);
+    store.finish_run(&run.id, if counts.exit() == Outcome::Rejected { "rejected" } else { "clean" })?;
     Ok(counts)
-}
-
-fn exit(counts: &Counts) -> Outcome {
-    if counts.by_outcome.keys().any(|(s, _)| *s >= 400) { Outcome::Rejected } else { Outcome::Clean }
-}
-
-fn render_counts(run_id: &str, counts: &Counts) -> String {
-    let mut out = format!("run {run_id}: stage outcomes\n");
-    for ((status, name), n) in &counts.by_outcome {
-        out.push_str(&format!("  {status} {name:<48} {n:>9}\n"));
-    }
-    out.push_str(&format!(
-        "{} new staged versions; outcomes, findings and quarantined rows in runs/{run_id}/\n",
-        counts.versions
-    ));
-    out
 }
 
 /// Finishes the runs a crash left unfinished (other than `current`): a committed run gets its

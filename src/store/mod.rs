@@ -6,6 +6,7 @@
 //! another database (PostgreSQL) can serve it when a migration outgrows one machine;
 //! [`sqlite::SqliteStore`] is the embedded default, created on first use.
 
+pub mod records;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -201,6 +202,38 @@ pub enum SkipRefused {
     From(ProcessStatus),
 }
 
+/// The current staged version of a STAGED process: where its rows are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedRef {
+    pub external_account_number: String,
+    pub location: String,
+    pub account_row: u64,
+}
+
+/// One account of a create chunk: its staged rows (a window in the flattened text form) and
+/// whether they pass the rules now.
+#[derive(Debug)]
+pub struct CreateItem<'a> {
+    pub import_supplier: &'a str,
+    pub external_account_number: &'a str,
+    pub line: u64,
+    pub tables: &'a [arrow_array::RecordBatch],
+    /// The account's root row in `tables`.
+    pub account: usize,
+    /// The validate 400 body when the staged data fails the rules now.
+    pub invalid: Option<String>,
+}
+
+/// The create outcome of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateResult {
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub body: String,
+    pub kraken_account_number: Option<String>,
+    pub attempt: u32,
+}
+
 /// The operations of the store, for every backend.
 pub trait Store {
     /// Every import supplier, by code.
@@ -253,4 +286,20 @@ pub trait Store {
     fn run_versions(&self, run_id: &str) -> Result<u64, StoreError>;
     /// Every location a staged version references (committed versions only).
     fn staged_locations(&self) -> Result<Vec<String>, StoreError>;
+    /// Creates (or extends) the account record tables of `schema`.
+    fn ensure_record_tables(&mut self, schema: &crate::schema::Schema) -> Result<(), StoreError>;
+    /// The current staged version of every STAGED process of a supplier.
+    fn pending_versions(&self, supplier: &str) -> Result<Vec<StagedRef>, StoreError>;
+    /// Creates the accounts of one chunk in one transaction, each inside its own savepoint
+    /// (one failing account never undoes another), each with its audit row; a dry run does
+    /// all of it and rolls it all back.
+    fn create_chunk(
+        &mut self,
+        schema: &crate::schema::Schema,
+        run_id: &str,
+        items: &[CreateItem<'_>],
+        dry_run: bool,
+    ) -> Result<Vec<CreateResult>, StoreError>;
+    /// Appends audit rows in one transaction.
+    fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError>;
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AuditRecord, MigrationStatus, NewVersion, Process, ProcessFilter, ProcessState, ProcessStatus, Run, RunStart,
-    SkipRefused, StageSnapshot, Store, StoreError, Supplier, Team,
+    AuditRecord, CreateItem, CreateResult, MigrationStatus, NewVersion, Process, ProcessFilter, ProcessState,
+    ProcessStatus, Run, RunStart, SkipRefused, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, records,
 };
 
 /// The store's schema, one step per version. Never edit a step that has shipped: add one.
@@ -168,7 +168,7 @@ pub fn now() -> String {
 }
 
 /// A new run id: the UTC time to the second, then 4 random hex digits.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     format!("{}-{:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
 }
 
@@ -501,6 +501,223 @@ impl Store for SqliteStore {
         let rows = stmt.query_map([], |r| r.get(0)).map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
     }
+
+    fn ensure_record_tables(&mut self, schema: &crate::schema::Schema) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        records::ensure_tables(&tx, schema).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    fn pending_versions(&self, supplier: &str) -> Result<Vec<StagedRef>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.external_account_number, v.location, v.account_row
+                 FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
+                 WHERE p.import_supplier = ?1 AND p.status = 'STAGED'
+                 ORDER BY v.location, v.account_row",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![supplier], |r| {
+                Ok(StagedRef {
+                    external_account_number: r.get(0)?,
+                    location: r.get(1)?,
+                    account_row: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn create_chunk(
+        &mut self,
+        schema: &crate::schema::Schema,
+        run_id: &str,
+        items: &[CreateItem<'_>],
+        dry_run: bool,
+    ) -> Result<Vec<CreateResult>, StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            let started_at = now();
+            let attempt: u32 = tx
+                .query_row(
+                    "SELECT count(*) + 1 FROM audit
+                     WHERE import_supplier = ?1 AND external_account_number = ?2 AND operation = 'create'",
+                    params![item.import_supplier, item.external_account_number],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            let result = match &item.invalid {
+                Some(body) => CreateResult {
+                    status: 400,
+                    error_code: Some(crate::outcome::FAILED_VALIDATION.to_owned()),
+                    body: body.clone(),
+                    kraken_account_number: None,
+                    attempt,
+                },
+                None => create_one(&tx, schema, item, dry_run, attempt).map_err(&err)?,
+            };
+            if !dry_run {
+                insert_audit(
+                    &tx,
+                    &AuditRecord {
+                        run_id: run_id.to_owned(),
+                        operation: "create".to_owned(),
+                        attempt,
+                        import_supplier: Some(item.import_supplier.to_owned()),
+                        external_account_number: Some(item.external_account_number.to_owned()),
+                        line: Some(item.line),
+                        status_code: result.status,
+                        error_code: result.error_code.clone(),
+                        body: result.body.clone(),
+                        kraken_account_number: result.kraken_account_number.clone(),
+                        started_at,
+                        finished_at: now(),
+                    },
+                )
+                .map_err(&err)?;
+            }
+            results.push(result);
+        }
+        crate::workdir::failpoint("create-chunk");
+        if dry_run {
+            tx.rollback().map_err(&err)?
+        } else {
+            tx.commit().map_err(&err)?
+        }
+        Ok(results)
+    }
+
+    fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        for row in rows {
+            insert_audit(&tx, row).map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
+    }
+}
+
+/// A new Kraken account number: `A-` and 8 random uppercase hex digits.
+fn new_account_number() -> String {
+    format!("A-{:08X}", rand::random::<u32>())
+}
+
+/// Creates one account inside a savepoint: its records, its process IMPORTED. A failure
+/// undoes only this account; a dry run undoes it after doing all of it.
+fn create_one(
+    tx: &Connection,
+    schema: &crate::schema::Schema,
+    item: &CreateItem<'_>,
+    dry_run: bool,
+    attempt: u32,
+) -> rusqlite::Result<CreateResult> {
+    tx.execute_batch("SAVEPOINT account")?;
+    let created_at = now();
+    let mut outcome = Err(rusqlite::Error::QueryReturnedNoRows);
+    // A number is random; on the rare collision with one already taken, draw again.
+    for _ in 0..8 {
+        let number = new_account_number();
+        let taken: bool = tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
+                     OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
+                records::table_name(&schema.tables[0].name)
+            ),
+            params![number],
+            |r| r.get(0),
+        )?;
+        if taken {
+            continue;
+        }
+        outcome = records::insert_account(tx, schema, item.tables, item.account, &number, &created_at).and_then(|_| {
+            tx.execute(
+                "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = ?3,
+                     account_created_at = ?4, updated_at = ?4
+                 WHERE import_supplier = ?1 AND external_account_number = ?2 AND status = 'STAGED'",
+                params![item.import_supplier, item.external_account_number, number, created_at],
+            )
+            .map(|n| (n, number))
+        });
+        break;
+    }
+    let result = match outcome {
+        Ok((1, _)) if dry_run => {
+            tx.execute_batch("ROLLBACK TO account")?;
+            CreateResult {
+                status: 400,
+                error_code: Some("dry_run_rolled_back".to_owned()),
+                body: serde_json::json!({
+                    "detail": "Account would successfully import. Rolled back due to Dry Run.",
+                    "code": "dry_run_rolled_back",
+                })
+                .to_string(),
+                kraken_account_number: None,
+                attempt,
+            }
+        }
+        Ok((1, number)) => CreateResult {
+            status: 201,
+            error_code: None,
+            body: serde_json::json!({ "kraken_account_number": number }).to_string(),
+            kraken_account_number: Some(number),
+            attempt,
+        },
+        Ok(_) => {
+            tx.execute_batch("ROLLBACK TO account")?;
+            let detail = format!("Account {} is no longer staged.", item.external_account_number);
+            let body = serde_json::json!({ "detail": detail, "code": "import_process_does_not_exist" });
+            CreateResult {
+                status: 400,
+                error_code: Some("import_process_does_not_exist".to_owned()),
+                body: body.to_string(),
+                kraken_account_number: None,
+                attempt,
+            }
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO account")?;
+            let detail = format!("The account record could not be written: {e}");
+            let body = serde_json::json!({ "detail": detail, "code": "account_record_rejected" });
+            CreateResult {
+                status: 400,
+                error_code: Some("account_record_rejected".to_owned()),
+                body: body.to_string(),
+                kraken_account_number: None,
+                attempt,
+            }
+        }
+    };
+    tx.execute_batch("RELEASE account")?;
+    Ok(result)
+}
+
+fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (run_id, operation, attempt, import_supplier, external_account_number, line,
+             status_code, error_code, body, kraken_account_number, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        a.run_id,
+        a.operation,
+        a.attempt,
+        a.import_supplier,
+        a.external_account_number,
+        a.line.map(|l| l as i64),
+        a.status_code,
+        a.error_code,
+        a.body,
+        a.kraken_account_number,
+        a.started_at,
+        a.finished_at
+    ])?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -549,26 +766,8 @@ impl SqliteStore {
                 t
             ])?;
         }
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO audit (run_id, operation, attempt, import_supplier, external_account_number, line,
-                 status_code, error_code, body, kraken_account_number, started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
         for a in audit {
-            insert.execute(params![
-                a.run_id,
-                a.operation,
-                a.attempt,
-                a.import_supplier,
-                a.external_account_number,
-                a.line.map(|l| l as i64),
-                a.status_code,
-                a.error_code,
-                a.body,
-                a.kraken_account_number,
-                a.started_at,
-                a.finished_at
-            ])?;
+            insert_audit(tx, a)?;
         }
         Ok(())
     }

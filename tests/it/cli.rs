@@ -14,6 +14,7 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["supplier", "--help"],
         vec!["team", "--help"],
         vec!["stage", "--help"],
+        vec!["create", "--help"],
         vec!["skip", "--help"],
         vec!["unskip", "--help"],
         vec!["status", "--help"],

@@ -2,6 +2,7 @@
 //! compared with snapshots. Run with `cargo test`.
 
 mod cli;
+mod create;
 mod flatten;
 mod fuzz;
 mod harness;

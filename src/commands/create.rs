@@ -1,0 +1,234 @@
+//! `ferry create`: replay the current staged data of import processes into account records.
+//!
+//! Staged directories are streamed in windows of accounts; each window is turned back into
+//! the flattened text form and checked by the rules again (in parallel, by table); the
+//! selected accounts are then created in chunks of at most `--concurrency`, each chunk one
+//! store transaction with a savepoint per account. A kill loses at most the chunk in flight,
+//! whose accounts stay STAGED and are created by the next run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+
+use sha2::{Digest, Sha256};
+
+use crate::cli::CreateArgs;
+use crate::error::{Error, Outcome};
+use crate::findings::Finding;
+use crate::outcome::failed_validation_body;
+use crate::rules::{RuleContext, validate_tables};
+use crate::schema::Severity;
+use crate::stage::read::{StagedReader, to_text};
+use crate::store::sqlite::{SqliteStore, new_run_id, now};
+use crate::store::{AuditRecord, CreateItem, ProcessStatus, StagedRef, Store};
+use crate::workdir::Workdir;
+
+use super::runs::{Counts, export};
+
+const COMMAND: &str = "create";
+/// Accounts read back and re-validated together.
+const WINDOW: u64 = 256;
+
+pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
+    let schema = super::load_schema(args.schema.as_deref())?;
+    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let wd = Workdir::new(&args.workdir.workdir);
+    let mut lock = wd.lock(COMMAND)?;
+    let mut store = SqliteStore::open(&wd.root)?;
+    store.ensure_record_tables(&schema)?;
+    let supplier = args.supplier.as_str();
+    let (selected, mut early) = select(&store, &args)?;
+    let run_id = if args.dry_run {
+        new_run_id()
+    } else {
+        let fingerprint = format!(
+            "{:x}",
+            Sha256::digest(format!("{COMMAND}\n{supplier}\n{}\n{:?}\n{}", args.team, args.accounts, schema.hash))
+        );
+        let start = store.begin_run(COMMAND, &fingerprint)?;
+        if start.resumed {
+            eprintln!("resuming run {}: accounts it created stay created; the rest are created now", start.run.id);
+        }
+        start.run.id
+    };
+    lock.describe(Some(&run_id))?;
+    for row in &mut early {
+        row.run_id.clone_from(&run_id);
+    }
+    let team_known = store.teams()?.iter().any(|t| t.name == args.team);
+    let mut created_rows: Vec<AuditRecord> = Vec::new();
+    let mut max_in_flight = 0;
+    if team_known {
+        let by_location = group_by_location(selected);
+        for (location, accounts) in &by_location {
+            let mut reader = StagedReader::open(&schema, &wd.root.join(location))?;
+            while let Some(window) = reader.next_window(WINDOW)? {
+                let end = window.first_account + window.tables[0].num_rows() as u64;
+                let here: Vec<(usize, &str)> = accounts
+                    .range(window.first_account..end)
+                    .map(|(row, ext)| ((row - window.first_account) as usize, ext.as_str()))
+                    .collect();
+                if here.is_empty() {
+                    continue;
+                }
+                let text = to_text(&schema, &window.tables);
+                let findings = validate_tables(&schema, &ctx, &text, &[]);
+                let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
+                let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
+                let items: Vec<CreateItem<'_>> = here
+                    .iter()
+                    .map(|(row, ext)| {
+                        let line = lines.value(*row);
+                        CreateItem {
+                            import_supplier: supplier,
+                            external_account_number: ext,
+                            line,
+                            tables: &text,
+                            account: *row,
+                            invalid: invalid_body(&findings, line),
+                        }
+                    })
+                    .collect();
+                for chunk in items.chunks(args.concurrency as usize) {
+                    max_in_flight = max_in_flight.max(chunk.len());
+                    let results = store.create_chunk(&schema, &run_id, chunk, args.dry_run)?;
+                    if args.dry_run {
+                        created_rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
+                            run_id: run_id.clone(),
+                            operation: COMMAND.to_owned(),
+                            attempt: r.attempt,
+                            import_supplier: Some(supplier.to_owned()),
+                            external_account_number: Some(item.external_account_number.to_owned()),
+                            line: Some(item.line),
+                            status_code: r.status,
+                            error_code: r.error_code,
+                            body: r.body,
+                            kraken_account_number: r.kraken_account_number,
+                            started_at: now(),
+                            finished_at: now(),
+                        }));
+                    }
+                }
+            }
+        }
+    } else {
+        let detail = format!("Operations team {:?} does not exist.", args.team);
+        let body = serde_json::json!({ "detail": detail, "code": "operations_team_name_does_not_exist" }).to_string();
+        for s in selected {
+            early.push(audit(
+                &run_id,
+                &s.external_account_number,
+                supplier,
+                400,
+                "operations_team_name_does_not_exist",
+                &body,
+            ));
+        }
+    }
+    let rows = if args.dry_run {
+        early.extend(created_rows);
+        early
+    } else {
+        store.append_audit(&early)?;
+        store.run_audit(&run_id)?
+    };
+    export(&schema, &wd, &run_id, &rows)?;
+    let counts = Counts::of(&rows, 0);
+    if !args.dry_run {
+        store.finish_run(&run_id, if counts.exit() == Outcome::Rejected { "rejected" } else { "clean" })?;
+    }
+    let mode = if args.dry_run { " (dry run: nothing was kept)" } else { "" };
+    eprintln!(
+        "{}at most {max_in_flight} accounts in flight (limit {}){mode}",
+        counts.render(&run_id, COMMAND),
+        args.concurrency
+    );
+    if !team_known {
+        eprintln!("team {:?} does not exist: add it with `ferry team add`", args.team);
+    }
+    Ok(counts.exit())
+}
+
+/// The STAGED processes to create, and the outcomes of the accounts that cannot be.
+fn select(store: &SqliteStore, args: &CreateArgs) -> Result<(Vec<StagedRef>, Vec<AuditRecord>), Error> {
+    let pending = store.pending_versions(&args.supplier)?;
+    let Some(path) = &args.accounts else { return Ok((pending, Vec::new())) };
+    let mut by_account: HashMap<String, StagedRef> =
+        pending.into_iter().map(|p| (p.external_account_number.clone(), p)).collect();
+    let mut selected = Vec::new();
+    let mut early = Vec::new();
+    let file = std::io::BufReader::new(fs_err::File::open(path)?);
+    for line in file.lines() {
+        let line = line?;
+        let ext = line.split('#').next().unwrap_or_default().trim();
+        if ext.is_empty() {
+            continue;
+        }
+        if let Some(found) = by_account.remove(ext) {
+            selected.push(found);
+            continue;
+        }
+        let supplier = args.supplier.as_str();
+        let (code, body) = match store.process(supplier, ext)? {
+            Some(p) if p.status == ProcessStatus::Imported => (
+                "account_import_process_already_imported",
+                serde_json::json!({
+                    "detail": format!("Account {ext} has already been imported."),
+                    "code": "account_import_process_already_imported",
+                    "external_account_number": ext,
+                    "kraken_account_number": p.kraken_account_number,
+                }),
+            ),
+            Some(p) if p.status == ProcessStatus::Skipped => (
+                "account_import_process_skipped",
+                serde_json::json!({
+                    "detail": format!("Account {ext} is marked to be skipped."),
+                    "code": "account_import_process_skipped",
+                }),
+            ),
+            // Listed twice: the first mention is being created.
+            Some(_) => continue,
+            None => (
+                "import_process_does_not_exist",
+                serde_json::json!({
+                    "detail": format!("No staged data for account {ext} of import supplier {supplier}."),
+                    "code": "import_process_does_not_exist",
+                }),
+            ),
+        };
+        early.push(audit("", ext, supplier, 400, code, &body.to_string()));
+    }
+    Ok((selected, early))
+}
+
+fn audit(run_id: &str, ext: &str, supplier: &str, status: u16, code: &str, body: &str) -> AuditRecord {
+    let t = now();
+    AuditRecord {
+        run_id: run_id.to_owned(),
+        operation: COMMAND.to_owned(),
+        attempt: 1,
+        import_supplier: Some(supplier.to_owned()),
+        external_account_number: Some(ext.to_owned()),
+        line: None,
+        status_code: status,
+        error_code: Some(code.to_owned()),
+        body: body.to_owned(),
+        kraken_account_number: None,
+        started_at: t.clone(),
+        finished_at: t,
+    }
+}
+
+/// The selected accounts per staged directory, by their row there.
+fn group_by_location(selected: Vec<StagedRef>) -> BTreeMap<String, BTreeMap<u64, String>> {
+    let mut out: BTreeMap<String, BTreeMap<u64, String>> = BTreeMap::new();
+    for s in selected {
+        out.entry(s.location).or_default().insert(s.account_row, s.external_account_number);
+    }
+    out
+}
+
+/// The validate 400 body of the account on `line`, when the rules find an error there now.
+fn invalid_body(findings: &[Finding], line: u64) -> Option<String> {
+    let mine: Vec<Finding> = findings.iter().filter(|f| f.line == line).cloned().collect();
+    mine.iter().any(|f| f.severity == Severity::Error).then(|| failed_validation_body(&mine))
+}

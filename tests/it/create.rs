@@ -1,0 +1,275 @@
+//! `ferry create`: every create outcome, the dry run, exactly-once creation across a kill,
+//! the concurrency limit, and account records that reproduce the staged data.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::harness::{Run, example_dump, ferry, ferry_with, repo, s};
+
+const TODAY: &str = "2026-11-27";
+
+fn wd_run(wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--workdir", s(wd)]);
+    if matches!(args[0], "stage" | "create") {
+        all.extend(["--today", TODAY]);
+    }
+    ferry_with(&repo(""), &all, env)
+}
+
+fn store(wd: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(wd.join("ferry.db")).unwrap()
+}
+
+fn count(wd: &Path, sql: &str) -> i64 {
+    store(wd).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// (status, error code, body) of every row of the run's outcomes, by the run id in stderr.
+fn outcomes(wd: &Path, run: &Run) -> Vec<(u16, Option<String>, Value)> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt16Type;
+    let id = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_once(": create outcomes").map(|(id, _)| id.to_owned()))
+        .unwrap_or_else(|| panic!("no run id: {}", run.stderr));
+    let batch = crate::harness::read_table(&wd.join("runs").join(id).join("outcomes.parquet"));
+    let status = batch.column_by_name("status").unwrap().as_primitive::<UInt16Type>().clone();
+    let code = batch.column_by_name("error_code").unwrap().as_string::<i32>().clone();
+    let body = batch.column_by_name("body").unwrap().as_string::<i32>().clone();
+    (0..batch.num_rows())
+        .map(|i| {
+            (
+                status.value(i),
+                code.is_valid(i).then(|| code.value(i).to_owned()),
+                serde_json::from_str(body.value(i)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Row count and a content hash of every table of the store.
+fn content(wd: &Path) -> Vec<(String, i64, String)> {
+    let conn = store(wd);
+    let tables: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    tables
+        .into_iter()
+        .map(|t| {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1")).unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            let mut text = String::new();
+            let mut count = 0;
+            while let Some(row) = rows.next().unwrap() {
+                count += 1;
+                for i in 0..n {
+                    text.push_str(&format!("{:?}|", row.get_ref(i).unwrap()));
+                }
+                text.push('\n');
+            }
+            (t, count, format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())))
+        })
+        .collect()
+}
+
+#[test]
+fn every_create_outcome() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = example_dump(tmp.path(), "account.json");
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let create = |extra: &[&str]| {
+        let mut args = vec!["create", "--supplier", "TENTACLE_ENERGY", "--team", "Migration"];
+        args.extend(extra);
+        wd_run(&wd, &args, &[])
+    };
+
+    // Team unknown.
+    let run = create(&["--all-pending"]);
+    assert_eq!(run.code, 1);
+    let o = outcomes(&wd, &run);
+    assert_eq!((o[0].0, o[0].1.as_deref()), (400, Some("operations_team_name_does_not_exist")));
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+
+    // Dry run: would succeed, and the store is unchanged, table by table.
+    let before = content(&wd);
+    let run = create(&["--all-pending", "--dry-run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let o = outcomes(&wd, &run);
+    assert_eq!((o[0].0, o[0].1.as_deref()), (400, Some("dry_run_rolled_back")));
+    assert_eq!(o[0].2["detail"], "Account would successfully import. Rolled back due to Dry Run.");
+    assert_eq!(content(&wd), before, "a dry run leaves every table as it was");
+
+    // Not staged, listed in a file with one that is.
+    let list = tmp.path().join("accounts.txt");
+    std::fs::write(&list, "# to create\nEXTERNAL-1234\nNOPE-1\n").unwrap();
+    let run = create(&["--accounts", s(&list)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let mut o = outcomes(&wd, &run);
+    o.sort_by_key(|x| x.0);
+    assert_eq!(o[0].0, 201);
+    let number = o[0].2["kraken_account_number"].as_str().unwrap().to_owned();
+    assert!(
+        number.len() == 10
+            && number.starts_with("A-")
+            && number[2..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()),
+        "{number}"
+    );
+    assert_eq!((o[1].0, o[1].1.as_deref()), (400, Some("import_process_does_not_exist")));
+    let status = wd_run(&wd, &["status", "--supplier", "TENTACLE_ENERGY", "EXTERNAL-1234"], &[]);
+    assert_eq!(status.stdout.trim(), format!(r#"{{"status":"COMPLETED","kraken_account_number":"{number}"}}"#));
+
+    // Already imported: by name, with both numbers; and staging it again is refused too.
+    let run = create(&["--accounts", s(&list)]);
+    let o = outcomes(&wd, &run);
+    let imported = o.iter().find(|x| x.1.as_deref() == Some("account_import_process_already_imported")).unwrap();
+    assert_eq!(imported.2["kraken_account_number"], number.as_str());
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), 1, "created once");
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 1);
+    // Every created account's audit row carries its number.
+    assert_eq!(
+        count(
+            &wd,
+            &format!("SELECT count(*) FROM audit WHERE operation = 'create' AND kraken_account_number = '{number}'")
+        ),
+        1
+    );
+}
+
+#[test]
+fn staged_data_that_fails_the_rules_now_is_not_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    // Staged while the postcode check is off, created with the built-in schema.
+    let lenient = tmp.path().join("lenient.toml");
+    let text = std::fs::read_to_string(repo("schemas/account.toml")).unwrap();
+    std::fs::write(&lenient, text.replace("invalid_postcode = \"error\"", "invalid_postcode = \"off\"")).unwrap();
+    let source = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
+    let mut value: Value = serde_json::from_str(&source).unwrap();
+    value["billing_postcode"] = "2009".into();
+    let dump = tmp.path().join("d.ndjson");
+    std::fs::write(&dump, format!("{value}\n")).unwrap();
+    let staged = wd_run(&wd, &["stage", s(&dump), "--schema", s(&lenient)], &[]);
+    assert_eq!(staged.code, 0, "{}", staged.stderr);
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+    let run = wd_run(&wd, &["create", "--supplier", "TENTACLE_ENERGY", "--team", "Migration", "--all-pending"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let o = outcomes(&wd, &run);
+    assert_eq!((o[0].0, o[0].1.as_deref()), (400, Some("account_failed_validation")));
+    assert_eq!(o[0].2["errors"][0]["attr"], "billing_postcode");
+    assert_eq!(count(&wd, "SELECT count(*) FROM import_processes WHERE status = 'STAGED'"), 1, "still staged");
+}
+
+#[test]
+fn a_killed_create_creates_every_account_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    assert_eq!(ferry(&["generate", "--accounts", "90", "--seed", "5", "--error-rate", "0", "--out", s(&dump)]).code, 0);
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+    let supplier: String = store(&wd)
+        .query_row("SELECT import_supplier FROM import_processes GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
+    let args =
+        ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending", "--concurrency", "7"];
+    let killed = wd_run(&wd, &args, &[("FERRY_FAILPOINT", "create-chunk")]);
+    assert!(![0, 1, 2].contains(&killed.code), "{}", killed.stderr);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), 0, "the chunk in flight left nothing");
+    assert_eq!(count(&wd, "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'"), 0);
+    let again = wd_run(&wd, &args, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("resuming run"), "{}", again.stderr);
+    assert!(again.stderr.contains("at most 7 accounts in flight (limit 7)"), "{}", again.stderr);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending);
+    assert_eq!(count(&wd, "SELECT count(DISTINCT kraken_account_number) FROM record_accounts"), pending);
+    assert_eq!(
+        count(&wd, "SELECT count(*) FROM import_processes p JOIN record_accounts a USING (kraken_account_number)"),
+        pending
+    );
+    // Running it again creates nothing twice.
+    let third = wd_run(&wd, &args, &[]);
+    assert_eq!(third.code, 0);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending);
+    assert_eq!(count(&wd, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201"), pending);
+}
+
+#[test]
+fn account_records_hold_every_staged_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    assert_eq!(
+        ferry(&["generate", "--accounts", "300", "--seed", "9", "--error-rate", "0", "--out", s(&dump)]).code,
+        0
+    );
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+    let suppliers: Vec<String> = {
+        let conn = store(&wd);
+        let mut stmt = conn.prepare("SELECT DISTINCT import_supplier FROM import_processes").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    for supplier in &suppliers {
+        let run = wd_run(&wd, &["create", "--supplier", supplier, "--team", "Migration", "--all-pending"], &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    // Every table: as many records as the flattened input has rows.
+    let flat = tmp.path().join("flat");
+    assert_eq!(ferry(&["flatten", s(&dump), "--out", s(&flat)]).code, 0);
+    let schema = ferry::schema::Schema::builtin();
+    for table in &schema.tables {
+        let rows: usize = crate::harness::read_parquet(&flat.join(format!("{}.parquet", table.name)))
+            .iter()
+            .map(arrow_array::RecordBatch::num_rows)
+            .sum();
+        let records = count(&wd, &format!("SELECT count(*) FROM record_{}", table.name));
+        assert_eq!(records as usize, rows, "{}", table.name);
+    }
+    // Values as the input has them: text, decimals, datetimes in UTC, booleans.
+    let input: Vec<Value> =
+        std::fs::read_to_string(&dump).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let conn = store(&wd);
+    for account in input.iter().take(25) {
+        let ext = account["external_account_number"].as_str().unwrap();
+        let (postcode, balance): (String, Option<String>) = conn
+            .query_row(
+                "SELECT billing_postcode, transfer_balance FROM record_accounts WHERE external_account_number = ?1",
+                [ext],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(postcode, account["billing_postcode"].as_str().unwrap());
+        let same_decimal = |a: &str, b: &str| {
+            rust_decimal::Decimal::from_str_exact(a).unwrap() == rust_decimal::Decimal::from_str_exact(b).unwrap()
+        };
+        if let Some(b) = account["transfer_balance"].as_str() {
+            assert!(same_decimal(&balance.unwrap(), b), "{ext}");
+        }
+        let customers = account["customers"].as_array().unwrap();
+        let names: Vec<(String, i64)> = {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT c.family_name, c.position FROM record_customers c JOIN record_accounts a ON a.id = c.account_id
+                     WHERE a.external_account_number = ?1 ORDER BY c.position",
+                )
+                .unwrap();
+            stmt.query_map([ext], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        };
+        let expected: Vec<(String, i64)> = customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c["family_name"].as_str().unwrap().to_owned(), i as i64))
+            .collect();
+        assert_eq!(names, expected, "{ext}");
+    }
+}
