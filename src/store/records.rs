@@ -12,8 +12,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, ToSql, params_from_iter};
 
 use crate::ingest::{ACCOUNT, INDEX, KEY_COLUMNS, PARENT, arrow_schemas};
 use crate::schema::Schema;
@@ -68,10 +68,12 @@ pub fn ensure_tables(conn: &Connection, schema: &Schema) -> rusqlite::Result<()>
 }
 
 /// Inserts account `account` (a root row of `tables`, the flattened text form of a window)
-/// and every row of it in every table; returns the account record's id.
+/// and every row of it in every table, with [`insert_statements`]; returns the account
+/// record's id.
 pub fn insert_account(
     conn: &Connection,
     schema: &Schema,
+    statements: &[String],
     tables: &[RecordBatch],
     account: usize,
     kraken_account_number: &str,
@@ -87,29 +89,19 @@ pub fn insert_account(
         if from == to {
             continue;
         }
-        let names: Vec<String> = batch.schema().fields().iter().skip(KEY_COLUMNS).map(|f| quoted(f.name())).collect();
         let table = &schema.tables[t];
-        let (lead, lead_count) = if table.parent.is_none() {
-            ("kraken_account_number, created_at", 2)
-        } else {
-            ("account_id, parent_id, position", 3)
-        };
-        let sql = format!(
-            "INSERT INTO {} ({lead}{}{}) VALUES ({})",
-            table_name(&table.name),
-            if names.is_empty() { "" } else { ", " },
-            names.join(", "),
-            vec!["?"; lead_count + names.len()].join(", ")
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let lead_count = if table.parent.is_none() { 2 } else { 3 };
+        let width = lead_count + batch.num_columns() - KEY_COLUMNS;
+        let mut stmt = conn.prepare_cached(&statements[t])?;
         let parents = batch.column_by_name(PARENT).expect("key column").as_primitive::<UInt32Type>();
         let index = batch.column_by_name(INDEX).expect("key column").as_primitive::<UInt32Type>();
+        let data = &batch.columns()[KEY_COLUMNS..];
         for row in from..to {
-            let mut values: Vec<Value> = Vec::with_capacity(lead_count + names.len());
+            let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
             match table.parent {
                 None => {
-                    values.push(Value::Text(kraken_account_number.to_owned()));
-                    values.push(Value::Text(created_at.to_owned()));
+                    values.push(Cell::Text(kraken_account_number));
+                    values.push(Cell::Text(created_at));
                 }
                 Some((parent, _)) => {
                     let parent_row = parents.value(row) as usize;
@@ -118,12 +110,12 @@ pub fn insert_account(
                         .find(|(r, _)| *r == parent_row)
                         .map(|(_, id)| *id)
                         .expect("parents are inserted before their children");
-                    values.push(Value::Integer(account_id));
-                    values.push(Value::Integer(parent_id));
-                    values.push(Value::Integer(i64::from(index.value(row))));
+                    values.push(Cell::Integer(account_id));
+                    values.push(Cell::Integer(parent_id));
+                    values.push(Cell::Integer(i64::from(index.value(row))));
                 }
             }
-            values.extend(batch.columns().iter().skip(KEY_COLUMNS).map(|c| value(c, row)));
+            values.extend(data.iter().map(|c| cell(c, row)));
             stmt.execute(params_from_iter(values))?;
             let id = conn.last_insert_rowid();
             if table.parent.is_none() {
@@ -135,15 +127,56 @@ pub fn insert_account(
     Ok(account_id)
 }
 
-fn value(column: &arrow_array::ArrayRef, row: usize) -> Value {
+/// The INSERT of every record table, in schema order (built once per chunk; the statements
+/// themselves are cached by the connection).
+pub fn insert_statements(schema: &Schema) -> Vec<String> {
+    schema
+        .tables
+        .iter()
+        .map(|table| {
+            let lead = if table.parent.is_none() {
+                ["kraken_account_number", "created_at"].as_slice()
+            } else {
+                ["account_id", "parent_id", "position"].as_slice()
+            };
+            let all: Vec<String> =
+                lead.iter().map(|l| (*l).to_owned()).chain(table.columns.iter().map(|c| quoted(&c.name))).collect();
+            format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table_name(&table.name),
+                all.join(", "),
+                vec!["?"; all.len()].join(", ")
+            )
+        })
+        .collect()
+}
+
+/// One bound value, borrowing text from the batch instead of copying it.
+enum Cell<'a> {
+    Null,
+    Integer(i64),
+    Text(&'a str),
+}
+
+impl ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Cell::Null => ToSqlOutput::Owned(Value::Null),
+            Cell::Integer(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Cell::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+        })
+    }
+}
+
+fn cell(column: &arrow_array::ArrayRef, row: usize) -> Cell<'_> {
     if column.is_null(row) {
-        return Value::Null;
+        return Cell::Null;
     }
     match column.data_type() {
-        DataType::Utf8 => Value::Text(column.as_string::<i32>().value(row).to_owned()),
-        DataType::Boolean => Value::Integer(i64::from(column.as_boolean().value(row))),
-        DataType::Int64 => Value::Integer(column.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt32 => Value::Integer(i64::from(column.as_primitive::<UInt32Type>().value(row))),
+        DataType::Utf8 => Cell::Text(column.as_string::<i32>().value(row)),
+        DataType::Boolean => Cell::Integer(i64::from(column.as_boolean().value(row))),
+        DataType::Int64 => Cell::Integer(column.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt32 => Cell::Integer(i64::from(column.as_primitive::<UInt32Type>().value(row))),
         other => unreachable!("flattened text tables have no {other} columns"),
     }
 }

@@ -123,6 +123,14 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        // A create chunk or a stage run writes many pages in one transaction: keep them in
+        // memory (64 MiB) rather than spilling them to the WAL before the commit.
+        conn.pragma_update(None, "cache_size", -65536).map_err(err)?;
+        // One cached statement per record table (about 30) and the store's own: more than
+        // rusqlite's default 16, which would re-parse every INSERT.
+        conn.set_prepared_statement_cache_capacity(128);
+        // Savepoints (one per created account) journal to temporary storage: memory.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
         let mut store = Self { conn, path, last_version: None };
         store.migrate()?;
         Ok(store)
@@ -542,6 +550,7 @@ impl Store for SqliteStore {
         let err = err_at(&self.path);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
         let mut results = Vec::with_capacity(items.len());
+        let statements = records::insert_statements(schema);
         for item in items {
             let started_at = now();
             let attempt: u32 = tx
@@ -560,7 +569,7 @@ impl Store for SqliteStore {
                     kraken_account_number: None,
                     attempt,
                 },
-                None => create_one(&tx, schema, item, dry_run, attempt).map_err(&err)?,
+                None => create_one(&tx, schema, &statements, item, dry_run, attempt).map_err(&err)?,
             };
             if !dry_run {
                 insert_audit(
@@ -613,6 +622,7 @@ fn new_account_number() -> String {
 fn create_one(
     tx: &Connection,
     schema: &crate::schema::Schema,
+    statements: &[String],
     item: &CreateItem<'_>,
     dry_run: bool,
     attempt: u32,
@@ -635,15 +645,16 @@ fn create_one(
         if taken {
             continue;
         }
-        outcome = records::insert_account(tx, schema, item.tables, item.account, &number, &created_at).and_then(|_| {
-            tx.execute(
-                "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = ?3,
+        outcome = records::insert_account(tx, schema, statements, item.tables, item.account, &number, &created_at)
+            .and_then(|_| {
+                tx.execute(
+                    "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = ?3,
                      account_created_at = ?4, updated_at = ?4
                  WHERE import_supplier = ?1 AND external_account_number = ?2 AND status = 'STAGED'",
-                params![item.import_supplier, item.external_account_number, number, created_at],
-            )
-            .map(|n| (n, number))
-        });
+                    params![item.import_supplier, item.external_account_number, number, created_at],
+                )
+                .map(|n| (n, number))
+            });
         break;
     }
     let result = match outcome {
