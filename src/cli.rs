@@ -30,6 +30,7 @@ pub enum Command {
     Schema(SchemaArgs),
     Stage(StageArgs),
     Create(CreateArgs),
+    Reprocess(ReprocessArgs),
     Supplier(SupplierArgs),
     Team(TeamArgs),
     Skip(SkipArgs),
@@ -107,6 +108,45 @@ pub struct CreateArgs {
     #[arg(long, value_name = "FILE")]
     pub accounts: Option<PathBuf>,
     /// Accounts in flight at once (1 to 40, the platform's limit).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
+    pub concurrency: u32,
+    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
+    /// Schema file; defaults to the built-in schemas/account.toml.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// Create again exactly the accounts whose creation failed in an earlier run.
+///
+/// Selects every account whose latest create outcome in RUN was a 400 (optionally only with
+/// one of --codes, and only while it has had fewer than --max-attempts create attempts), and
+/// runs create for them as a new run linked to RUN, with the team RUN used unless --team is
+/// given. Accounts created since are reported as already imported, never created twice.
+/// Attempt numbers count every create of the account, in the audit.
+///
+/// Exits 0 when every reprocessed account was created, 1 when any got a 400.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ferry team add Migration\n  ferry reprocess --run 20261127T021500Z-3f9a\n  ferry reprocess --run 20261127T021500Z-3f9a --codes operations_team_name_does_not_exist --max-attempts 3"
+)]
+pub struct ReprocessArgs {
+    /// The create (or reprocess) run whose failures are created again.
+    #[arg(long, value_name = "RUN")]
+    pub run: String,
+    /// Only the accounts whose latest outcome has one of these error codes.
+    #[arg(long, value_delimiter = ',', value_name = "CODE,...")]
+    pub codes: Option<Vec<String>>,
+    /// Skip accounts that have already had this many create attempts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: Option<u32>,
+    /// The operations team; defaults to the one RUN used.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Accounts in flight at once (1 to 40).
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
     pub concurrency: u32,
     /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.

@@ -118,6 +118,12 @@ pub fn failpoint(name: &str) {
     }
 }
 
+/// True when `FERRY_FAILPOINT` is `NAME=KEY` for this point and key: a test makes one
+/// chosen item fail (the account `KEY` of a create chunk, say) to check that nothing else does.
+pub fn failpoint_for(name: &str, key: &str) -> bool {
+    std::env::var(FAILPOINT_VAR).is_ok_and(|v| v.split_once('=') == Some((name, key)))
+}
+
 /// Syncs a directory, so that renames inside it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

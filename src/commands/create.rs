@@ -34,17 +34,75 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
-    store.ensure_record_tables(&schema)?;
-    let supplier = args.supplier.as_str();
-    let (selected, mut early) = select(&store, &args)?;
-    let run_id = if args.dry_run {
+    let accounts = match &args.accounts {
+        Some(path) => Some(read_accounts(path)?),
+        None => None,
+    };
+    let job = Job {
+        command: COMMAND,
+        supplier: &args.supplier,
+        team: &args.team,
+        accounts,
+        dry_run: args.dry_run,
+        concurrency: args.concurrency as usize,
+        parent: None,
+    };
+    let counts = create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?;
+    Ok(counts.exit())
+}
+
+/// What one create run does.
+pub(super) struct Job<'a> {
+    /// `create` or `reprocess`: the run's command in the store.
+    pub command: &'static str,
+    pub supplier: &'a str,
+    pub team: &'a str,
+    /// The external account numbers to create; every pending one when `None`.
+    pub accounts: Option<Vec<String>>,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    /// The run a reprocess run re-runs the failures of.
+    pub parent: Option<&'a str>,
+}
+
+/// The external account numbers of a file: one per line, `#` starts a comment.
+fn read_accounts(path: &std::path::Path) -> Result<Vec<String>, Error> {
+    let file = std::io::BufReader::new(fs_err::File::open(path)?);
+    let mut out = Vec::new();
+    for line in file.lines() {
+        let line = line?;
+        let ext = line.split('#').next().unwrap_or_default().trim();
+        if !ext.is_empty() {
+            out.push(ext.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the job's accounts as one run; returns its outcome counts.
+pub(super) fn create(
+    schema: &crate::schema::Schema,
+    ctx: &RuleContext,
+    wd: &Workdir,
+    store: &mut SqliteStore,
+    lock: &mut crate::workdir::WorkdirLock,
+    job: &Job<'_>,
+) -> Result<Counts, Error> {
+    store.ensure_record_tables(schema)?;
+    let supplier = job.supplier;
+    let (selected, mut early) = select(store, supplier, job.accounts.as_deref())?;
+    let run_id = if job.dry_run {
         new_run_id()
     } else {
         let fingerprint = format!(
             "{:x}",
-            Sha256::digest(format!("{COMMAND}\n{supplier}\n{}\n{:?}\n{}", args.team, args.accounts, schema.hash))
+            Sha256::digest(format!(
+                "{}\n{supplier}\n{}\n{:?}\n{:?}\n{}",
+                job.command, job.team, job.accounts, job.parent, schema.hash
+            ))
         );
-        let start = store.begin_run(COMMAND, &fingerprint)?;
+        let run_args = serde_json::json!({ "supplier": supplier, "team": job.team }).to_string();
+        let start = store.begin_run(job.command, &fingerprint, &run_args, job.parent)?;
         if start.resumed {
             eprintln!("resuming run {}: accounts it created stay created; the rest are created now", start.run.id);
         }
@@ -54,13 +112,14 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
     for row in &mut early {
         row.run_id.clone_from(&run_id);
     }
-    let team_known = store.teams()?.iter().any(|t| t.name == args.team);
+    let team_known = store.teams()?.iter().any(|t| t.name == job.team);
     let mut created_rows: Vec<AuditRecord> = Vec::new();
     let mut max_in_flight = 0;
     if team_known {
         let by_location = group_by_location(selected);
+        let (schema, ctx) = (schema, ctx);
         for (location, accounts) in &by_location {
-            let mut reader = StagedReader::open(&schema, &wd.root.join(location))?;
+            let mut reader = StagedReader::open(schema, &wd.root.join(location))?;
             while let Some(window) = reader.next_window(WINDOW)? {
                 let end = window.first_account + window.tables[0].num_rows() as u64;
                 let here: Vec<(usize, &str)> = accounts
@@ -70,8 +129,8 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
                 if here.is_empty() {
                     continue;
                 }
-                let text = to_text(&schema, &window.tables);
-                let findings = validate_tables(&schema, &ctx, &text, &[]);
+                let text = to_text(schema, &window.tables);
+                let findings = validate_tables(schema, ctx, &text, &[]);
                 let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
                 let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
                 let items: Vec<CreateItem<'_>> = here
@@ -88,13 +147,13 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
                         }
                     })
                     .collect();
-                for chunk in items.chunks(args.concurrency as usize) {
+                for chunk in items.chunks(job.concurrency) {
                     max_in_flight = max_in_flight.max(chunk.len());
-                    let results = store.create_chunk(&schema, &run_id, chunk, args.dry_run)?;
-                    if args.dry_run {
+                    let results = store.create_chunk(schema, &run_id, chunk, job.dry_run)?;
+                    if job.dry_run {
                         created_rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
                             run_id: run_id.clone(),
-                            operation: COMMAND.to_owned(),
+                            operation: "create".to_owned(),
                             attempt: r.attempt,
                             import_supplier: Some(supplier.to_owned()),
                             external_account_number: Some(item.external_account_number.to_owned()),
@@ -111,7 +170,7 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
             }
         }
     } else {
-        let detail = format!("Operations team {:?} does not exist.", args.team);
+        let detail = format!("Operations team {:?} does not exist.", job.team);
         let body = serde_json::json!({ "detail": detail, "code": "operations_team_name_does_not_exist" }).to_string();
         for s in selected {
             early.push(audit(
@@ -124,50 +183,48 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
             ));
         }
     }
-    let rows = if args.dry_run {
+    let rows = if job.dry_run {
         early.extend(created_rows);
         early
     } else {
         store.append_audit(&early)?;
         store.run_audit(&run_id)?
     };
-    export(&schema, &wd, &run_id, &rows)?;
+    export(schema, wd, &run_id, &rows)?;
     let counts = Counts::of(&rows, 0);
-    if !args.dry_run {
+    if !job.dry_run {
         store.finish_run(&run_id, if counts.exit() == Outcome::Rejected { "rejected" } else { "clean" })?;
     }
-    let mode = if args.dry_run { " (dry run: nothing was kept)" } else { "" };
+    let mode = if job.dry_run { " (dry run: nothing was kept)" } else { "" };
     eprintln!(
         "{}at most {max_in_flight} accounts in flight (limit {}){mode}",
         counts.render(&run_id, COMMAND),
-        args.concurrency
+        job.concurrency
     );
     if !team_known {
-        eprintln!("team {:?} does not exist: add it with `ferry team add`", args.team);
+        eprintln!("team {:?} does not exist: add it with `ferry team add`", job.team);
     }
-    Ok(counts.exit())
+    Ok(counts)
 }
 
 /// The STAGED processes to create, and the outcomes of the accounts that cannot be.
-fn select(store: &SqliteStore, args: &CreateArgs) -> Result<(Vec<StagedRef>, Vec<AuditRecord>), Error> {
-    let pending = store.pending_versions(&args.supplier)?;
-    let Some(path) = &args.accounts else { return Ok((pending, Vec::new())) };
+fn select(
+    store: &SqliteStore,
+    supplier: &str,
+    accounts: Option<&[String]>,
+) -> Result<(Vec<StagedRef>, Vec<AuditRecord>), Error> {
+    let pending = store.pending_versions(supplier)?;
+    let Some(accounts) = accounts else { return Ok((pending, Vec::new())) };
     let mut by_account: HashMap<String, StagedRef> =
         pending.into_iter().map(|p| (p.external_account_number.clone(), p)).collect();
     let mut selected = Vec::new();
     let mut early = Vec::new();
-    let file = std::io::BufReader::new(fs_err::File::open(path)?);
-    for line in file.lines() {
-        let line = line?;
-        let ext = line.split('#').next().unwrap_or_default().trim();
-        if ext.is_empty() {
-            continue;
-        }
+    for ext in accounts {
+        let ext = ext.as_str();
         if let Some(found) = by_account.remove(ext) {
             selected.push(found);
             continue;
         }
-        let supplier = args.supplier.as_str();
         let (code, body) = match store.process(supplier, ext)? {
             Some(p) if p.status == ProcessStatus::Imported => (
                 "account_import_process_already_imported",
@@ -204,7 +261,7 @@ fn audit(run_id: &str, ext: &str, supplier: &str, status: u16, code: &str, body:
     let t = now();
     AuditRecord {
         run_id: run_id.to_owned(),
-        operation: COMMAND.to_owned(),
+        operation: "create".to_owned(),
         attempt: 1,
         import_supplier: Some(supplier.to_owned()),
         external_account_number: Some(ext.to_owned()),

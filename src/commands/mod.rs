@@ -5,6 +5,7 @@ mod flatten;
 mod gc;
 mod generate;
 mod process;
+mod reprocess;
 mod runs;
 mod schema;
 mod stage;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Team(args) => team::run(args),
         Command::Stage(args) => stage::run(args),
         Command::Create(args) => create::run(args),
+        Command::Reprocess(args) => reprocess::run(args),
         Command::Skip(args) => process::skip(args),
         Command::Unskip(args) => process::unskip(args),
         Command::Status(args) => process::status(args),

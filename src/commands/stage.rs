@@ -42,7 +42,8 @@ pub fn run(args: StageArgs) -> Result<Outcome, Error> {
     let mut lock = wd.lock(COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
     let fingerprint = fingerprint(&args.dump, &schema, &ctx)?;
-    let start = store.begin_run(COMMAND, &fingerprint)?;
+    let run_args = serde_json::json!({ "dump": args.dump.display().to_string() }).to_string();
+    let start = store.begin_run(COMMAND, &fingerprint, &run_args, None)?;
     let run = start.run;
     lock.describe(Some(&run.id))?;
     recover_interrupted(&mut store, &wd, &schema, &run.id)?;

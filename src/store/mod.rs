@@ -146,6 +146,10 @@ pub struct Run {
     pub committed_at: Option<String>,
     pub finished_at: Option<String>,
     pub status: Option<String>,
+    /// What the run was asked to do, as JSON (`{"supplier", "team"}` for create).
+    pub args: Option<String>,
+    /// The run this one re-runs the failures of (reprocess).
+    pub parent: Option<String>,
 }
 
 /// How [`Store::begin_run`] found the run.
@@ -251,7 +255,18 @@ pub trait Store {
     fn add_team(&mut self, name: &str) -> Result<bool, StoreError>;
 
     /// Starts a run, or resumes the unfinished run with the same fingerprint.
-    fn begin_run(&mut self, command: &str, fingerprint: &str) -> Result<RunStart, StoreError>;
+    fn begin_run(
+        &mut self,
+        command: &str,
+        fingerprint: &str,
+        args: &str,
+        parent: Option<&str>,
+    ) -> Result<RunStart, StoreError>;
+    /// One run, by id.
+    fn run(&self, id: &str) -> Result<Option<Run>, StoreError>;
+    /// The processes whose latest create outcome in `run_id` failed (a 4xx), optionally
+    /// only with one of `codes`, with how many create attempts each has had in all.
+    fn failed_in_run(&self, run_id: &str, codes: Option<&[String]>) -> Result<Vec<(String, String, u32)>, StoreError>;
     /// Runs that never finished (crashed or killed), oldest first.
     fn unfinished_runs(&self) -> Result<Vec<Run>, StoreError>;
     /// Marks a run finished with its status.

@@ -15,6 +15,7 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["team", "--help"],
         vec!["stage", "--help"],
         vec!["create", "--help"],
+        vec!["reprocess", "--help"],
         vec!["skip", "--help"],
         vec!["unskip", "--help"],
         vec!["status", "--help"],

@@ -273,3 +273,91 @@ fn account_records_hold_every_staged_row() {
         assert_eq!(names, expected, "{ext}");
     }
 }
+
+#[test]
+fn one_failing_account_leaves_the_rest_of_its_chunk_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    assert_eq!(ferry(&["generate", "--accounts", "40", "--seed", "5", "--error-rate", "0", "--out", s(&dump)]).code, 0);
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+    let (supplier, victim): (String, String) = store(&wd)
+        .query_row(
+            "SELECT import_supplier, min(external_account_number) FROM import_processes
+             GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
+    let args = ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending"];
+    let hook = format!("create-account-fails={victim}");
+    let run = wd_run(&wd, &args, &[("FERRY_FAILPOINT", hook.as_str())]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("at most {pending} accounts in flight")), "one chunk: {}", run.stderr);
+    let o = outcomes(&wd, &run);
+    let failed: Vec<_> = o.iter().filter(|x| x.0 == 400).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].1.as_deref(), Some("account_record_rejected"));
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending - 1, "the others are created");
+    assert_eq!(
+        count(&wd, &format!("SELECT count(*) FROM record_accounts WHERE external_account_number = '{victim}'")),
+        0,
+        "the failed account's rows were undone"
+    );
+    let orphans =
+        count(&wd, "SELECT count(*) FROM record_customers WHERE account_id NOT IN (SELECT id FROM record_accounts)");
+    assert_eq!(orphans, 0, "no half-created account");
+}
+
+#[test]
+fn reprocess_creates_exactly_what_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    assert_eq!(ferry(&["generate", "--accounts", "30", "--seed", "3", "--error-rate", "0", "--out", s(&dump)]).code, 0);
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let supplier: String = store(&wd)
+        .query_row("SELECT import_supplier FROM import_processes GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
+    // No team yet: every account fails.
+    let first = wd_run(&wd, &["create", "--supplier", supplier.as_str(), "--team", "Night", "--all-pending"], &[]);
+    assert_eq!(first.code, 1);
+    let run_id = first
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_once(':').map(|(id, _)| id.to_owned()))
+        .unwrap();
+    // A code that did not occur selects nothing; one attempt so far is the limit of 1.
+    let none = wd_run(&wd, &["reprocess", "--run", &run_id, "--codes", "dry_run_rolled_back"], &[]);
+    assert_eq!(none.code, 0, "{}", none.stderr);
+    assert!(none.stderr.contains("nothing to reprocess"), "{}", none.stderr);
+    let capped = wd_run(&wd, &["reprocess", "--run", &run_id, "--max-attempts", "1"], &[]);
+    assert!(capped.stderr.contains(&format!("{pending} failed accounts left out")), "{}", capped.stderr);
+    assert_eq!(wd_run(&wd, &["team", "add", "Night"], &[]).code, 0);
+    let again = wd_run(&wd, &["reprocess", "--run", &run_id, "--codes", "operations_team_name_does_not_exist"], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending, "all created");
+    assert_eq!(
+        count(&wd, &format!("SELECT count(*) FROM runs WHERE command = 'reprocess' AND parent = '{run_id}'")),
+        1,
+        "a new run linked to its parent"
+    );
+    assert_eq!(
+        count(&wd, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201 AND attempt = 2"),
+        pending,
+        "the second attempt of each"
+    );
+    // Reprocessing the same run again creates nothing twice.
+    let twice = wd_run(&wd, &["reprocess", "--run", &run_id], &[]);
+    assert_eq!(twice.code, 1, "{}", twice.stderr);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending);
+    let o = outcomes(&wd, &twice);
+    assert!(o.iter().all(|x| x.1.as_deref() == Some("account_import_process_already_imported")), "{o:?}");
+    // An unknown run is a usage error.
+    assert_eq!(wd_run(&wd, &["reprocess", "--run", "nope"], &[]).code, 2);
+}

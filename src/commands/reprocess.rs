@@ -1,0 +1,77 @@
+//! `ferry reprocess`: create again exactly the accounts whose creation failed in a run.
+
+use std::collections::BTreeMap;
+
+use crate::cli::ReprocessArgs;
+use crate::error::{Error, Outcome};
+use crate::rules::RuleContext;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::workdir::Workdir;
+
+use super::create::{Job, create};
+
+pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
+    let schema = super::load_schema(args.schema.as_deref())?;
+    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let wd = Workdir::new(&args.workdir.workdir);
+    let mut lock = wd.lock("reprocess")?;
+    let mut store = SqliteStore::open(&wd.root)?;
+    let Some(parent) = store.run(&args.run)? else {
+        return Err(Error::usage(
+            format!("no run {} in {}", args.run, wd.root.display()),
+            Some("run ids are the names under <workdir>/runs/; a dry run is not recorded in the store"),
+        ));
+    };
+    if !matches!(parent.command.as_str(), "create" | "reprocess") {
+        return Err(Error::usage(
+            format!(
+                "run {} is a `ferry {}` run; reprocess re-runs the failures of create runs",
+                parent.id, parent.command
+            ),
+            None,
+        ));
+    }
+    let recorded: serde_json::Value =
+        parent.args.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+    let team = match (&args.team, recorded["team"].as_str()) {
+        (Some(team), _) => team.clone(),
+        (None, Some(team)) => team.to_owned(),
+        (None, None) => {
+            return Err(Error::usage(format!("run {} has no recorded team", parent.id), Some("pass --team")));
+        }
+    };
+    let mut by_supplier: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut over_limit = 0;
+    for (supplier, ext, attempts) in store.failed_in_run(&parent.id, args.codes.as_deref())? {
+        if args.max_attempts.is_some_and(|max| attempts >= max) {
+            over_limit += 1;
+            continue;
+        }
+        by_supplier.entry(supplier).or_default().push(ext);
+    }
+    if over_limit > 0 {
+        eprintln!("{over_limit} failed accounts left out: they have had --max-attempts create attempts");
+    }
+    if by_supplier.is_empty() {
+        eprintln!("nothing to reprocess: no account's latest outcome in run {} failed (as selected)", parent.id);
+        return Ok(if over_limit > 0 { Outcome::Rejected } else { Outcome::Clean });
+    }
+    let mut outcome = Outcome::Clean;
+    for (supplier, accounts) in by_supplier {
+        eprintln!("reprocessing {} accounts of {supplier} from run {}", accounts.len(), parent.id);
+        let job = Job {
+            command: "reprocess",
+            supplier: &supplier,
+            team: &team,
+            accounts: Some(accounts),
+            dry_run: false,
+            concurrency: args.concurrency as usize,
+            parent: Some(&parent.id),
+        };
+        if create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.exit() == Outcome::Rejected {
+            outcome = Outcome::Rejected;
+        }
+    }
+    Ok(outcome)
+}
