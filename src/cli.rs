@@ -107,6 +107,15 @@ pub struct CreateArgs {
     /// The external account numbers to create, one per line (# starts a comment).
     #[arg(long, value_name = "FILE")]
     pub accounts: Option<PathBuf>,
+    #[command(flatten)]
+    pub create: CreateOptions,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// Options of every command that creates accounts.
+#[derive(Debug, Args)]
+pub struct CreateOptions {
     /// Accounts in flight at once (1 to 40, the platform's limit).
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
     pub concurrency: u32,
@@ -116,8 +125,6 @@ pub struct CreateArgs {
     /// Schema file; defaults to the built-in schemas/account.toml.
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
-    #[command(flatten)]
-    pub workdir: WorkdirArgs,
 }
 
 /// Create again exactly the accounts whose creation failed in an earlier run.
@@ -146,15 +153,8 @@ pub struct ReprocessArgs {
     /// The operations team; defaults to the one RUN used.
     #[arg(long)]
     pub team: Option<String>,
-    /// Accounts in flight at once (1 to 40).
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
-    pub concurrency: u32,
-    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
-    #[arg(long, value_name = "DATE")]
-    pub today: Option<chrono::NaiveDate>,
-    /// Schema file; defaults to the built-in schemas/account.toml.
-    #[arg(long, value_name = "FILE")]
-    pub schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub create: CreateOptions,
     #[command(flatten)]
     pub workdir: WorkdirArgs,
 }

@@ -29,8 +29,8 @@ const COMMAND: &str = "create";
 const WINDOW: u64 = 256;
 
 pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
-    let schema = super::load_schema(args.schema.as_deref())?;
-    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let schema = super::load_schema(args.create.schema.as_deref())?;
+    let ctx = RuleContext::new(args.create.today, chrono_tz::Europe::Berlin);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -44,7 +44,7 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
         team: &args.team,
         accounts,
         dry_run: args.dry_run,
-        concurrency: args.concurrency as usize,
+        concurrency: args.create.concurrency as usize,
         parent: None,
     };
     let counts = create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?;

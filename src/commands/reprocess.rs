@@ -12,8 +12,8 @@ use crate::workdir::Workdir;
 use super::create::{Job, create};
 
 pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
-    let schema = super::load_schema(args.schema.as_deref())?;
-    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let schema = super::load_schema(args.create.schema.as_deref())?;
+    let ctx = RuleContext::new(args.create.today, chrono_tz::Europe::Berlin);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock("reprocess")?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -66,7 +66,7 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
             team: &team,
             accounts: Some(accounts),
             dry_run: false,
-            concurrency: args.concurrency as usize,
+            concurrency: args.create.concurrency as usize,
             parent: Some(&parent.id),
         };
         if create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.exit() == Outcome::Rejected {
