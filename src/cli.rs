@@ -153,6 +153,10 @@ pub struct ReprocessArgs {
     /// The operations team; defaults to the one RUN used.
     #[arg(long)]
     pub team: Option<String>,
+    /// A newer dump to stage those accounts from first (every other account in it is
+    /// ignored): fix the source, re-export, reprocess.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
     #[command(flatten)]
     pub create: CreateOptions,
     #[command(flatten)]

@@ -58,6 +58,17 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
         return Ok(if over_limit > 0 { Outcome::Rejected } else { Outcome::Clean });
     }
     let mut outcome = Outcome::Clean;
+    if let Some(dump) = &args.dump {
+        let only: super::stage::Only =
+            by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
+        eprintln!("staging {} failed accounts again from {}", only.len(), dump.display());
+        let ingest = crate::cli::IngestArgs { schema: args.create.schema.clone(), threads: None, chunk_size: 2 << 20 };
+        if super::stage::stage(&schema, &ctx, &wd, &mut store, &mut lock, dump, &ingest, Some(&only))?
+            == Outcome::Rejected
+        {
+            outcome = Outcome::Rejected;
+        }
+    }
     for (supplier, accounts) in by_supplier {
         eprintln!("reprocessing {} accounts of {supplier} from run {}", accounts.len(), parent.id);
         let job = Job {

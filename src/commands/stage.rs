@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::StageArgs;
+use crate::cli::{IngestArgs, StageArgs};
 use crate::error::{Error, Outcome};
 use crate::findings;
 use crate::ingest::output::{PendingFile, TableSet, writer_properties};
@@ -41,36 +41,64 @@ pub fn run(args: StageArgs) -> Result<Outcome, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
-    let fingerprint = fingerprint(&args.dump, &schema, &ctx)?;
-    let run_args = serde_json::json!({ "dump": args.dump.display().to_string() }).to_string();
+    stage(&schema, &ctx, &wd, &mut store, &mut lock, &args.dump, &args.ingest, None)
+}
+
+/// The accounts (import supplier, external account number) a stage run is limited to.
+pub(super) type Only = HashSet<(String, String)>;
+
+/// Stages `dump` as one run (or finishes the interrupted run of the same command); with
+/// `only`, every other account of the dump is ignored: no outcome, no finding, no rows.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn stage(
+    schema: &Schema,
+    ctx: &RuleContext,
+    wd: &Workdir,
+    store: &mut SqliteStore,
+    lock: &mut crate::workdir::WorkdirLock,
+    dump: &Path,
+    ingest: &IngestArgs,
+    only: Option<&Only>,
+) -> Result<Outcome, Error> {
+    let (schema, ctx) = (schema, ctx);
+    let mut fingerprint = fingerprint(dump, schema, ctx)?;
+    if let Some(only) = only {
+        let mut keys: Vec<_> = only.iter().collect();
+        keys.sort();
+        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint}\n{keys:?}").as_bytes()));
+    }
+    let run_args = serde_json::json!({ "dump": dump.display().to_string() }).to_string();
     let start = store.begin_run(COMMAND, &fingerprint, &run_args, None)?;
     let run = start.run;
     lock.describe(Some(&run.id))?;
-    recover_interrupted(&mut store, &wd, &schema, &run.id)?;
+    recover_interrupted(store, wd, schema, &run.id)?;
     if start.resumed && run.committed_at.is_some() {
         eprintln!("resuming run {}: its store changes were committed; exporting its outcomes", run.id);
-        let counts = finish(&mut store, &wd, &schema, &run)?;
+        let counts = finish(store, wd, schema, &run)?;
         eprint!("{}", counts.render(&run.id, COMMAND));
         return Ok(counts.exit());
     }
     if start.resumed {
         eprintln!("resuming run {}: it was interrupted before its store changes committed", run.id);
-        discard_uncommitted(&wd, &run.id)?;
+        discard_uncommitted(wd, &run.id)?;
     }
-    stage_dump(&args, &schema, &ctx, &wd, &mut store, &run)
+    stage_dump(dump, ingest, schema, ctx, wd, store, &run, only)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stage_dump(
-    args: &StageArgs,
+    dump: &Path,
+    ingest_args: &IngestArgs,
     schema: &Schema,
     ctx: &RuleContext,
     wd: &Workdir,
     store: &mut SqliteStore,
     run: &Run,
+    only: Option<&Only>,
 ) -> Result<Outcome, Error> {
-    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(&args.ingest, &args.dump)?;
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(ingest_args, dump)?;
     let consumed = reader.progress();
-    let stager = Stager::new(schema, ctx, store.stage_snapshot()?);
+    let stager = Stager::new(schema, ctx, store.stage_snapshot()?, only.cloned());
     let run_dir = wd.run_dir(&run.id);
     fs_err::create_dir_all(&run_dir)?;
     let mut findings_file = PendingFile::create(
@@ -211,7 +239,7 @@ fn stage_dump(
     let elapsed = started.elapsed().as_secs_f64();
     eprint!(
         "staged {} in {elapsed:.2} s ({:.1} MB/s): {}{}",
-        args.dump.display(),
+        dump.display(),
         size as f64 / 1e6 / elapsed.max(1e-9),
         tally.render(10),
         counts.render(&run.id, COMMAND)

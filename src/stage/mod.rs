@@ -115,16 +115,25 @@ pub struct Stager<'a> {
     typed: TypedTables,
     parents: Vec<Option<usize>>,
     snapshot: StageSnapshot,
+    /// When set, only these (import supplier, external account number) are decided; every
+    /// other line is left out entirely.
+    only: Option<std::collections::HashSet<(String, String)>>,
 }
 
 impl<'a> Stager<'a> {
-    pub fn new(schema: &'a Schema, ctx: &'a RuleContext, snapshot: StageSnapshot) -> Self {
+    pub fn new(
+        schema: &'a Schema,
+        ctx: &'a RuleContext,
+        snapshot: StageSnapshot,
+        only: Option<std::collections::HashSet<(String, String)>>,
+    ) -> Self {
         Self {
             schema,
             ctx,
             typed: TypedTables::new(schema),
             parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
             snapshot,
+            only,
         }
     }
 
@@ -184,6 +193,15 @@ impl<'a> Stager<'a> {
         let mut writes: Vec<(usize, usize)> = Vec::new();
         for_each_line(out, |line, account, findings| {
             let (supplier, external) = account.map_or((None, None), |row| (key(suppliers, row), key(externals, row)));
+            if let Some(only) = &self.only {
+                let wanted = match (&supplier, &external) {
+                    (Some(s), Some(e)) => only.contains(&(s.clone(), e.clone())),
+                    _ => false,
+                };
+                if !wanted {
+                    return;
+                }
+            }
             let hash = account.filter(|row| ok[*row]).and_then(|row| hashes[row].clone());
             let decision = match (&hash, &supplier, &external) {
                 (Some(hash), Some(s), Some(e)) => self.decide(s, e, hash),

@@ -361,3 +361,51 @@ fn reprocess_creates_exactly_what_failed() {
     // An unknown run is a usage error.
     assert_eq!(wd_run(&wd, &["reprocess", "--run", "nope"], &[]).code, 2);
 }
+
+#[test]
+fn reprocess_with_a_newer_dump_restages_only_the_failed_accounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    assert_eq!(ferry(&["generate", "--accounts", "12", "--seed", "4", "--error-rate", "0", "--out", s(&dump)]).code, 0);
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let mut accounts: Vec<Value> =
+        std::fs::read_to_string(&dump).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let supplier = accounts[0]["import_supplier"].as_str().unwrap().to_owned();
+    let first = wd_run(&wd, &["create", "--supplier", supplier.as_str(), "--team", "Day", "--all-pending"], &[]);
+    assert_eq!(first.code, 1);
+    let run_id = first
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_once(':').map(|(id, _)| id.to_owned()))
+        .unwrap();
+    // The source is fixed: one failed account changes, and the new export has an account
+    // nobody asked for.
+    accounts[0]["billing_address2"] = "99b".into();
+    let mut stranger = accounts[1].clone();
+    stranger["external_account_number"] = "NEW-00000001".into();
+    accounts.push(stranger);
+    let newer = tmp.path().join("newer.ndjson");
+    std::fs::write(&newer, accounts.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+    assert_eq!(wd_run(&wd, &["team", "add", "Day"], &[]).code, 0);
+    let run = wd_run(&wd, &["reprocess", "--run", &run_id, "--dump", s(&newer)], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("staging"), "{}", run.stderr);
+    let ext = accounts[0]["external_account_number"].as_str().unwrap();
+    let address: String = store(&wd)
+        .query_row("SELECT billing_address2 FROM record_accounts WHERE external_account_number = ?1", [ext], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(address, "99b", "created from the newer dump");
+    assert_eq!(count(&wd, "SELECT count(*) FROM import_processes WHERE external_account_number = 'NEW-00000001'"), 0);
+    let failed = count(&wd, &format!("SELECT count(*) FROM audit WHERE run_id = '{run_id}'"));
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), failed);
+    // The re-stage recorded outcomes only for the failed accounts.
+    let restage: String = store(&wd)
+        .query_row("SELECT id FROM runs WHERE command = 'stage' ORDER BY started_at DESC, id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(count(&wd, &format!("SELECT count(*) FROM audit WHERE run_id = '{restage}'")), failed);
+}
