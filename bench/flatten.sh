@@ -14,6 +14,9 @@
 #             quarantine, findings, one store transaction, outcomes.parquet
 #   restage   `ferry stage` of the same file again into that work directory (all 200s and
 #             no new versions, the nightly re-run)
+#   create    `ferry create --all-pending` for every supplier, on a copy of a staged work
+#             directory (the staging is not timed): read back, re-validate, write records
+#   create-dry  the same with --dry-run: all the work, rolled back
 # and reports wall seconds, accounts/s, MB/s, peak RSS, and each mode's speed relative to the
 # typed floor. Needs GNU time (/usr/bin/time, Debian package `time`) for peak RSS.
 #
@@ -25,7 +28,7 @@ ACCOUNTS=${ACCOUNTS:-100000}
 SMALL=${SMALL:-10000}
 THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-3}
-MODES=${MODES:-ignored typed flatten ferry validate validate+out stage restage}
+MODES=${MODES:-ignored typed flatten ferry validate validate+out stage restage create-dry create}
 WORK=${WORK:-$(mktemp -d /tmp/ferry-bench.XXXXXX)}
 TIME=/usr/bin/time
 mkdir -p "$WORK"
@@ -56,6 +59,18 @@ measure() {
     stage) rm -rf "$WORK/wd"
       "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" 2>/dev/null || true ;;
     restage) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" 2>/dev/null || true ;;
+    create|create-dry)
+      local staged="$WORK/wd-staged-$(basename "$dump" .ndjson)" flag=""
+      if [ ! -f "$staged/ferry.db" ]; then
+        "$FERRY" stage "$dump" --workdir "$staged" >/dev/null 2>&1 || true
+        "$FERRY" team add Bench --workdir "$staged" >/dev/null 2>&1
+      fi
+      rm -rf "$WORK/wd-create"; cp -r "$staged" "$WORK/wd-create"
+      [ "$mode" = create-dry ] && flag=--dry-run
+      "$TIME" -f "%e %M" -o "$WORK/time" bash -c '
+        for s in $("$0" supplier list --json --workdir "$1" | sed -n "s/.*\"code\":\"\([A-Z_0-9]*\)\".*/\1/p"); do
+          "$0" create --supplier "$s" --team Bench --all-pending $2 --workdir "$1" >/dev/null 2>&1 || true
+        done' "$FERRY" "$WORK/wd-create" "$flag" ;;
     *) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" "$dump" "$mode" "$THREADS" >/dev/null ;;
   esac
   tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
@@ -83,9 +98,13 @@ for n in "$SMALL" "$ACCOUNTS"; do
     [ "$mode" = validate+out ] && label="ferry validate --out"
     [ "$mode" = stage ] && label="ferry stage (fresh)"
     [ "$mode" = restage ] && label="ferry stage (again, all 200)"
-    printf '| %s | %s | %s | %.2f | %.0f | %.0f | %.2f | %.0f |\n' "$n" "$mb" "$label" "$secs" \
+    [ "$mode" = create ] && label="ferry create (every supplier)"
+    [ "$mode" = create-dry ] && label="ferry create --dry-run"
+    vs_typed=-
+    [ -n "${best[typed]:-}" ] && vs_typed=$(printf '%.2f' "$(echo "${best[typed]} / $secs" | bc -l)")
+    printf '| %s | %s | %s | %.2f | %.0f | %.0f | %s | %.0f |\n' "$n" "$mb" "$label" "$secs" \
       "$(echo "$n / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" \
-      "$(echo "${best[typed]} / $secs" | bc -l)" "$(echo "${rss[$mode]} / 1024" | bc -l)"
+      "$vs_typed" "$(echo "${rss[$mode]} / 1024" | bc -l)"
   done
   unset best rss
 done
