@@ -117,34 +117,22 @@ pub(super) fn create(
     let mut max_in_flight = 0;
     if team_known {
         let by_location = group_by_location(selected);
-        let (schema, ctx) = (schema, ctx);
-        for (location, accounts) in &by_location {
-            let mut reader = StagedReader::open(schema, &wd.root.join(location))?;
-            while let Some(window) = reader.next_window(WINDOW)? {
-                let end = window.first_account + window.tables[0].num_rows() as u64;
-                let here: Vec<(usize, &str)> = accounts
-                    .range(window.first_account..end)
-                    .map(|(row, ext)| ((row - window.first_account) as usize, ext.as_str()))
-                    .collect();
-                if here.is_empty() {
-                    continue;
-                }
-                let text = to_text(schema, &window.tables);
-                let findings = validate_tables(schema, ctx, &text, &[]);
-                let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
-                let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
-                let items: Vec<CreateItem<'_>> = here
+        // Windows are read back and re-validated on one thread while the accounts of the
+        // previous window are written on this one (the store has one connection).
+        let (to_writer, prepared) = std::sync::mpsc::sync_channel::<Prepared>(2);
+        std::thread::scope(|threads| -> Result<(), Error> {
+            let reader = threads.spawn(move || prepare_windows(schema, ctx, wd, &by_location, &to_writer));
+            for window in prepared {
+                let items: Vec<CreateItem<'_>> = window
+                    .accounts
                     .iter()
-                    .map(|(row, ext)| {
-                        let line = lines.value(*row);
-                        CreateItem {
-                            import_supplier: supplier,
-                            external_account_number: ext,
-                            line,
-                            tables: &text,
-                            account: *row,
-                            invalid: invalid_body(&findings, line),
-                        }
+                    .map(|a| CreateItem {
+                        import_supplier: supplier,
+                        external_account_number: &a.external_account_number,
+                        line: a.line,
+                        tables: &window.text,
+                        account: a.row,
+                        invalid: a.invalid.clone(),
                     })
                     .collect();
                 for chunk in items.chunks(job.concurrency) {
@@ -168,7 +156,8 @@ pub(super) fn create(
                     }
                 }
             }
-        }
+            reader.join().expect("the window reader does not panic")
+        })?;
     } else {
         let detail = format!("Operations team {:?} does not exist.", job.team);
         let body = serde_json::json!({ "detail": detail, "code": "operations_team_name_does_not_exist" }).to_string();
@@ -273,6 +262,65 @@ fn audit(run_id: &str, ext: &str, supplier: &str, status: u16, code: &str, body:
         started_at: t.clone(),
         finished_at: t,
     }
+}
+
+/// One window read back and re-validated, with the selected accounts in it.
+struct Prepared {
+    text: Vec<arrow_array::RecordBatch>,
+    accounts: Vec<PreparedAccount>,
+}
+
+struct PreparedAccount {
+    external_account_number: String,
+    /// The account's root row in the window.
+    row: usize,
+    line: u64,
+    /// The validate 400 body when the rules find an error now.
+    invalid: Option<String>,
+}
+
+/// Reads every staged directory of the selection in windows, re-validates each window and
+/// sends the selected accounts on; stops early when the writer stops listening.
+fn prepare_windows(
+    schema: &crate::schema::Schema,
+    ctx: &RuleContext,
+    wd: &Workdir,
+    by_location: &BTreeMap<String, BTreeMap<u64, String>>,
+    to_writer: &std::sync::mpsc::SyncSender<Prepared>,
+) -> Result<(), Error> {
+    for (location, accounts) in by_location {
+        let mut reader = StagedReader::open(schema, &wd.root.join(location))?;
+        while let Some(window) = reader.next_window(WINDOW)? {
+            let end = window.first_account + window.tables[0].num_rows() as u64;
+            let here: Vec<(usize, &String)> = accounts
+                .range(window.first_account..end)
+                .map(|(row, ext)| ((row - window.first_account) as usize, ext))
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            let text = to_text(schema, &window.tables);
+            let findings = validate_tables(schema, ctx, &text, &[]);
+            let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
+            let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
+            let accounts = here
+                .into_iter()
+                .map(|(row, ext)| {
+                    let line = lines.value(row);
+                    PreparedAccount {
+                        external_account_number: ext.clone(),
+                        row,
+                        line,
+                        invalid: invalid_body(&findings, line),
+                    }
+                })
+                .collect();
+            if to_writer.send(Prepared { text, accounts }).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The selected accounts per staged directory, by their row there.
