@@ -409,3 +409,120 @@ fn reprocess_with_a_newer_dump_restages_only_the_failed_accounts() {
         .unwrap();
     assert_eq!(count(&wd, &format!("SELECT count(*) FROM audit WHERE run_id = '{restage}'")), failed);
 }
+
+/// A flattened or recorded value as comparable text: decimals normalised, datetimes as UTC
+/// instants, booleans and integers as numbers.
+fn comparable(kind: &arrow_schema::DataType, text: Option<String>) -> Option<String> {
+    use arrow_schema::DataType;
+    let text = text?;
+    Some(match kind {
+        DataType::Decimal128(_, _) => rust_decimal::Decimal::from_str_exact(&text).unwrap().normalize().to_string(),
+        DataType::Timestamp(_, _) => {
+            let utc = ferry::rules::field::instant(&text, chrono_tz::Europe::Berlin).unwrap();
+            utc.timestamp_micros().to_string()
+        }
+        _ => text,
+    })
+}
+
+#[test]
+fn account_records_reproduce_every_field_of_the_input() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, UInt32Type};
+    use arrow_array::{Array, RecordBatch};
+    use arrow_schema::DataType;
+    use std::collections::HashMap;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = tmp.path().join("dump.ndjson");
+    assert_eq!(
+        ferry(&["generate", "--accounts", "200", "--seed", "21", "--error-rate", "0", "--out", s(&dump)]).code,
+        0
+    );
+    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+    for supplier in ["ALPEN_GAS", "NORDLICHT_STROM", "TENTACLE_ENERGY"] {
+        wd_run(&wd, &["create", "--supplier", supplier, "--team", "Migration", "--all-pending"], &[]);
+    }
+    let schema = ferry::schema::Schema::builtin();
+    let typed = ferry::stage::typed::TypedTables::new(&schema);
+    let flat = tmp.path().join("flat");
+    assert_eq!(ferry(&["flatten", s(&dump), "--out", s(&flat)]).code, 0);
+    let tables: Vec<RecordBatch> =
+        schema.tables.iter().map(|t| crate::harness::read_table(&flat.join(format!("{}.parquet", t.name)))).collect();
+    // The input, as (table, external account number, attr path) -> every column's value.
+    let root = &tables[0];
+    let externals = root.column_by_name("external_account_number").unwrap().as_string::<i32>();
+    let mut input: HashMap<(usize, String, String), Vec<Option<String>>> = HashMap::new();
+    for (t, batch) in tables.iter().enumerate() {
+        let accounts = batch.column_by_name("_account").unwrap().as_primitive::<UInt32Type>();
+        for row in 0..batch.num_rows() {
+            let ext = externals.value(accounts.value(row) as usize).to_owned();
+            let path = ferry::ingest::attr_path(&schema, &tables, ferry::schema::TableId(t), row);
+            let values = batch
+                .columns()
+                .iter()
+                .enumerate()
+                .skip(ferry::ingest::KEY_COLUMNS)
+                .map(|(i, c)| {
+                    let text = c.is_valid(row).then(|| match c.data_type() {
+                        DataType::Utf8 => c.as_string::<i32>().value(row).to_owned(),
+                        DataType::Boolean => i64::from(c.as_boolean().value(row)).to_string(),
+                        DataType::Int64 => c.as_primitive::<Int64Type>().value(row).to_string(),
+                        DataType::UInt32 => c.as_primitive::<UInt32Type>().value(row).to_string(),
+                        other => panic!("{other}"),
+                    });
+                    comparable(typed.schemas[t].field(i).data_type(), text)
+                })
+                .collect();
+            input.insert((t, ext, path), values);
+        }
+    }
+    // The records, keyed the same way through parent ids and positions.
+    let conn = store(&wd);
+    let mut paths: Vec<HashMap<i64, (String, String)>> = vec![HashMap::new(); schema.tables.len()];
+    let mut compared = 0;
+    for (t, table) in schema.tables.iter().enumerate() {
+        let lead = if table.parent.is_none() { 3 } else { 4 };
+        let mut stmt = conn.prepare(&format!("SELECT * FROM record_{}", table.name)).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            let id: i64 = r.get(0).unwrap();
+            let (ext, path) = match &table.parent {
+                None => (r.get::<_, String>("external_account_number").unwrap(), String::new()),
+                Some((parent, list)) => {
+                    let (ext, parent_path) = paths[parent.0][&r.get::<_, i64>(2).unwrap()].clone();
+                    let position: i64 = r.get(3).unwrap();
+                    let path = if parent_path.is_empty() {
+                        format!("{list}.{position}")
+                    } else {
+                        format!("{parent_path}.{list}.{position}")
+                    };
+                    (ext, path)
+                }
+            };
+            let values: Vec<Option<String>> = (lead..n)
+                .enumerate()
+                .map(|(c, i)| {
+                    let text = match r.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8(t.to_vec()).unwrap()),
+                        other => panic!("{other:?}"),
+                    };
+                    comparable(typed.schemas[t].field(ferry::ingest::KEY_COLUMNS + c).data_type(), text)
+                })
+                .collect();
+            let expected = input
+                .remove(&(t, ext.clone(), path.clone()))
+                .unwrap_or_else(|| panic!("record {}:{ext}:{path} is not in the input", table.name));
+            assert_eq!(values, expected, "{}: {ext} {path}", table.name);
+            paths[t].insert(id, (ext, path));
+            compared += 1;
+        }
+    }
+    assert!(input.is_empty(), "rows of the input with no record: {:?}", input.keys().take(5).collect::<Vec<_>>());
+    assert!(compared > 10_000, "{compared} rows compared");
+}
