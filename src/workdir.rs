@@ -96,26 +96,31 @@ impl WorkdirLock {
 }
 
 /// The environment variable naming a failpoint (tests only): `NAME` aborts the process
-/// there, `NAME=sleep:MILLIS` pauses it there.
+/// there, `NAME=hit:N` aborts the N-th time it gets there, `NAME=sleep:MILLIS` pauses there.
 pub const FAILPOINT_VAR: &str = "FERRY_FAILPOINT";
 
 /// Aborts the process, as a kill would, when `FERRY_FAILPOINT` names this point (or pauses
 /// it, with `=sleep:MILLIS`). The crash tests use it to stop ferry between the steps whose
 /// order makes a run safe to kill, and the lock test to hold a run open.
 pub fn failpoint(name: &str) {
+    static HITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let Some(value) = std::env::var_os(FAILPOINT_VAR) else { return };
     let value = value.to_string_lossy();
     let (point, action) = value.split_once('=').unwrap_or((&value, "abort"));
     if point != name {
         return;
     }
-    match action.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
-        Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
-        None => {
-            eprintln!("ferry: failpoint {name}: aborting");
-            std::process::abort();
+    if let Some(ms) = action.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        return;
+    }
+    if let Some(n) = action.strip_prefix("hit:").and_then(|n| n.parse::<usize>().ok()) {
+        if HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 < n {
+            return;
         }
     }
+    eprintln!("ferry: failpoint {name}: aborting");
+    std::process::abort();
 }
 
 /// True when `FERRY_FAILPOINT` is `NAME=KEY` for this point and key: a test makes one

@@ -182,10 +182,16 @@ fn a_killed_create_creates_every_account_exactly_once() {
     let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
     let args =
         ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending", "--concurrency", "7"];
-    let killed = wd_run(&wd, &args, &[("FERRY_FAILPOINT", "create-chunk")]);
+    // Killed while writing its third chunk: two chunks of 7 are committed, the third is not.
+    let killed = wd_run(&wd, &args, &[("FERRY_FAILPOINT", "create-chunk=hit:3")]);
     assert!(![0, 1, 2].contains(&killed.code), "{}", killed.stderr);
-    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), 0, "the chunk in flight left nothing");
-    assert_eq!(count(&wd, "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'"), 0);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), 14, "the chunk in flight left nothing");
+    assert_eq!(count(&wd, "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'"), 14);
+    assert_eq!(
+        count(&wd, "SELECT count(*) FROM audit WHERE operation = 'create'"),
+        14,
+        "committed with their accounts"
+    );
     let again = wd_run(&wd, &args, &[]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("resuming run"), "{}", again.stderr);
