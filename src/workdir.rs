@@ -114,10 +114,10 @@ pub fn failpoint(name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
         return;
     }
-    if let Some(n) = action.strip_prefix("hit:").and_then(|n| n.parse::<usize>().ok()) {
-        if HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 < n {
-            return;
-        }
+    if let Some(n) = action.strip_prefix("hit:").and_then(|n| n.parse::<usize>().ok())
+        && HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 < n
+    {
+        return;
     }
     eprintln!("ferry: failpoint {name}: aborting");
     std::process::abort();
