@@ -130,7 +130,7 @@ fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, finding
 }
 
 /// Rebuilds nested JSON from one chunk's tables.
-pub struct Rebuilder<'a> {
+struct Rebuilder<'a> {
     schema: &'a Schema,
     tables: &'a [RecordBatch],
     /// Per table, per parent row: the child rows in `_index` order.
@@ -138,7 +138,7 @@ pub struct Rebuilder<'a> {
 }
 
 impl<'a> Rebuilder<'a> {
-    pub fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
+    fn new(schema: &'a Schema, tables: &'a [RecordBatch]) -> Self {
         let children = schema
             .tables
             .iter()
@@ -160,13 +160,13 @@ impl<'a> Rebuilder<'a> {
         Self { schema, tables, children }
     }
 
-    pub fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
+    fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
         let c = self.tables[table.0].column_by_name(column)?.as_string::<i32>();
         c.is_valid(row).then(|| c.value(row).to_owned())
     }
 
     /// Writes the object of row `row` of `table` (or its scalar, for a list of scalars).
-    pub fn record(&self, table: TableId, row: usize, out: &mut Vec<u8>) {
+    fn record(&self, table: TableId, row: usize, out: &mut Vec<u8>) {
         match &self.schema.table(table).body {
             TableBody::Record(object) => self.object(table, self.schema.object(*object), row, out),
             TableBody::Scalar(field) => {

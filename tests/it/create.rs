@@ -1,7 +1,7 @@
 //! `ferry create`: every create outcome, the dry run, exactly-once creation across a kill,
 //! the concurrency limit, and account records that reproduce the staged data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -26,16 +26,42 @@ fn count(wd: &Path, sql: &str) -> i64 {
     store(wd).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// A clean generated dump of `accounts` accounts, staged into `<tmp>/work`: (work dir, dump).
+fn staged(tmp: &Path, accounts: &str, seed: &str) -> (PathBuf, PathBuf) {
+    let wd = tmp.join("work");
+    let dump = tmp.join("dump.ndjson");
+    let made = ferry(&["generate", "--accounts", accounts, "--seed", seed, "--error-rate", "0", "--out", s(&dump)]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let stage = wd_run(&wd, &["stage", s(&dump)], &[]);
+    assert_eq!(stage.code, 0, "{}", stage.stderr);
+    (wd, dump)
+}
+
+/// The supplier with the most import processes, and how many it has.
+fn biggest_supplier(wd: &Path) -> (String, i64) {
+    store(wd)
+        .query_row(
+            "SELECT import_supplier, count(*) FROM import_processes GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// The run id a create or reprocess printed.
+fn run_id(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split_once(": create outcomes").map(|(id, _)| id.to_owned()))
+        .unwrap_or_else(|| panic!("no run id: {}", run.stderr))
+}
+
 /// (status, error code, body) of every row of the run's outcomes, by the run id in stderr.
 fn outcomes(wd: &Path, run: &Run) -> Vec<(u16, Option<String>, Value)> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::UInt16Type;
-    let id = run
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("run ")?.split_once(": create outcomes").map(|(id, _)| id.to_owned()))
-        .unwrap_or_else(|| panic!("no run id: {}", run.stderr));
+    let id = run_id(run);
     let batch = crate::harness::read_table(&wd.join("runs").join(id).join("outcomes.parquet"));
     let status = batch.column_by_name("status").unwrap().as_primitive::<UInt16Type>().clone();
     let code = batch.column_by_name("error_code").unwrap().as_string::<i32>().clone();
@@ -169,17 +195,9 @@ fn staged_data_that_fails_the_rules_now_is_not_created() {
 #[test]
 fn a_killed_create_creates_every_account_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
-    let dump = tmp.path().join("dump.ndjson");
-    assert_eq!(ferry(&["generate", "--accounts", "90", "--seed", "5", "--error-rate", "0", "--out", s(&dump)]).code, 0);
-    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let (wd, _) = staged(tmp.path(), "90", "5");
     assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
-    let supplier: String = store(&wd)
-        .query_row("SELECT import_supplier FROM import_processes GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
+    let (supplier, pending) = biggest_supplier(&wd);
     let args =
         ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending", "--concurrency", "7"];
     // Killed while writing its third chunk: two chunks of 7 are committed, the third is not.
@@ -212,13 +230,7 @@ fn a_killed_create_creates_every_account_exactly_once() {
 #[test]
 fn account_records_hold_every_staged_row() {
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
-    let dump = tmp.path().join("dump.ndjson");
-    assert_eq!(
-        ferry(&["generate", "--accounts", "300", "--seed", "9", "--error-rate", "0", "--out", s(&dump)]).code,
-        0
-    );
-    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let (wd, dump) = staged(tmp.path(), "300", "9");
     assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
     let suppliers: Vec<String> = {
         let conn = store(&wd);
@@ -283,20 +295,16 @@ fn account_records_hold_every_staged_row() {
 #[test]
 fn one_failing_account_leaves_the_rest_of_its_chunk_created() {
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
-    let dump = tmp.path().join("dump.ndjson");
-    assert_eq!(ferry(&["generate", "--accounts", "40", "--seed", "5", "--error-rate", "0", "--out", s(&dump)]).code, 0);
-    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let (wd, _) = staged(tmp.path(), "40", "5");
     assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
-    let (supplier, victim): (String, String) = store(&wd)
+    let (supplier, pending) = biggest_supplier(&wd);
+    let victim: String = store(&wd)
         .query_row(
-            "SELECT import_supplier, min(external_account_number) FROM import_processes
-             GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            "SELECT min(external_account_number) FROM import_processes WHERE import_supplier = ?1",
+            [&supplier],
+            |r| r.get(0),
         )
         .unwrap();
-    let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
     let args = ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending"];
     let hook = format!("create-account-fails={victim}");
     let run = wd_run(&wd, &args, &[("FERRY_FAILPOINT", hook.as_str())]);
@@ -320,24 +328,12 @@ fn one_failing_account_leaves_the_rest_of_its_chunk_created() {
 #[test]
 fn reprocess_creates_exactly_what_failed() {
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
-    let dump = tmp.path().join("dump.ndjson");
-    assert_eq!(ferry(&["generate", "--accounts", "30", "--seed", "3", "--error-rate", "0", "--out", s(&dump)]).code, 0);
-    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
-    let supplier: String = store(&wd)
-        .query_row("SELECT import_supplier FROM import_processes GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let pending = count(&wd, &format!("SELECT count(*) FROM import_processes WHERE import_supplier = '{supplier}'"));
+    let (wd, _) = staged(tmp.path(), "30", "3");
+    let (supplier, pending) = biggest_supplier(&wd);
     // No team yet: every account fails.
     let first = wd_run(&wd, &["create", "--supplier", supplier.as_str(), "--team", "Night", "--all-pending"], &[]);
     assert_eq!(first.code, 1);
-    let run_id = first
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("run ")?.split_once(':').map(|(id, _)| id.to_owned()))
-        .unwrap();
+    let run_id = run_id(&first);
     // A code that did not occur selects nothing; one attempt so far is the limit of 1.
     let none = wd_run(&wd, &["reprocess", "--run", &run_id, "--codes", "dry_run_rolled_back"], &[]);
     assert_eq!(none.code, 0, "{}", none.stderr);
@@ -371,20 +367,13 @@ fn reprocess_creates_exactly_what_failed() {
 #[test]
 fn reprocess_with_a_newer_dump_restages_only_the_failed_accounts() {
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
-    let dump = tmp.path().join("dump.ndjson");
-    assert_eq!(ferry(&["generate", "--accounts", "12", "--seed", "4", "--error-rate", "0", "--out", s(&dump)]).code, 0);
-    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let (wd, dump) = staged(tmp.path(), "12", "4");
     let mut accounts: Vec<Value> =
         std::fs::read_to_string(&dump).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let supplier = accounts[0]["import_supplier"].as_str().unwrap().to_owned();
     let first = wd_run(&wd, &["create", "--supplier", supplier.as_str(), "--team", "Day", "--all-pending"], &[]);
     assert_eq!(first.code, 1);
-    let run_id = first
-        .stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("run ")?.split_once(':').map(|(id, _)| id.to_owned()))
-        .unwrap();
+    let run_id = run_id(&first);
     // The source is fixed: one failed account changes, and the new export has an account
     // nobody asked for.
     accounts[0]["billing_address2"] = "99b".into();
@@ -440,13 +429,7 @@ fn account_records_reproduce_every_field_of_the_input() {
     use std::collections::HashMap;
 
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
-    let dump = tmp.path().join("dump.ndjson");
-    assert_eq!(
-        ferry(&["generate", "--accounts", "200", "--seed", "21", "--error-rate", "0", "--out", s(&dump)]).code,
-        0
-    );
-    assert_eq!(wd_run(&wd, &["stage", s(&dump)], &[]).code, 0);
+    let (wd, dump) = staged(tmp.path(), "200", "21");
     assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
     for supplier in ["ALPEN_GAS", "NORDLICHT_STROM", "TENTACLE_ENERGY"] {
         wd_run(&wd, &["create", "--supplier", supplier, "--team", "Migration", "--all-pending"], &[]);
