@@ -300,7 +300,10 @@ fn prepare_windows(
                 continue;
             }
             let text = to_text(schema, &window.tables);
-            let findings = validate_tables(schema, ctx, &text, &[]);
+            let mut by_line: HashMap<u64, Vec<Finding>> = HashMap::new();
+            for f in validate_tables(schema, ctx, &text, &[]) {
+                by_line.entry(f.line).or_default().push(f);
+            }
             let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
             let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
             let accounts = here
@@ -311,7 +314,7 @@ fn prepare_windows(
                         external_account_number: ext.clone(),
                         row,
                         line,
-                        invalid: invalid_body(&findings, line),
+                        invalid: by_line.get(&line).and_then(|f| invalid_body(f)),
                     }
                 })
                 .collect();
@@ -332,8 +335,7 @@ fn group_by_location(selected: Vec<StagedRef>) -> BTreeMap<String, BTreeMap<u64,
     out
 }
 
-/// The validate 400 body of the account on `line`, when the rules find an error there now.
-fn invalid_body(findings: &[Finding], line: u64) -> Option<String> {
-    let mine: Vec<Finding> = findings.iter().filter(|f| f.line == line).cloned().collect();
-    mine.iter().any(|f| f.severity == Severity::Error).then(|| failed_validation_body(&mine))
+/// The validate 400 body of an account with these findings, when one of them is an error.
+fn invalid_body(findings: &[Finding]) -> Option<String> {
+    findings.iter().any(|f| f.severity == Severity::Error).then(|| failed_validation_body(findings))
 }

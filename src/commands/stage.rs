@@ -60,7 +60,6 @@ pub(super) fn stage(
     ingest: &IngestArgs,
     only: Option<&Only>,
 ) -> Result<Outcome, Error> {
-    let (schema, ctx) = (schema, ctx);
     let mut fingerprint = fingerprint(dump, schema, ctx)?;
     if let Some(only) = only {
         let mut keys: Vec<_> = only.iter().collect();

@@ -158,35 +158,43 @@ pub fn to_text(schema: &Schema, typed: &[RecordBatch]) -> Vec<RecordBatch> {
         .collect()
 }
 
+/// Writes the value of one row into a string builder's current slot.
+type WriteValue = Box<dyn Fn(usize, &mut StringBuilder) -> std::fmt::Result>;
+
 fn text_column(col: &ArrayRef) -> ArrayRef {
-    let format: Box<dyn Fn(usize) -> String> = match col.data_type() {
+    use std::fmt::Write;
+    let write: WriteValue = match col.data_type() {
         DataType::Decimal128(_, scale) => {
             let c = col.as_primitive::<Decimal128Type>().clone();
             let scale = *scale as u32;
-            Box::new(move |r| decimal_text(c.value(r), scale))
+            Box::new(move |r, b| b.write_str(&decimal_text(c.value(r), scale)))
         }
         DataType::Date32 => {
             let c = col.as_primitive::<Date32Type>().clone();
-            Box::new(move |r| {
-                let days = chrono::Days::new(c.value(r).unsigned_abs().into());
-                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
-                let d = if c.value(r) >= 0 { epoch + days } else { epoch - days };
-                d.format("%Y-%m-%d").to_string()
+            Box::new(move |r, b| {
+                // NaiveDate displays as YYYY-MM-DD; day 719,163 of the common era is 1970-01-01.
+                let d = chrono::NaiveDate::from_num_days_from_ce_opt(c.value(r) + 719_163)
+                    .expect("staged dates are in range");
+                write!(b, "{d}")
             })
         }
         DataType::Timestamp(_, _) => {
             let c = col.as_primitive::<TimestampMicrosecondType>().clone();
-            Box::new(move |r| {
-                chrono::DateTime::from_timestamp_micros(c.value(r))
-                    .expect("staged instants are in range")
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            Box::new(move |r, b| {
+                let t = chrono::DateTime::from_timestamp_micros(c.value(r)).expect("staged instants are in range");
+                b.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
             })
         }
         _ => return col.clone(),
     };
     let mut b = StringBuilder::with_capacity(col.len(), col.len() * 12);
     for r in 0..col.len() {
-        if col.is_valid(r) { b.append_value(format(r)) } else { b.append_null() }
+        if col.is_valid(r) {
+            write(r, &mut b).expect("writing to a string builder cannot fail");
+            b.append_value("");
+        } else {
+            b.append_null();
+        }
     }
     Arc::new(b.finish())
 }

@@ -79,8 +79,9 @@ pub fn insert_account(
     kraken_account_number: &str,
     created_at: &str,
 ) -> rusqlite::Result<i64> {
-    // Per table: the record id of each inserted row of this account, by window row.
-    let mut ids: Vec<Vec<(usize, i64)>> = vec![Vec::new(); tables.len()];
+    // Per table: the account's rows are contiguous from a first window row; their record
+    // ids in row order.
+    let mut ids: Vec<(usize, Vec<i64>)> = vec![(0, Vec::new()); tables.len()];
     let mut account_id = 0;
     for (t, batch) in tables.iter().enumerate() {
         let accounts = batch.column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().values();
@@ -89,6 +90,7 @@ pub fn insert_account(
         if from == to {
             continue;
         }
+        ids[t].0 = from;
         let table = &schema.tables[t];
         let lead_count = if table.parent.is_none() { 2 } else { 3 };
         let width = lead_count + batch.num_columns() - KEY_COLUMNS;
@@ -105,11 +107,8 @@ pub fn insert_account(
                 }
                 Some((parent, _)) => {
                     let parent_row = parents.value(row) as usize;
-                    let parent_id = ids[parent.0]
-                        .iter()
-                        .find(|(r, _)| *r == parent_row)
-                        .map(|(_, id)| *id)
-                        .expect("parents are inserted before their children");
+                    let (first, parent_ids) = &ids[parent.0];
+                    let parent_id = parent_ids[parent_row - first];
                     values.push(Cell::Integer(account_id));
                     values.push(Cell::Integer(parent_id));
                     values.push(Cell::Integer(i64::from(index.value(row))));
@@ -121,7 +120,7 @@ pub fn insert_account(
             if table.parent.is_none() {
                 account_id = id;
             }
-            ids[t].push((row, id));
+            ids[t].1.push(id);
         }
     }
     Ok(account_id)

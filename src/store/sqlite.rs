@@ -617,15 +617,21 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
         let mut results = Vec::with_capacity(items.len());
         let statements = records::insert_statements(schema);
+        let taken_sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
+                 OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
+            records::table_name(&schema.tables[0].name)
+        );
         for item in items {
             let started_at = now();
             let attempt: u32 = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT count(*) + 1 FROM audit
                      WHERE import_supplier = ?1 AND external_account_number = ?2 AND operation = 'create'",
-                    params![item.import_supplier, item.external_account_number],
-                    |r| r.get(0),
                 )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![item.import_supplier, item.external_account_number], |r| r.get(0))
+                })
                 .map_err(&err)?;
             let result = match &item.invalid {
                 Some(body) => CreateResult {
@@ -635,7 +641,7 @@ impl Store for SqliteStore {
                     kraken_account_number: None,
                     attempt,
                 },
-                None => create_one(&tx, schema, &statements, item, dry_run, attempt).map_err(&err)?,
+                None => create_one(&tx, schema, &statements, &taken_sql, item, dry_run, attempt).map_err(&err)?,
             };
             if !dry_run {
                 insert_audit(
@@ -683,31 +689,36 @@ fn new_account_number() -> String {
     format!("A-{:08X}", rand::random::<u32>())
 }
 
+/// A 400 create outcome with the guide's `{"detail", "code"}` body.
+fn refused(code: &str, detail: &str, attempt: u32) -> CreateResult {
+    CreateResult {
+        status: 400,
+        error_code: Some(code.to_owned()),
+        body: serde_json::json!({ "detail": detail, "code": code }).to_string(),
+        kraken_account_number: None,
+        attempt,
+    }
+}
+
 /// Creates one account inside a savepoint: its records, its process IMPORTED. A failure
-/// undoes only this account; a dry run undoes it after doing all of it.
+/// undoes only this account; a dry run undoes it after doing all of it. `taken_sql` asks
+/// whether an account number is in use.
 fn create_one(
     tx: &Connection,
     schema: &crate::schema::Schema,
     statements: &[String],
+    taken_sql: &str,
     item: &CreateItem<'_>,
     dry_run: bool,
     attempt: u32,
 ) -> rusqlite::Result<CreateResult> {
-    tx.execute_batch("SAVEPOINT account")?;
+    tx.prepare_cached("SAVEPOINT account")?.execute([])?;
     let created_at = now();
     let mut outcome = Err(rusqlite::Error::QueryReturnedNoRows);
     // A number is random; on the rare collision with one already taken, draw again.
     for _ in 0..8 {
         let number = new_account_number();
-        let taken: bool = tx.query_row(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
-                     OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
-                records::table_name(&schema.tables[0].name)
-            ),
-            params![number],
-            |r| r.get(0),
-        )?;
+        let taken: bool = tx.prepare_cached(taken_sql)?.query_row(params![number], |r| r.get(0))?;
         if taken {
             continue;
         }
@@ -717,64 +728,38 @@ fn create_one(
                 if crate::workdir::failpoint_for("create-account-fails", item.external_account_number) {
                     return Err(rusqlite::Error::InvalidQuery);
                 }
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = ?3,
-                     account_created_at = ?4, updated_at = ?4
-                 WHERE import_supplier = ?1 AND external_account_number = ?2 AND status = 'STAGED'",
-                    params![item.import_supplier, item.external_account_number, number, created_at],
-                )
+                         account_created_at = ?4, updated_at = ?4
+                     WHERE import_supplier = ?1 AND external_account_number = ?2 AND status = 'STAGED'",
+                )?
+                .execute(params![item.import_supplier, item.external_account_number, number, created_at])
                 .map(|n| (n, number))
             });
         break;
     }
     let result = match outcome {
-        Ok((1, _)) if dry_run => {
-            tx.execute_batch("ROLLBACK TO account")?;
-            CreateResult {
-                status: 400,
-                error_code: Some("dry_run_rolled_back".to_owned()),
-                body: serde_json::json!({
-                    "detail": "Account would successfully import. Rolled back due to Dry Run.",
-                    "code": "dry_run_rolled_back",
-                })
-                .to_string(),
-                kraken_account_number: None,
-                attempt,
-            }
-        }
-        Ok((1, number)) => CreateResult {
+        Ok((1, number)) if !dry_run => CreateResult {
             status: 201,
             error_code: None,
             body: serde_json::json!({ "kraken_account_number": number }).to_string(),
             kraken_account_number: Some(number),
             attempt,
         },
-        Ok(_) => {
-            tx.execute_batch("ROLLBACK TO account")?;
-            let detail = format!("Account {} is no longer staged.", item.external_account_number);
-            let body = serde_json::json!({ "detail": detail, "code": "import_process_does_not_exist" });
-            CreateResult {
-                status: 400,
-                error_code: Some("import_process_does_not_exist".to_owned()),
-                body: body.to_string(),
-                kraken_account_number: None,
-                attempt,
-            }
+        Ok((1, _)) => {
+            refused("dry_run_rolled_back", "Account would successfully import. Rolled back due to Dry Run.", attempt)
         }
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO account")?;
-            let detail = format!("The account record could not be written: {e}");
-            let body = serde_json::json!({ "detail": detail, "code": "account_record_rejected" });
-            CreateResult {
-                status: 400,
-                error_code: Some("account_record_rejected".to_owned()),
-                body: body.to_string(),
-                kraken_account_number: None,
-                attempt,
-            }
-        }
+        Ok(_) => refused(
+            "import_process_does_not_exist",
+            &format!("Account {} is no longer staged.", item.external_account_number),
+            attempt,
+        ),
+        Err(e) => refused("account_record_rejected", &format!("The account record could not be written: {e}"), attempt),
     };
-    tx.execute_batch("RELEASE account")?;
+    if result.status != 201 {
+        tx.prepare_cached("ROLLBACK TO account")?.execute([])?;
+    }
+    tx.prepare_cached("RELEASE account")?.execute([])?;
     Ok(result)
 }
 

@@ -5,25 +5,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::harness::{Run, example_dump, ferry, ferry_with, repo, s};
+use crate::harness::{Run, count, example_dump, ferry, ferry_wd, repo, s, store};
 
 const TODAY: &str = "2026-11-27";
 
+/// `ferry ARGS --workdir WD`, with the fixed reference date for the commands that take one.
 fn wd_run(wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = args.to_vec();
-    all.extend(["--workdir", s(wd)]);
     if matches!(args[0], "stage" | "create") {
         all.extend(["--today", TODAY]);
     }
-    ferry_with(&repo(""), &all, env)
-}
-
-fn store(wd: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(wd.join("ferry.db")).unwrap()
-}
-
-fn count(wd: &Path, sql: &str) -> i64 {
-    store(wd).query_row(sql, [], |r| r.get(0)).unwrap()
+    ferry_wd(wd, &all, env)
 }
 
 /// A clean generated dump of `accounts` accounts, staged into `<tmp>/work`: (work dir, dump).

@@ -46,6 +46,23 @@ pub fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs the real binary with `--workdir WD` appended and extra environment variables.
+pub fn ferry_wd(wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--workdir", s(wd)]);
+    ferry_with(&repo(""), &all, env)
+}
+
+/// The store of a work directory, opened directly.
+pub fn store(wd: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(wd.join("ferry.db")).unwrap()
+}
+
+/// The one integer a query of the store returns (`SELECT count(*) ...`).
+pub fn count(wd: &Path, sql: &str) -> i64 {
+    store(wd).query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }

@@ -11,19 +11,12 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use serde_json::Value;
 
-use crate::harness::{Run, example_dump, ferry, ferry_with, read_table, repo, s};
+use crate::harness::{Run, count, example_dump, ferry, ferry_wd, read_table, repo, s, store};
 
 const TODAY: &str = "2026-11-27";
 
-/// Runs `ferry ARGS --workdir WD` with extra environment.
-fn ferry_env(wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut all = args.to_vec();
-    all.extend(["--workdir", s(wd)]);
-    ferry_with(&repo(""), &all, env)
-}
-
 fn wd_run(wd: &Path, args: &[&str]) -> Run {
-    ferry_env(wd, args, &[])
+    ferry_wd(wd, args, &[])
 }
 
 /// Stages `dump` and returns the run and its id.
@@ -54,14 +47,6 @@ fn outcomes(wd: &Path, run: &str) -> Vec<(u64, u16, Option<String>, Value)> {
             )
         })
         .collect()
-}
-
-fn db(wd: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(wd.join("ferry.db")).unwrap()
-}
-
-fn count(wd: &Path, sql: &str) -> i64 {
-    db(wd).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// The corrected example as a one-line dump, with `edit` applied.
@@ -164,7 +149,7 @@ fn every_stage_outcome_and_the_state_machine() {
 
     // 400 already imported, with both account numbers. (`ferry create` makes the import;
     // here the store is set as create leaves it.)
-    db(&wd)
+    store(&wd)
         .execute(
             "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = 'A-0000BEEF',
              account_created_at = '2026-11-27T00:00:00.000Z'",
@@ -186,7 +171,7 @@ fn every_stage_outcome_and_the_state_machine() {
     assert_eq!(skip.code, 1, "an imported process cannot be skipped");
 
     // The database refuses every transition the state machine does not draw.
-    let conn = db(&wd);
+    let conn = store(&wd);
     for sql in [
         "UPDATE import_processes SET status = 'STAGED'",
         "UPDATE import_processes SET status = 'SKIPPED'",
@@ -252,7 +237,7 @@ fn staged_parquet_holds_typed_values() {
     assert_eq!(column("registers", "digits").data_type(), &DataType::Int64);
     assert_eq!(column("accounts", "unknown_occupier").data_type(), &DataType::Boolean);
     // The version points at the account's row.
-    let (location, row): (String, i64) = db(&wd)
+    let (location, row): (String, i64) = store(&wd)
         .query_row("SELECT location, account_row FROM staged_versions", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     assert_eq!((location, row), (format!("staging/TENTACLE_ENERGY/{id}"), 0));
@@ -261,7 +246,7 @@ fn staged_parquet_holds_typed_values() {
 /// Everything a stage run leaves, with run ids and times masked: staged versions, audit rows,
 /// outcomes.parquet and the staged and quarantined tables.
 fn state(wd: &Path) -> String {
-    let conn = db(wd);
+    let conn = store(wd);
     let runs: Vec<String> = {
         let mut stmt = conn.prepare("SELECT id FROM runs WHERE committed_at IS NOT NULL ORDER BY id").unwrap();
         stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
@@ -371,13 +356,13 @@ fn a_killed_stage_finishes_on_rerun_exactly_as_an_uninterrupted_one() {
     assert_eq!(made.code, 0, "{}", made.stderr);
     let args = ["stage", s(&dump), "--today", TODAY, "--chunk-size", "20000"];
     let clean = tmp.path().join("clean");
-    assert_eq!(ferry_env(&clean, &args, &[]).code, 1);
+    assert_eq!(ferry_wd(&clean, &args, &[]).code, 1);
     let expected = state(&clean);
     assert!(expected.contains(" 201 "), "{expected}");
 
     for point in ["stage-writing", "stage-files-durable", "stage-committed"] {
         let wd = tmp.path().join(point);
-        let killed = ferry_env(&wd, &args, &[("FERRY_FAILPOINT", point)]);
+        let killed = ferry_wd(&wd, &args, &[("FERRY_FAILPOINT", point)]);
         assert!(![0, 1, 2].contains(&killed.code), "{point}: the failpoint aborts ({})", killed.stderr);
         assert!(killed.stderr.contains(&format!("failpoint {point}")), "{}", killed.stderr);
         let committed = count(&wd, "SELECT count(*) FROM runs WHERE committed_at IS NOT NULL");
@@ -385,7 +370,7 @@ fn a_killed_stage_finishes_on_rerun_exactly_as_an_uninterrupted_one() {
         if point != "stage-committed" {
             assert_eq!(count(&wd, "SELECT count(*) FROM staged_versions"), 0, "{point}: nothing is current");
         }
-        let again = ferry_env(&wd, &args, &[]);
+        let again = ferry_wd(&wd, &args, &[]);
         assert_eq!(again.code, 1, "{point}: {}", again.stderr);
         assert!(again.stderr.contains("resuming run"), "{point}: {}", again.stderr);
         assert_eq!(state(&wd), expected, "{point}: the re-run finishes the interrupted run");
@@ -402,7 +387,7 @@ fn gc_removes_what_no_committed_version_references() {
     let (_, kept) = stage(&wd, &dump);
     let changed = example(tmp.path(), "changed.ndjson", |v| v["billing_address2"] = "67".into());
     let killed =
-        ferry_env(&wd, &["stage", s(&changed), "--today", TODAY], &[("FERRY_FAILPOINT", "stage-files-durable")]);
+        ferry_wd(&wd, &["stage", s(&changed), "--today", TODAY], &[("FERRY_FAILPOINT", "stage-files-durable")]);
     assert!(![0, 1, 2].contains(&killed.code));
     let orphans: Vec<_> = std::fs::read_dir(wd.join("staging/TENTACLE_ENERGY")).unwrap().collect();
     assert_eq!(orphans.len(), 2, "the killed run's files are there, unreferenced");
