@@ -22,7 +22,7 @@ use crate::store::sqlite::{SqliteStore, new_run_id, now};
 use crate::store::{AuditRecord, CreateItem, ProcessStatus, StagedRef, Store};
 use crate::workdir::Workdir;
 
-use super::runs::{Counts, export};
+use super::runs::{Counts, export, recover_interrupted};
 
 const COMMAND: &str = "create";
 /// Accounts read back and re-validated together.
@@ -32,7 +32,7 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
     let schema = super::load_schema(args.create.schema.as_deref())?;
     let ctx = RuleContext::new(args.create.today, chrono_tz::Europe::Berlin);
     let wd = Workdir::new(&args.workdir.workdir);
-    let mut lock = wd.lock(COMMAND)?;
+    let mut lock = lock_for_creating(&wd, COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
     let accounts = match &args.accounts {
         Some(path) => Some(read_accounts(path)?),
@@ -49,6 +49,23 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
     };
     let counts = create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?;
     Ok(counts.exit())
+}
+
+/// Takes the work directory's lock for a create or reprocess run. When another create run
+/// holds it, its creations fill the limit of accounts in flight: this caller gets the
+/// guide's 429 body on stdout (and exit 2), to retry once that run has finished.
+pub(super) fn lock_for_creating(wd: &Workdir, command: &str) -> Result<crate::workdir::WorkdirLock, Error> {
+    wd.lock(command).inspect_err(|_| {
+        let holder = fs_err::read_to_string(wd.root.join("ferry.lock")).unwrap_or_default();
+        if ["`ferry create`", "`ferry reprocess`"].iter().any(|c| holder.contains(c)) {
+            let detail = format!(
+                "The concurrency limit is reached: {} Retry once it has finished.",
+                holder.trim().replace("holds the lock", "is creating accounts")
+            );
+            println!("{}", serde_json::json!({ "detail": detail, "code": "concurrency_limit_exceeded" }));
+            eprintln!("429 Too Many Requests");
+        }
+    })
 }
 
 /// What one create run does.
@@ -90,9 +107,8 @@ pub(super) fn create(
 ) -> Result<Counts, Error> {
     store.ensure_record_tables(schema)?;
     let supplier = job.supplier;
-    let (selected, mut early) = select(store, supplier, job.accounts.as_deref())?;
-    let run_id = if job.dry_run {
-        new_run_id()
+    let (run_id, resumed) = if job.dry_run {
+        (new_run_id(), false)
     } else {
         let fingerprint = format!(
             "{:x}",
@@ -106,9 +122,23 @@ pub(super) fn create(
         if start.resumed {
             eprintln!("resuming run {}: accounts it created stay created; the rest are created now", start.run.id);
         }
-        start.run.id
+        (start.run.id, start.resumed)
     };
     lock.describe(Some(&run_id))?;
+    if !job.dry_run {
+        recover_interrupted(store, wd, schema, &run_id)?;
+    }
+    let (selected, mut early) = select(store, supplier, job.accounts.as_deref())?;
+    if resumed {
+        // What the interrupted attempt of this run created is not "already imported".
+        let created: std::collections::HashSet<String> = store
+            .run_audit(&run_id)?
+            .into_iter()
+            .filter(|r| r.status_code == 201)
+            .filter_map(|r| r.external_account_number)
+            .collect();
+        early.retain(|r| r.external_account_number.as_ref().is_none_or(|ext| !created.contains(ext)));
+    }
     for row in &mut early {
         row.run_id.clone_from(&run_id);
     }

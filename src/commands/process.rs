@@ -58,6 +58,7 @@ fn set_skipped(
 pub fn status_body(process: &Process) -> serde_json::Value {
     let (status, number) = match process.status {
         ProcessStatus::Imported => ("COMPLETED", process.kraken_account_number.clone().unwrap_or_default()),
+        ProcessStatus::Staged if process.in_progress => ("IN_PROGRESS", String::new()),
         ProcessStatus::Staged | ProcessStatus::Skipped => ("UNKNOWN", String::new()),
     };
     json!({ "status": status, "kraken_account_number": number })

@@ -15,7 +15,7 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
     let schema = super::load_schema(args.create.schema.as_deref())?;
     let ctx = RuleContext::new(args.create.today, chrono_tz::Europe::Berlin);
     let wd = Workdir::new(&args.workdir.workdir);
-    let mut lock = wd.lock("reprocess")?;
+    let mut lock = super::create::lock_for_creating(&wd, "reprocess")?;
     let mut store = SqliteStore::open(&wd.root)?;
     let Some(parent) = store.run(&args.run)? else {
         return Err(Error::usage(

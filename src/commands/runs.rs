@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Outcome};
 use crate::schema::Schema;
 use crate::stage::export;
-use crate::store::AuditRecord;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{AuditRecord, Run, Store};
 use crate::workdir::{Workdir, sync_dir};
 
 /// Writes a run's outcome rows to `runs/<run-id>/outcomes.parquet`.
@@ -18,16 +19,99 @@ pub fn export(schema: &Schema, wd: &Workdir, run_id: &str, rows: &[AuditRecord])
     Ok(())
 }
 
+/// Exports the run's audit rows to `outcomes.parquet` and marks the run finished: clean or
+/// rejected, or `interrupted` when given.
+pub fn finish(
+    store: &mut SqliteStore,
+    wd: &Workdir,
+    schema: &Schema,
+    run: &Run,
+    interrupted: bool,
+) -> Result<Counts, Error> {
+    let rows = store.run_audit(&run.id)?;
+    export(schema, wd, &run.id, &rows)?;
+    let counts = Counts::of(&rows, store.run_versions(&run.id)?);
+    let status = match counts.exit() {
+        _ if interrupted => "interrupted",
+        Outcome::Rejected => "rejected",
+        _ => "clean",
+    };
+    store.finish_run(&run.id, status)?;
+    Ok(counts)
+}
+
+/// Finishes what a crash left unfinished, before a run (`current`) writes the store:
+/// - the creations in flight when a create was killed get their failed attempt in the
+///   audit (`500 creation_interrupted`); their accounts are STAGED, with no record;
+/// - a stage run killed after its commit gets its outcomes exported; one killed before it is
+///   marked interrupted (its files are for `ferry gc`);
+/// - a create or reprocess run gets its outcomes exported and is marked interrupted; what it
+///   created stays created.
+pub fn recover_interrupted(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, current: &str) -> Result<(), Error> {
+    let creations = store.record_interrupted_creations()?;
+    if !creations.is_empty() {
+        eprintln!(
+            "{} creations were interrupted before they committed; each is recorded in the audit as a \
+             failed attempt (500 creation_interrupted), and its account is still STAGED",
+            creations.len()
+        );
+    }
+    for run in store.unfinished_runs()? {
+        if run.id == current {
+            continue;
+        }
+        match (run.command.as_str(), run.committed_at.is_some()) {
+            ("stage", true) => {
+                eprintln!("run {} was interrupted after committing; exporting its outcomes", run.id);
+                finish(store, wd, schema, &run, false)?;
+            }
+            ("stage", false) => {
+                eprintln!("run {} was interrupted before committing; nothing of it is staged", run.id);
+                store.finish_run(&run.id, "interrupted")?;
+            }
+            (command, _) => {
+                eprintln!(
+                    "run {} of `ferry {command}` was interrupted; the accounts it created stay created, \
+                     its outcomes are exported",
+                    run.id
+                );
+                finish(store, wd, schema, &run, true)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Outcome counts of a run, by status and name, and the staged versions it registered.
 pub struct Counts {
     by_outcome: BTreeMap<(u16, String), u64>,
     versions: u64,
+    /// Create attempts that a later attempt of the same run superseded.
+    retried: u64,
 }
 
 impl Counts {
+    /// Counts each stage row, and the latest create attempt of each account in the run (an
+    /// interrupted attempt that the run retried counts as retried, not as a failure).
     pub fn of(rows: &[AuditRecord], versions: u64) -> Self {
         let mut by_outcome = BTreeMap::new();
-        for r in rows {
+        let mut latest: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            if let (Some(supplier), Some(ext), "create") =
+                (r.import_supplier.as_deref(), r.external_account_number.as_deref(), r.operation.as_str())
+            {
+                latest.insert((supplier, ext), i);
+            }
+        }
+        let mut retried = 0;
+        for (i, r) in rows.iter().enumerate() {
+            if let (Some(supplier), Some(ext), "create") =
+                (r.import_supplier.as_deref(), r.external_account_number.as_deref(), r.operation.as_str())
+                && latest[&(supplier, ext)] != i
+            {
+                retried += 1;
+                continue;
+            }
             let name = match (r.status_code, r.operation.as_str(), r.error_code.as_deref()) {
                 (201, _, _) => "created",
                 (200, "stage", _) => "staged again (replaced or identical)",
@@ -36,7 +120,7 @@ impl Counts {
             };
             *by_outcome.entry((r.status_code, name.to_owned())).or_default() += 1;
         }
-        Self { by_outcome, versions }
+        Self { by_outcome, versions, retried }
     }
 
     /// Exit 1 when any account got a 4xx.
@@ -49,6 +133,12 @@ impl Counts {
         let mut out = format!("run {run_id}: {operation} outcomes\n");
         for ((status, name), n) in &self.by_outcome {
             out.push_str(&format!("  {status} {name:<48} {n:>9}\n"));
+        }
+        if self.retried > 0 {
+            out.push_str(&format!(
+                "{} earlier attempts in this run were retried (every attempt is in the audit)\n",
+                self.retried
+            ));
         }
         if operation == "stage" {
             out.push_str(&format!(

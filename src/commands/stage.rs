@@ -27,7 +27,7 @@ use crate::rules::RuleContext;
 use crate::schema::Schema;
 use crate::stage::{Decision, Stager};
 
-use super::runs::{Counts, export};
+use super::runs::{finish, recover_interrupted};
 use crate::store::sqlite::{SqliteStore, now};
 use crate::store::{AuditRecord, NewVersion, Run, Store};
 use crate::validation::{InputScope, Tally, check_chunk};
@@ -73,7 +73,7 @@ pub(super) fn stage(
     recover_interrupted(store, wd, schema, &run.id)?;
     if start.resumed && run.committed_at.is_some() {
         eprintln!("resuming run {}: its store changes were committed; exporting its outcomes", run.id);
-        let counts = finish(store, wd, schema, &run)?;
+        let counts = finish(store, wd, schema, &run, false)?;
         eprint!("{}", counts.render(&run.id, COMMAND));
         return Ok(counts.exit());
     }
@@ -234,7 +234,7 @@ fn stage_dump(
     failpoint("stage-files-durable");
     store.commit_stage(&run.id)?;
     failpoint("stage-committed");
-    let counts = finish(store, wd, schema, run)?;
+    let counts = finish(store, wd, schema, run, false)?;
     let elapsed = started.elapsed().as_secs_f64();
     eprint!(
         "staged {} in {elapsed:.2} s ({:.1} MB/s): {}{}",
@@ -244,33 +244,6 @@ fn stage_dump(
         counts.render(&run.id, COMMAND)
     );
     Ok(counts.exit())
-}
-
-/// Exports the run's audit rows to `outcomes.parquet` and marks the run finished.
-pub(super) fn finish(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, run: &Run) -> Result<Counts, Error> {
-    let rows = store.run_audit(&run.id)?;
-    export(schema, wd, &run.id, &rows)?;
-    let counts = Counts::of(&rows, store.run_versions(&run.id)?);
-    store.finish_run(&run.id, if counts.exit() == Outcome::Rejected { "rejected" } else { "clean" })?;
-    Ok(counts)
-}
-
-/// Finishes the runs a crash left unfinished (other than `current`): a committed run gets its
-/// outcomes exported; an uncommitted one is marked interrupted (its files are for `ferry gc`).
-fn recover_interrupted(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, current: &str) -> Result<(), Error> {
-    for run in store.unfinished_runs()? {
-        if run.id == current {
-            continue;
-        }
-        if run.committed_at.is_some() {
-            eprintln!("run {} was interrupted after committing; exporting its outcomes", run.id);
-            finish(store, wd, schema, &run)?;
-        } else {
-            eprintln!("run {} was interrupted before committing; nothing of it is staged", run.id);
-            store.finish_run(&run.id, "interrupted")?;
-        }
-    }
-    Ok(())
 }
 
 /// Removes what an uncommitted attempt of a run wrote, before the run is done again.

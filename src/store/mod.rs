@@ -113,6 +113,9 @@ pub struct Process {
     pub account_created_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A creation of the account has started and not finished: it is running, or it was
+    /// interrupted and the next create records that and retries it.
+    pub in_progress: bool,
 }
 
 /// What staging needs to know about a process before deciding an account's outcome.
@@ -315,6 +318,10 @@ pub trait Store {
         items: &[CreateItem<'_>],
         dry_run: bool,
     ) -> Result<Vec<CreateResult>, StoreError>;
+    /// Records the creations an interrupted chunk left in flight: one failed attempt
+    /// (`500 creation_interrupted`) in the audit of the run that started it, per account;
+    /// the accounts themselves are STAGED with no record and are created again. Returns them.
+    fn record_interrupted_creations(&mut self) -> Result<Vec<AuditRecord>, StoreError>;
     /// Appends audit rows in one transaction.
     fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError>;
 }

@@ -98,8 +98,9 @@ pub fn insert_account(
         let parents = batch.column_by_name(PARENT).expect("key column").as_primitive::<UInt32Type>();
         let index = batch.column_by_name(INDEX).expect("key column").as_primitive::<UInt32Type>();
         let data = &batch.columns()[KEY_COLUMNS..];
+        let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
         for row in from..to {
-            let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
+            values.clear();
             match table.parent {
                 None => {
                     values.push(Cell::Text(kraken_account_number));
@@ -115,7 +116,7 @@ pub fn insert_account(
                 }
             }
             values.extend(data.iter().map(|c| cell(c, row)));
-            stmt.execute(params_from_iter(values))?;
+            stmt.execute(params_from_iter(&values))?;
             let id = conn.last_insert_rowid();
             if table.parent.is_none() {
                 account_id = id;

@@ -202,9 +202,30 @@ fn a_killed_create_creates_every_account_exactly_once() {
         14,
         "committed with their accounts"
     );
+    // The chunk in flight left its intents: its accounts are IN_PROGRESS, the others not.
+    assert_eq!(count(&wd, "SELECT count(*) FROM create_intents"), 7);
+    let in_flight: String =
+        store(&wd).query_row("SELECT external_account_number FROM create_intents LIMIT 1", [], |r| r.get(0)).unwrap();
+    let status = wd_run(&wd, &["status", "--supplier", supplier.as_str(), in_flight.as_str()], &[]);
+    assert_eq!(status.stdout.trim(), r#"{"status":"IN_PROGRESS","kraken_account_number":""}"#);
     let again = wd_run(&wd, &args, &[]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("resuming run"), "{}", again.stderr);
+    assert!(again.stderr.contains("7 creations were interrupted"), "{}", again.stderr);
+    assert!(again.stderr.contains("7 earlier attempts in this run were retried"), "{}", again.stderr);
+    // The audit shows the interrupted attempts (attempt 1, 500) and their retries (attempt 2).
+    assert_eq!(
+        count(
+            &wd,
+            "SELECT count(*) FROM audit a JOIN audit b USING (import_supplier, external_account_number, run_id)
+             WHERE a.status_code = 500 AND a.error_code = 'creation_interrupted' AND a.attempt = 1
+               AND b.status_code = 201 AND b.attempt = 2"
+        ),
+        7
+    );
+    assert_eq!(count(&wd, "SELECT count(*) FROM create_intents"), 0);
+    let status = wd_run(&wd, &["status", "--supplier", supplier.as_str(), in_flight.as_str()], &[]);
+    assert!(status.stdout.contains(r#""status":"COMPLETED""#), "{}", status.stdout);
     assert!(again.stderr.contains("at most 7 accounts in flight (limit 7)"), "{}", again.stderr);
     assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending);
     assert_eq!(count(&wd, "SELECT count(DISTINCT kraken_account_number) FROM record_accounts"), pending);
@@ -217,6 +238,40 @@ fn a_killed_create_creates_every_account_exactly_once() {
     assert_eq!(third.code, 0);
     assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending);
     assert_eq!(count(&wd, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201"), pending);
+}
+
+#[test]
+fn a_second_create_while_one_runs_gets_429() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (wd, _) = staged(tmp.path(), "30", "6");
+    assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
+    let (supplier, pending) = biggest_supplier(&wd);
+    let args = ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending"];
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .arg("--workdir")
+        .arg(&wd)
+        .env("FERRY_FAILPOINT", "create-chunk=sleep:3000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first has its chunk in flight (its intents are committed).
+    let started = std::time::Instant::now();
+    while count(&wd, "SELECT count(*) FROM create_intents") == 0 {
+        assert!(started.elapsed().as_secs() < 30, "the first create never started its chunk");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = wd_run(&wd, &args, &[]);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains("429 Too Many Requests"), "{}", second.stderr);
+    let body: Value = serde_json::from_str(second.stdout.trim()).unwrap();
+    assert_eq!(body["code"], "concurrency_limit_exceeded");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("`ferry create`") && detail.contains("Retry once it has finished"), "{detail}");
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), pending, "the first created them all, once");
+    assert_eq!(count(&wd, "SELECT count(*) FROM runs WHERE command = 'create'"), 1);
 }
 
 #[test]
