@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ACCOUNTS=${ACCOUNTS:-100000}
-SMALL=${SMALL:-10000}
+SMALL=${SMALL-10000}  # SMALL= (empty) measures only ACCOUNTS
 THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-3}
 MODES=${MODES:-ignored typed flatten ferry validate validate+out stage restage create-dry create}
@@ -39,7 +39,7 @@ FERRY=target/release/ferry
 FLOOR=target/release/examples/parse_floor
 
 echo "# ferry flatten benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $THREADS threads, best of $RUNS" >&2
-for n in "$SMALL" "$ACCOUNTS"; do
+for n in $SMALL $ACCOUNTS; do
   dump="$WORK/dump-$n.ndjson"
   if [ ! -f "$dump" ]; then
     start=$(date +%s.%N)
@@ -78,7 +78,7 @@ measure() {
 
 printf '\n| accounts | MB | mode | wall s | accounts/s | MB/s | vs typed | peak RSS MB |\n'
 printf '|---:|---:|---|---:|---:|---:|---:|---:|\n'
-for n in "$SMALL" "$ACCOUNTS"; do
+for n in $SMALL $ACCOUNTS; do
   dump="$WORK/dump-$n.ndjson"
   mb=$(echo "scale=1; $(stat -c %s "$dump") / 1000000" | bc)
   declare -A best=() rss=()

@@ -24,6 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Run(RunArgs),
+    Report(ReportArgs),
     Flatten(FlattenArgs),
     Validate(ValidateArgs),
     Generate(GenerateArgs),
@@ -38,6 +40,81 @@ pub enum Command {
     Status(StatusArgs),
     List(ListArgs),
     Gc(GcArgs),
+}
+
+/// Run a pipeline file: its stages over its sources, then the manifest and the report.
+///
+/// The pipeline (pipelines/*.toml) names the source files (globs, .gz/.zst), the schema and
+/// timezone, severity overrides, the stages (validate, stage, create), the create options,
+/// the thresholds that decide the exit code, the work directory and the report formats.
+/// Relative paths in it are relative to the file.
+///
+/// Each stage runs as its own run in the store (stage per source file, create per supplier)
+/// and is resumed when the pipeline is run again after a kill: nothing is staged or created
+/// twice. The report (WORKDIR/runs/RUN/report.html, .json, .md) is written at the end, and the
+/// run's manifest (manifest.json: inputs with size and sha256, hashes, version, counts,
+/// timings, exit status) last: a run without a manifest did not finish.
+///
+/// Exits 0 when every account went through, 1 when accounts were rejected or a threshold was
+/// crossed (named on stderr), 2 on usage, config or I/O errors.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  ferry run pipelines/example.toml\n  \
+                        ferry run pipelines/nightly.toml --shard 2/3\n  \
+                        ferry run pipelines/nightly.toml --only-failed-from 20261127T021500Z-3f9a")]
+pub struct RunArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Process only the accounts that failed in this earlier pipeline run (rejected at stage,
+    /// or not created): the fix-the-source-and-retry loop.
+    #[arg(long, value_name = "RUN")]
+    pub only_failed_from: Option<String>,
+    /// Process only shard I of N (1-based): the accounts whose external account number hashes
+    /// to I, so that N machines split one dump; shards 1..N cover every account exactly once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in the
+    /// pipeline's timezone.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
+    /// Worker threads for parsing and validation (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not I/N with 1 <= I <= N (e.g. 2/3)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Write the data-quality report of a pipeline run.
+///
+/// The report has the funnel (read, valid, staged, created), findings by code, table and attr
+/// pattern, the most frequent offending values (personal data masked), sample accounts per
+/// code, create outcomes and timings, the trend over the pipeline's last runs, and what is new
+/// and what was fixed since its previous run. `ferry run` writes it at the end of every run;
+/// this command writes it again (e.g. in another format) into WORKDIR/runs/RUN/.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  ferry report --latest\n  ferry report 20261127T021500Z-3f9a --format md --stdout")]
+pub struct ReportArgs {
+    /// The pipeline run (its id, as `ferry run` printed it).
+    #[arg(required_unless_present = "latest", conflicts_with = "latest")]
+    pub run: Option<String>,
+    /// The latest pipeline run with a manifest.
+    #[arg(long)]
+    pub latest: bool,
+    /// Formats to write (repeatable); default: html, json and md.
+    #[arg(long, value_name = "FORMAT", value_parser = ["html", "json", "md"])]
+    pub format: Vec<String>,
+    /// Print the report to stdout instead of writing files (one format).
+    #[arg(long)]
+    pub stdout: bool,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
 }
 
 /// Validate a dump and stage its accepted accounts in the work directory's store.

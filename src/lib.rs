@@ -27,6 +27,8 @@ pub mod generate;
 pub mod identifiers;
 pub mod ingest;
 pub mod outcome;
+pub mod pipeline;
+pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod stage;

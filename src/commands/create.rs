@@ -47,8 +47,7 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
         concurrency: args.create.concurrency as usize,
         parent: None,
     };
-    let counts = create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?;
-    Ok(counts.exit())
+    Ok(create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.counts.exit())
 }
 
 /// Takes the work directory's lock for a create or reprocess run. When another create run
@@ -104,7 +103,7 @@ pub(super) fn create(
     store: &mut SqliteStore,
     lock: &mut crate::workdir::WorkdirLock,
     job: &Job<'_>,
-) -> Result<Counts, Error> {
+) -> Result<Created, Error> {
     store.ensure_record_tables(schema)?;
     let supplier = job.supplier;
     let (run_id, resumed) = if job.dry_run {
@@ -223,7 +222,13 @@ pub(super) fn create(
     if !team_known {
         eprintln!("team {:?} does not exist: add it with `ferry team add`", job.team);
     }
-    Ok(counts)
+    Ok(Created { run_id, counts })
+}
+
+/// What a create run came to.
+pub(super) struct Created {
+    pub run_id: String,
+    pub counts: Counts,
 }
 
 /// The STAGED processes to create, and the outcomes of the accounts that cannot be.

@@ -5,7 +5,9 @@ mod flatten;
 mod gc;
 mod generate;
 mod process;
+mod report;
 mod reprocess;
+mod run;
 mod runs;
 mod schema;
 mod stage;
@@ -25,6 +27,8 @@ use crate::schema::Schema;
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Report(args) => report::run(args),
         Command::Flatten(args) => flatten::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Generate(args) => generate::run(args),

@@ -59,11 +59,12 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
     }
     let mut outcome = Outcome::Clean;
     if let Some(dump) = &args.dump {
-        let only: super::stage::Only =
+        let keys: std::collections::HashSet<(String, String)> =
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
-        eprintln!("staging {} failed accounts again from {}", only.len(), dump.display());
+        eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
+        let only = crate::stage::AccountFilter::Keys(keys);
         let ingest = crate::cli::IngestArgs { schema: args.create.schema.clone(), threads: None, chunk_size: 2 << 20 };
-        if super::stage::stage(&schema, &ctx, &wd, &mut store, &mut lock, dump, &ingest, Some(&only))?
+        if super::stage::stage(&schema, &ctx, &wd, &mut store, &mut lock, dump, &ingest, Some(&only))?.counts.exit()
             == Outcome::Rejected
         {
             outcome = Outcome::Rejected;
@@ -80,7 +81,7 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
             concurrency: args.create.concurrency as usize,
             parent: Some(&parent.id),
         };
-        if create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.exit() == Outcome::Rejected {
+        if create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.counts.exit() == Outcome::Rejected {
             outcome = Outcome::Rejected;
         }
     }

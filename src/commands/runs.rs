@@ -123,6 +123,18 @@ impl Counts {
         Self { by_outcome, versions, retried }
     }
 
+    /// The counts by status and outcome name, for a run manifest.
+    pub fn outcomes(&self) -> Vec<crate::pipeline::manifest::OutcomeCount> {
+        self.by_outcome
+            .iter()
+            .map(|((status, outcome), count)| crate::pipeline::manifest::OutcomeCount {
+                status: *status,
+                outcome: outcome.clone(),
+                count: *count,
+            })
+            .collect()
+    }
+
     /// Exit 1 when any account got a 4xx.
     pub fn exit(&self) -> Outcome {
         if self.by_outcome.keys().any(|(s, _)| *s >= 400) { Outcome::Rejected } else { Outcome::Clean }

@@ -25,9 +25,9 @@ use crate::ingest::output::{PendingFile, TableSet, writer_properties};
 use crate::ingest::{arrow_schemas, ingest};
 use crate::rules::RuleContext;
 use crate::schema::Schema;
-use crate::stage::{Decision, Stager};
+use crate::stage::{AccountFilter, Decision, Stager};
 
-use super::runs::{finish, recover_interrupted};
+use super::runs::{Counts, finish, recover_interrupted};
 use crate::store::sqlite::{SqliteStore, now};
 use crate::store::{AuditRecord, NewVersion, Run, Store};
 use crate::validation::{InputScope, Tally, check_chunk};
@@ -41,11 +41,14 @@ pub fn run(args: StageArgs) -> Result<Outcome, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
-    stage(&schema, &ctx, &wd, &mut store, &mut lock, &args.dump, &args.ingest, None)
+    Ok(stage(&schema, &ctx, &wd, &mut store, &mut lock, &args.dump, &args.ingest, None)?.counts.exit())
 }
 
-/// The accounts (import supplier, external account number) a stage run is limited to.
-pub(super) type Only = HashSet<(String, String)>;
+/// What a stage run came to.
+pub(super) struct Staged {
+    pub run_id: String,
+    pub counts: Counts,
+}
 
 /// Stages `dump` as one run (or finishes the interrupted run of the same command); with
 /// `only`, every other account of the dump is ignored: no outcome, no finding, no rows.
@@ -58,13 +61,11 @@ pub(super) fn stage(
     lock: &mut crate::workdir::WorkdirLock,
     dump: &Path,
     ingest: &IngestArgs,
-    only: Option<&Only>,
-) -> Result<Outcome, Error> {
+    only: Option<&AccountFilter>,
+) -> Result<Staged, Error> {
     let mut fingerprint = fingerprint(dump, schema, ctx)?;
     if let Some(only) = only {
-        let mut keys: Vec<_> = only.iter().collect();
-        keys.sort();
-        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint}\n{keys:?}").as_bytes()));
+        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint}\n{}", only.describe()).as_bytes()));
     }
     let run_args = serde_json::json!({ "dump": dump.display().to_string() }).to_string();
     let start = store.begin_run(COMMAND, &fingerprint, &run_args, None)?;
@@ -75,13 +76,14 @@ pub(super) fn stage(
         eprintln!("resuming run {}: its store changes were committed; exporting its outcomes", run.id);
         let counts = finish(store, wd, schema, &run, false)?;
         eprint!("{}", counts.render(&run.id, COMMAND));
-        return Ok(counts.exit());
+        return Ok(Staged { run_id: run.id, counts });
     }
     if start.resumed {
         eprintln!("resuming run {}: it was interrupted before its store changes committed", run.id);
         discard_uncommitted(wd, &run.id)?;
     }
-    stage_dump(dump, ingest, schema, ctx, wd, store, &run, only)
+    let counts = stage_dump(dump, ingest, schema, ctx, wd, store, &run, only)?;
+    Ok(Staged { run_id: run.id, counts })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -93,8 +95,8 @@ fn stage_dump(
     wd: &Workdir,
     store: &mut SqliteStore,
     run: &Run,
-    only: Option<&Only>,
-) -> Result<Outcome, Error> {
+    only: Option<&AccountFilter>,
+) -> Result<Counts, Error> {
     let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(ingest_args, dump)?;
     let consumed = reader.progress();
     let stager = Stager::new(schema, ctx, store.stage_snapshot()?, only.cloned());
@@ -243,7 +245,7 @@ fn stage_dump(
         tally.render(10),
         counts.render(&run.id, COMMAND)
     );
-    Ok(counts.exit())
+    Ok(counts)
 }
 
 /// Removes what an uncommitted attempt of a run wrote, before the run is done again.

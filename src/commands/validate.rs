@@ -22,45 +22,59 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
         return one_account(&schema, &ctx, account);
     }
     let dump = args.dump.as_deref().expect("clap requires a dump without --account");
-    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(&args.ingest, dump)?;
+    let tally = validate_dump(&schema, &ctx, dump, &args.ingest, args.out.as_deref(), args.emit)?;
+    Ok(if tally.rejected_lines > 0 { Outcome::Rejected } else { Outcome::Clean })
+}
+
+/// Validates a dump: findings and outcomes to `out` (when given) and to stdout (as `emit`
+/// says), a summary on stderr; returns the tally.
+pub(super) fn validate_dump(
+    schema: &Schema,
+    ctx: &RuleContext,
+    dump: &Path,
+    ingest_args: &crate::cli::IngestArgs,
+    out: Option<&Path>,
+    emit: Emit,
+) -> Result<Tally, Error> {
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(ingest_args, dump)?;
     let consumed = reader.progress();
-    let mut files = match &args.out {
+    let mut files = match out {
         Some(dir) => {
             fs_err::create_dir_all(dir)?;
             let f = PendingFile::create(
                 dir.join("findings.parquet"),
                 findings::arrow_schema(),
-                writer_properties(&schema, "findings"),
+                writer_properties(schema, "findings"),
             )?;
             let o = PendingFile::create(
                 dir.join("outcomes.parquet"),
                 outcome::arrow_schema(),
-                writer_properties(&schema, "outcomes"),
+                writer_properties(schema, "outcomes"),
             )?;
             Some((f, o))
         }
         None => None,
     };
-    let want_outcomes = files.is_some() || args.emit == Emit::Outcomes;
-    let mut scope = InputScope::new(&schema);
+    let want_outcomes = files.is_some() || emit == Emit::Outcomes;
+    let mut scope = InputScope::new(schema);
     let mut tally = Tally::default();
     let bar = super::byte_progress(size);
     let started = Instant::now();
     let stdout = std::io::stdout();
     pool.install(|| {
         ingest(
-            &schema,
+            schema,
             reader,
             options,
             |out| {
-                check_chunk(&schema, &ctx, out);
-                if want_outcomes { chunk_outcomes(&schema, out) } else { Vec::new() }
+                check_chunk(schema, ctx, out);
+                if want_outcomes { chunk_outcomes(schema, out) } else { Vec::new() }
             },
             |wave| {
                 let mut lock = stdout.lock();
                 for (mut out, mut outcomes) in wave {
-                    if scope.check(&schema, &mut out) && want_outcomes {
-                        outcomes = chunk_outcomes(&schema, &out);
+                    if scope.check(schema, &mut out) && want_outcomes {
+                        outcomes = chunk_outcomes(schema, &out);
                     }
                     tally.add(&out);
                     if let Some((f, o)) = files.as_mut() {
@@ -71,7 +85,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
                             o.write(&outcome::to_batch(&outcomes))?;
                         }
                     }
-                    match args.emit {
+                    match emit {
                         Emit::Findings => write_json_lines(&mut lock, out.findings.iter().map(Finding::to_json))?,
                         Emit::Outcomes => write_json_lines(&mut lock, outcomes.iter().map(outcome::Outcome::to_json))?,
                         Emit::None => {}
@@ -94,11 +108,11 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
         size as f64 / 1e6 / elapsed.max(1e-9),
         tally.render(10)
     );
-    if let Some(dir) = &args.out {
+    if let Some(dir) = out {
         summary.push_str(&format!("wrote {} and outcomes.parquet\n", dir.join("findings.parquet").display()));
     }
     eprint!("{summary}");
-    Ok(if tally.rejected_lines > 0 { Outcome::Rejected } else { Outcome::Clean })
+    Ok(tally)
 }
 
 /// The validate endpoint on the command line: one JSON object in, the guide's body out.

@@ -7,16 +7,12 @@
 use std::ops::Range;
 
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeValue;
 
 use crate::diagnostics::Problem;
-
-/// A value with the byte span it came from.
-#[derive(Debug, Clone)]
-pub(super) struct Sp<T> {
-    pub v: T,
-    pub span: Range<usize>,
-}
+use crate::diagnostics::walk::{
+    Sp, boolean, document, entries, integer, sp_key, string, string_array, unknown_key, wrong_type,
+};
 
 #[derive(Debug, Default)]
 pub(super) struct RawSchema {
@@ -127,14 +123,7 @@ pub(super) const FIELD_KEYS: &[&str] = &[
 
 /// Parses the text and walks it; returns `None` only when the TOML itself does not parse.
 pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawSchema> {
-    let doc = match DeTable::parse(text) {
-        Ok(doc) => doc,
-        Err(err) => {
-            let span = err.span().unwrap_or(0..0);
-            problems.push(Problem::new(span, format!("not valid TOML: {}", err.message().trim())));
-            return None;
-        }
-    };
+    let doc = document(text, problems)?;
     let mut raw = RawSchema::default();
     for (key, value) in doc.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -264,86 +253,6 @@ fn list_body(value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> Optio
         _ => {
             problems.push(wrong_type(value, "a value list", "an array of strings, or a table of them"));
             None
-        }
-    }
-}
-
-type Entry<'t, 'i> = (&'t Spanned<std::borrow::Cow<'i, str>>, &'t Spanned<DeValue<'i>>);
-
-fn entries<'t, 'i>(value: &'t Spanned<DeValue<'i>>, what: &str, problems: &mut Vec<Problem>) -> Vec<Entry<'t, 'i>> {
-    match value.get_ref() {
-        DeValue::Table(t) => t.iter().collect(),
-        _ => {
-            problems.push(wrong_type(value, what, "a table"));
-            Vec::new()
-        }
-    }
-}
-
-fn sp_key(key: &Spanned<std::borrow::Cow<'_, str>>) -> Sp<String> {
-    Sp { v: key.get_ref().to_string(), span: key.span() }
-}
-
-fn string(value: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<Problem>) -> Option<Sp<String>> {
-    match value.get_ref() {
-        DeValue::String(s) => Some(Sp { v: s.to_string(), span: value.span() }),
-        _ => {
-            problems.push(wrong_type(value, what, "a string"));
-            None
-        }
-    }
-}
-
-fn boolean(value: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<Problem>) -> Option<Sp<bool>> {
-    match value.get_ref() {
-        DeValue::Boolean(b) => Some(Sp { v: *b, span: value.span() }),
-        _ => {
-            problems.push(wrong_type(value, what, "true or false"));
-            None
-        }
-    }
-}
-
-fn integer(value: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<Problem>) -> Option<Sp<i64>> {
-    let parsed = match value.get_ref() {
-        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok(),
-        _ => None,
-    };
-    if parsed.is_none() {
-        problems.push(wrong_type(value, what, "an integer"));
-    }
-    parsed.map(|v| Sp { v, span: value.span() })
-}
-
-fn string_array(value: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<Problem>) -> Option<Sp<Vec<Sp<String>>>> {
-    let DeValue::Array(items) = value.get_ref() else {
-        problems.push(wrong_type(value, what, "an array of strings"));
-        return None;
-    };
-    let v = items.iter().filter_map(|item| string(item, what, problems)).collect();
-    Some(Sp { v, span: value.span() })
-}
-
-fn wrong_type(value: &Spanned<DeValue<'_>>, what: &str, expected: &str) -> Problem {
-    Problem::new(value.span(), format!("{what} must be {expected}, found {}", value.get_ref().type_str()))
-        .label(format!("expected {expected}"))
-}
-
-fn unknown_key(key: &Spanned<std::borrow::Cow<'_, str>>, name: &str, within: &str, known: &[&str]) -> Problem {
-    Problem::new(key.span(), format!("unknown key `{name}` in a {within}"))
-        .label("not a known key")
-        .suggest(name, known.iter().copied())
-        .or_list(known)
-}
-
-impl Problem {
-    /// Adds the list of valid keys as help when no close suggestion was found.
-    fn or_list(self, known: &[&str]) -> Self {
-        if self.help.is_some() {
-            self
-        } else {
-            let list = known.join("`, `");
-            self.help(format!("known keys: `{list}`"))
         }
     }
 }

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 
-use super::raw::{RawField, RawListBody, RawObject, RawSchema, RawTable, Sp};
+use super::raw::{RawField, RawListBody, RawObject, RawSchema, RawTable};
 use super::{
     Check, Column, ColumnKind, Field, FieldCodes, FieldType, MinValue, Object, ObjectId, Schema, Severity, SupplyType,
     Table, TableBody, TableId, Unique, UniqueScope, ValueList,
 };
+use crate::diagnostics::walk::Sp;
 use crate::diagnostics::{Problem, closest};
 use crate::findings::codes;
 

@@ -115,18 +115,62 @@ pub struct Stager<'a> {
     typed: TypedTables,
     parents: Vec<Option<usize>>,
     snapshot: StageSnapshot,
-    /// When set, only these (import supplier, external account number) are decided; every
-    /// other line is left out entirely.
-    only: Option<std::collections::HashSet<(String, String)>>,
+    /// When set, only the accounts it admits are decided; every other line is left out
+    /// entirely.
+    only: Option<AccountFilter>,
+}
+
+/// The accounts of a dump a run is limited to; the others get no outcome, no finding, no rows.
+#[derive(Debug, Clone)]
+pub enum AccountFilter {
+    /// These (import supplier, external account number).
+    Keys(std::collections::HashSet<(String, String)>),
+    /// The accounts whose external account number hashes to shard `index` of `count`
+    /// (1-based); a line without one goes by its line number, so that the shards of a dump
+    /// cover every line exactly once.
+    Shard { index: u32, count: u32 },
+}
+
+impl AccountFilter {
+    pub fn admits(&self, supplier: Option<&str>, external: Option<&str>, line: u64) -> bool {
+        match self {
+            AccountFilter::Keys(keys) => match (supplier, external) {
+                (Some(s), Some(e)) => keys.contains(&(s.to_owned(), e.to_owned())),
+                _ => false,
+            },
+            AccountFilter::Shard { index, count } => {
+                let key = match external {
+                    Some(e) => shard_of(e.as_bytes(), *count),
+                    None => shard_of(format!("line {line}").as_bytes(), *count),
+                };
+                key == *index
+            }
+        }
+    }
+
+    /// What the filter is, for a run's fingerprint.
+    pub fn describe(&self) -> String {
+        match self {
+            AccountFilter::Keys(keys) => {
+                let mut keys: Vec<_> = keys.iter().collect();
+                keys.sort();
+                format!("{keys:?}")
+            }
+            AccountFilter::Shard { index, count } => format!("shard {index}/{count}"),
+        }
+    }
+}
+
+/// The shard (1 to `count`) of a key: the first 8 bytes of its sha256, modulo `count`.
+/// Stable across machines and releases, so that N machines agree on the split.
+pub fn shard_of(key: &[u8], count: u32) -> u32 {
+    let digest = Sha256::digest(key);
+    let head = u64::from_be_bytes(digest[..8].try_into().expect("a sha256 has 32 bytes"));
+    (head % u64::from(count)) as u32 + 1
 }
 
 impl<'a> Stager<'a> {
-    pub fn new(
-        schema: &'a Schema,
-        ctx: &'a RuleContext,
-        snapshot: StageSnapshot,
-        only: Option<std::collections::HashSet<(String, String)>>,
-    ) -> Self {
+    pub fn new(schema: &'a Schema, ctx: &'a RuleContext, snapshot: StageSnapshot, only: Option<AccountFilter>) -> Self {
         Self {
             schema,
             ctx,
@@ -193,14 +237,10 @@ impl<'a> Stager<'a> {
         let mut writes: Vec<(usize, usize)> = Vec::new();
         for_each_line(out, |line, account, findings| {
             let (supplier, external) = account.map_or((None, None), |row| (key(suppliers, row), key(externals, row)));
-            if let Some(only) = &self.only {
-                let wanted = match (&supplier, &external) {
-                    (Some(s), Some(e)) => only.contains(&(s.clone(), e.clone())),
-                    _ => false,
-                };
-                if !wanted {
-                    return;
-                }
+            if let Some(only) = &self.only
+                && !only.admits(supplier.as_deref(), external.as_deref(), line)
+            {
+                return;
             }
             let hash = account.filter(|row| ok[*row]).and_then(|row| hashes[row].clone());
             let decision = match (&hash, &supplier, &external) {

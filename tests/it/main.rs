@@ -8,6 +8,7 @@ mod fuzz;
 mod harness;
 mod invariance;
 mod rules;
+mod run;
 mod schema;
 mod stage;
 mod store;

@@ -5,6 +5,8 @@
 //! [`ConfigError`], rendered by miette with the offending lines underlined and a `help:` line
 //! where the fix is known ("did you mean `billing_address1`?").
 
+pub mod walk;
+
 use std::ops::Range;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};

@@ -1,0 +1,47 @@
+//! `ferry report`: (re)write the data-quality report of a finished pipeline run.
+
+use crate::cli::ReportArgs;
+use crate::error::{Error, Outcome};
+use crate::pipeline::ReportFormat;
+use crate::pipeline::manifest::Manifest;
+use crate::report;
+use crate::workdir::Workdir;
+
+pub fn run(args: ReportArgs) -> Result<Outcome, Error> {
+    let wd = Workdir::new(&args.workdir.workdir);
+    let manifest = match &args.run {
+        Some(run) => {
+            let path = Manifest::path(&wd, run);
+            if !path.is_file() {
+                return Err(Error::usage(
+                    format!("run {run} of {} has no manifest: it is not a finished pipeline run", wd.root.display()),
+                    Some("`ferry report --latest` takes the latest finished run"),
+                ));
+            }
+            Manifest::read(&path)?
+        }
+        None => Manifest::all(&wd)?.pop().ok_or_else(|| {
+            Error::usage(
+                format!("{} has no finished pipeline run", wd.root.display()),
+                Some("run one with `ferry run PIPELINE`"),
+            )
+        })?,
+    };
+    let formats: Vec<ReportFormat> = if args.format.is_empty() {
+        ReportFormat::ALL.to_vec()
+    } else {
+        args.format.iter().filter_map(|f| ReportFormat::parse(f)).collect()
+    };
+    let data = report::collect(&wd, &manifest)?;
+    if args.stdout {
+        let [format] = formats.as_slice() else {
+            return Err(Error::usage("--stdout prints one format", Some("add e.g. `--format md`")));
+        };
+        print!("{}", report::render(&data, *format));
+        return Ok(Outcome::Clean);
+    }
+    for path in report::write_all(&wd, &manifest, &data, &formats)? {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(Outcome::Clean)
+}
