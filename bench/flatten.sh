@@ -17,6 +17,8 @@
 #   create    `ferry create --all-pending` for every supplier, on a copy of a staged work
 #             directory (the staging is not timed): read back, re-validate, write records
 #   create-dry  the same with --dry-run: all the work, rolled back
+#   run       `ferry run` of a pipeline (validate, stage, create, report, manifest) into a
+#             fresh work directory: the nightly job end to end
 # and reports wall seconds, accounts/s, MB/s, peak RSS, and each mode's speed relative to the
 # typed floor. Needs GNU time (/usr/bin/time, Debian package `time`) for peak RSS.
 #
@@ -71,6 +73,10 @@ measure() {
         for s in $("$0" supplier list --json --workdir "$1" | sed -n "s/.*\"code\":\"\([A-Z_0-9]*\)\".*/\1/p"); do
           "$0" create --supplier "$s" --team Bench --all-pending $2 --workdir "$1" >/dev/null 2>&1 || true
         done' "$FERRY" "$WORK/wd-create" "$flag" ;;
+    run) rm -rf "$WORK/wd-run"
+      printf 'name = "bench"\nworkdir = "wd-run"\nstages = ["validate", "stage", "create"]\n[source]\npaths = ["%s"]\n[create]\nteam = "Bench"\ncreate_team = true\n' \
+        "$(basename "$dump")" > "$WORK/bench-pipeline.toml"
+      "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" run "$WORK/bench-pipeline.toml" --threads "$THREADS" 2>/dev/null || true ;;
     *) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" "$dump" "$mode" "$THREADS" >/dev/null ;;
   esac
   tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
@@ -100,6 +106,7 @@ for n in $SMALL $ACCOUNTS; do
     [ "$mode" = restage ] && label="ferry stage (again, all 200)"
     [ "$mode" = create ] && label="ferry create (every supplier)"
     [ "$mode" = create-dry ] && label="ferry create --dry-run"
+    [ "$mode" = run ] && label="ferry run (validate, stage, create, report)"
     vs_typed=-
     [ -n "${best[typed]:-}" ] && vs_typed=$(printf '%.2f' "$(echo "${best[typed]} / $secs" | bc -l)")
     printf '| %s | %s | %s | %.2f | %.0f | %.0f | %s | %.0f |\n' "$n" "$mb" "$label" "$secs" \

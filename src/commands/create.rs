@@ -145,6 +145,7 @@ pub(super) fn create(
     let mut created_rows: Vec<AuditRecord> = Vec::new();
     let mut max_in_flight = 0;
     if team_known {
+        let bar = super::account_progress(selected.len() as u64);
         let by_location = group_by_location(selected);
         // Windows are read back and re-validated on one thread while the accounts of the
         // previous window are written on this one (the store has one connection).
@@ -167,6 +168,7 @@ pub(super) fn create(
                 for chunk in items.chunks(job.concurrency) {
                     max_in_flight = max_in_flight.max(chunk.len());
                     let results = store.create_chunk(schema, &run_id, chunk, job.dry_run)?;
+                    bar.inc(chunk.len() as u64);
                     if job.dry_run {
                         created_rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
                             run_id: run_id.clone(),
@@ -187,6 +189,7 @@ pub(super) fn create(
             }
             reader.join().expect("the window reader does not panic")
         })?;
+        bar.finish_and_clear();
     } else {
         let detail = format!("Operations team {:?} does not exist.", job.team);
         let body = serde_json::json!({ "detail": detail, "code": "operations_team_name_does_not_exist" }).to_string();

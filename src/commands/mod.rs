@@ -84,6 +84,22 @@ impl DumpInput {
     }
 }
 
+/// A progress bar of accounts on stderr when it is a terminal; hidden otherwise.
+fn account_progress(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} accounts {per_sec} ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 /// A byte progress bar on stderr when it is a terminal; hidden otherwise.
 fn byte_progress(total: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -12,7 +12,8 @@ main{max-width:1100px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 10px}h3{font-size:14px;margin:14px 0 6px}
 section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:16px 20px;margin:0 0 16px}
 .meta{color:#5b6576;margin:0 0 16px}.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eef0f3;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eef0f3;vertical-align:top;overflow-wrap:anywhere}
+.grid>div{min-width:0}th.n,td.n{white-space:nowrap}
 th{color:#5b6576;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f1f3f6;padding:1px 4px;border-radius:3px}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-weight:600;font-size:12px}
@@ -160,10 +161,11 @@ fn values_and_samples(s: &mut String, r: &Report) {
         );
     }
     s.push_str("</table></section>\n<section id=\"samples\"><h2>Sample accounts per code</h2>");
-    for sample in &fi.samples {
+    for (i, sample) in fi.samples.iter().enumerate() {
         let _ = write!(
             s,
-            "<details><summary><code>{}</code> ({} shown)</summary><ul>",
+            "<details{}><summary><code>{}</code> ({} shown)</summary><ul>",
+            if i == 0 { " open" } else { "" },
             esc(&sample.code),
             sample.accounts.len()
         );
@@ -345,10 +347,16 @@ fn bar_chart(bars: &[(String, u64, &str)]) -> String {
     for (i, (label, n, color)) in bars.iter().enumerate() {
         let y = i * 22 + 2;
         let w = 520.0 * *n as f64 / max;
+        let short = if label.chars().count() > 38 {
+            format!("{}…", label.chars().take(37).collect::<String>())
+        } else {
+            label.clone()
+        };
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{ty}\">{}</text><rect x=\"300\" y=\"{y}\" width=\"{w:.1}\" height=\"16\" rx=\"2\" fill=\"{color}\"/><text x=\"{tx:.1}\" y=\"{ty}\">{n}</text>",
+            "<text x=\"0\" y=\"{ty}\"><title>{}</title>{}</text><rect x=\"300\" y=\"{y}\" width=\"{w:.1}\" height=\"16\" rx=\"2\" fill=\"{color}\"/><text x=\"{tx:.1}\" y=\"{ty}\">{n}</text>",
             esc(label),
+            esc(&short),
             ty = y + 13,
             tx = 306.0 + w
         );

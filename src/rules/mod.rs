@@ -57,6 +57,7 @@ impl RuleContext {
 /// is not absent, only unreadable.
 pub fn validate_tables(schema: &Schema, ctx: &RuleContext, tables: &[RecordBatch], prior: &[Finding]) -> Vec<Finding> {
     let mut emitter = Emitter::new(schema, tables);
+    emitter.tz = ctx.tz;
     emitter.prior = prior.iter().map(|f| (f.line, f.attr.clone())).collect();
     let per_table: Vec<Vec<Finding>> = schema
         .tables
@@ -81,6 +82,8 @@ pub struct Emitter<'a> {
     number: Option<&'a StringArray>,
     /// (line, attr) of the flattener's findings.
     prior: std::collections::HashSet<(u64, String)>,
+    /// Naive datetimes are read in this timezone (the pipeline's).
+    pub tz: chrono_tz::Tz,
 }
 
 impl<'a> Emitter<'a> {
@@ -93,6 +96,7 @@ impl<'a> Emitter<'a> {
             supplier: string("import_supplier"),
             number: string("external_account_number"),
             prior: std::collections::HashSet::new(),
+            tz: chrono_tz::Europe::Berlin,
         }
     }
 

@@ -342,3 +342,36 @@ fn assert_balanced(html: &str) {
     }
     assert!(open.is_empty(), "unclosed: {open:?}");
 }
+
+#[test]
+fn the_pipeline_timezone_reads_naive_datetimes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = format!(
+        "timezone = \"America/New_York\"\nstages = [\"validate\"]\n[source]\npaths = [{:?}]\n[severity]\nnaive_datetime = \"error\"\n",
+        repo("data/sample.ndjson").display()
+    );
+    let p = pipeline(tmp.path(), "newyork", &body);
+    let out = run(&p, &[]);
+    let report = json(&tmp.path().join("work/runs").join(run_id(&out)).join("report.json"));
+    let naive = report["findings"]["by_code"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "naive_datetime")
+        .unwrap()
+        .clone();
+    assert_eq!(naive["severity"], "error", "the pipeline's severity override applies");
+    let details: Vec<&str> = report["findings"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["accounts"].as_array().unwrap())
+        .flat_map(|a| a["findings"].as_array().unwrap())
+        .filter(|f| f["code"] == "naive_datetime")
+        .map(|f| f["detail"].as_str().unwrap())
+        .collect();
+    assert!(
+        !details.is_empty() && details.iter().all(|d| d.ends_with("it is read in America/New_York")),
+        "{details:?}"
+    );
+}

@@ -7,7 +7,7 @@
 //! Why: two operators at once means two parties bill the same meter; a gap means none does.
 //! Example: 2021-01-01..2022-01-01 then 2021-06-01..null overlap; 2021-01-01..2022-01-01 then
 //! 2022-02-01..null leave January uncovered. `valid_to` is exclusive; datetimes compare as
-//! instants, naive ones in Europe/Berlin (the reference timezone).
+//! instants, naive ones in the pipeline's timezone (Europe/Berlin by default).
 
 use super::{Emitter, children_by_parent, strings, table, text};
 use crate::findings::Finding;
@@ -17,7 +17,7 @@ const LISTS: [&str; 3] = ["meter_operators", "network_operators", "transmission_
 
 pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let Some((points_id, points)) = table(e, "supply_points") else { return Vec::new() };
-    let tz = chrono_tz::Europe::Berlin;
+    let tz = e.tz;
     let mut out = Vec::new();
     for list in LISTS {
         let Some((_, roles)) = table(e, list) else { continue };
