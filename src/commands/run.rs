@@ -133,7 +133,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
         exit: 0,
         status: String::new(),
     };
-    let data = report::collect(&wd, &manifest)?;
+    let mut data = report::collect(&wd, &manifest)?;
     manifest.thresholds = thresholds(&pipeline, &manifest.funnel, &data);
     let crossed: Vec<&ThresholdCheck> = manifest.thresholds.iter().filter(|t| t.crossed).collect();
     let rejected = manifest.funnel.rejected > 0 || manifest.funnel.create_failed > 0;
@@ -143,7 +143,9 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
         (true, false) => (0, "clean".to_owned()),
     };
     manifest.finished_at = now();
-    let data = report::collect(&wd, &manifest)?;
+    // The report was collected before the outcome was known: it takes the outcome over.
+    data.thresholds.clone_from(&manifest.thresholds);
+    (data.exit, data.status, data.finished_at) = (manifest.exit, manifest.status.clone(), manifest.finished_at.clone());
     let written = report::write_all(&wd, &manifest, &data, &pipeline.report)?;
     manifest.write(&wd)?;
     eprint!("{}", summary(&manifest, started.elapsed().as_secs_f64()));
