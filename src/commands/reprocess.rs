@@ -62,7 +62,7 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
         let keys: std::collections::HashSet<(String, String)> =
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
         eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
-        let only = crate::stage::AccountFilter::Keys(keys);
+        let only = crate::stage::AccountFilter::keys(keys);
         let ingest = crate::cli::IngestArgs { schema: args.create.schema.clone(), threads: None, chunk_size: 2 << 20 };
         if super::stage::stage(&schema, &ctx, &wd, &mut store, &mut lock, dump, &ingest, Some(&only))?.counts.exit()
             == Outcome::Rejected

@@ -178,7 +178,7 @@ fn filter(
             ));
         }
         (Some((index, count)), None) => Some(AccountFilter::Shard { index, count }),
-        (None, Some(previous)) => Some(AccountFilter::Keys(failed_in(wd, store, previous)?)),
+        (None, Some(previous)) => Some(AccountFilter::keys(failed_in(wd, store, previous)?)),
         (None, None) => None,
     };
     if filter.is_some() && !pipeline.runs(Stage::Stage) && !pipeline.runs(Stage::Create) {

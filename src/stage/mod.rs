@@ -123,8 +123,8 @@ pub struct Stager<'a> {
 /// The accounts of a dump a run is limited to; the others get no outcome, no finding, no rows.
 #[derive(Debug, Clone)]
 pub enum AccountFilter {
-    /// These (import supplier, external account number).
-    Keys(std::collections::HashSet<(String, String)>),
+    /// These external account numbers, by import supplier (looked up without allocating).
+    Keys(std::collections::HashMap<String, std::collections::HashSet<String>>),
     /// The accounts whose external account number hashes to shard `index` of `count`
     /// (1-based); a line without one goes by its line number, so that the shards of a dump
     /// cover every line exactly once.
@@ -132,10 +132,20 @@ pub enum AccountFilter {
 }
 
 impl AccountFilter {
+    /// The filter admitting exactly these (import supplier, external account number).
+    pub fn keys(keys: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut by_supplier: std::collections::HashMap<String, std::collections::HashSet<String>> =
+            std::collections::HashMap::new();
+        for (supplier, external) in keys {
+            by_supplier.entry(supplier).or_default().insert(external);
+        }
+        AccountFilter::Keys(by_supplier)
+    }
+
     pub fn admits(&self, supplier: Option<&str>, external: Option<&str>, line: u64) -> bool {
         match self {
             AccountFilter::Keys(keys) => match (supplier, external) {
-                (Some(s), Some(e)) => keys.contains(&(s.to_owned(), e.to_owned())),
+                (Some(s), Some(e)) => keys.get(s).is_some_and(|numbers| numbers.contains(e)),
                 _ => false,
             },
             AccountFilter::Shard { index, count } => {
@@ -152,9 +162,10 @@ impl AccountFilter {
     pub fn describe(&self) -> String {
         match self {
             AccountFilter::Keys(keys) => {
-                let mut keys: Vec<_> = keys.iter().collect();
-                keys.sort();
-                format!("{keys:?}")
+                let mut pairs: Vec<(&String, &String)> =
+                    keys.iter().flat_map(|(s, numbers)| numbers.iter().map(move |e| (s, e))).collect();
+                pairs.sort();
+                format!("{pairs:?}")
             }
             AccountFilter::Shard { index, count } => format!("shard {index}/{count}"),
         }
