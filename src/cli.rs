@@ -159,9 +159,9 @@ pub struct StageArgs {
 /// imported, or, with --dry-run, "would successfully import" (everything is done and rolled
 /// back: the store is left as it was).
 ///
-/// Accounts are created in chunks of --concurrency (at most 40) in one transaction, each in
-/// its own savepoint: one failing account never undoes another, and a killed run leaves no
-/// half-created account. Running it again creates what is still pending, never twice.
+/// Accounts are created in chunks of --concurrency (at most 40), one transaction per chunk:
+/// one failing account never undoes another (its chunk is written again account by account,
+/// and only the failing one is undone), and a killed run leaves no half-created account. Running it again creates what is still pending, never twice.
 ///
 /// Exits 0 when every selected account was created, 1 when any got a 400.
 #[derive(Debug, Args)]

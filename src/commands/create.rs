@@ -3,7 +3,8 @@
 //! Staged directories are streamed in windows of accounts; each window is turned back into
 //! the flattened text form and checked by the rules again (in parallel, by table); the
 //! selected accounts are then created in chunks of at most `--concurrency`, each chunk one
-//! store transaction with a savepoint per account. A kill loses at most the chunk in flight,
+//! store transaction (written again with a savepoint per account if one account fails, so
+//! that only that one is undone). A kill loses at most the chunk in flight,
 //! whose accounts stay STAGED and are created by the next run.
 
 use std::collections::{BTreeMap, HashMap};

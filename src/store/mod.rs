@@ -308,9 +308,10 @@ pub trait Store {
     fn ensure_record_tables(&mut self, schema: &crate::schema::Schema) -> Result<(), StoreError>;
     /// The current staged version of every STAGED process of a supplier.
     fn pending_versions(&self, supplier: &str) -> Result<Vec<StagedRef>, StoreError>;
-    /// Creates the accounts of one chunk in one transaction, each inside its own savepoint
-    /// (one failing account never undoes another), each with its audit row; a dry run does
-    /// all of it and rolls it all back.
+    /// Creates the accounts of one chunk in one transaction, each with its audit row. One
+    /// failing account never undoes another: the chunk is then written again with a savepoint
+    /// per account, and only the failing one is undone. A dry run does all of it and rolls it
+    /// all back.
     fn create_chunk(
         &mut self,
         schema: &crate::schema::Schema,

@@ -345,15 +345,26 @@ fn one_failing_account_leaves_the_rest_of_its_chunk_created() {
     let (wd, _) = staged(tmp.path(), "40", "5");
     assert_eq!(wd_run(&wd, &["team", "add", "Migration"], &[]).code, 0);
     let (supplier, pending) = biggest_supplier(&wd);
+    // An account in the middle of the chunk: the ones before it were written when it
+    // failed, and must be kept all the same.
     let victim: String = store(&wd)
         .query_row(
-            "SELECT min(external_account_number) FROM import_processes WHERE import_supplier = ?1",
-            [&supplier],
+            "SELECT external_account_number FROM import_processes WHERE import_supplier = ?1
+             ORDER BY external_account_number LIMIT 1 OFFSET ?2",
+            rusqlite::params![&supplier, pending / 2],
             |r| r.get(0),
         )
         .unwrap();
-    let args = ["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending"];
     let hook = format!("create-account-fails={victim}");
+    let mut args = vec!["create", "--supplier", supplier.as_str(), "--team", "Migration", "--all-pending"];
+    // A dry run: the victim is the one rejection, every other account would import.
+    args.push("--dry-run");
+    let dry = wd_run(&wd, &args, &[("FERRY_FAILPOINT", hook.as_str())]);
+    let o = outcomes(&wd, &dry);
+    assert_eq!(o.iter().filter(|x| x.1.as_deref() == Some("account_record_rejected")).count(), 1, "{}", dry.stderr);
+    assert_eq!(o.iter().filter(|x| x.1.as_deref() == Some("dry_run_rolled_back")).count() as i64, pending - 1);
+    assert_eq!(count(&wd, "SELECT count(*) FROM record_accounts"), 0, "a dry run keeps nothing");
+    args.pop();
     let run = wd_run(&wd, &args, &[("FERRY_FAILPOINT", hook.as_str())]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains(&format!("at most {pending} accounts in flight")), "one chunk: {}", run.stderr);
@@ -370,6 +381,13 @@ fn one_failing_account_leaves_the_rest_of_its_chunk_created() {
     let orphans =
         count(&wd, "SELECT count(*) FROM record_customers WHERE account_id NOT IN (SELECT id FROM record_accounts)");
     assert_eq!(orphans, 0, "no half-created account");
+    // Every 201 names the account number its record has.
+    let numbered = count(
+        &wd,
+        "SELECT count(*) FROM audit a JOIN record_accounts r USING (kraken_account_number)
+         WHERE a.operation = 'create' AND a.status_code = 201",
+    );
+    assert_eq!(numbered, pending - 1);
 }
 
 #[test]
