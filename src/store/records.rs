@@ -67,88 +67,150 @@ pub fn ensure_tables(conn: &Connection, schema: &Schema) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Inserts account `account` (a root row of `tables`, the flattened text form of a window)
-/// and every row of it in every table, with [`insert_statements`]; returns the account
-/// record's id.
-pub fn insert_account(
-    conn: &Connection,
-    schema: &Schema,
-    statements: &[String],
-    tables: &[RecordBatch],
-    account: usize,
-    kraken_account_number: &str,
-    created_at: &str,
-) -> rusqlite::Result<i64> {
-    // Per table: the account's rows are contiguous from a first window row; their record
-    // ids in row order.
-    let mut ids: Vec<(usize, Vec<i64>)> = vec![(0, Vec::new()); tables.len()];
-    let mut account_id = 0;
-    for (t, batch) in tables.iter().enumerate() {
-        let accounts = batch.column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().values();
-        let from = accounts.partition_point(|a| (*a as usize) < account);
-        let to = accounts.partition_point(|a| (*a as usize) <= account);
-        if from == to {
-            continue;
-        }
-        ids[t].0 = from;
-        let table = &schema.tables[t];
-        let lead_count = if table.parent.is_none() { 2 } else { 3 };
-        let width = lead_count + batch.num_columns() - KEY_COLUMNS;
-        let mut stmt = conn.prepare_cached(&statements[t])?;
-        let parents = batch.column_by_name(PARENT).expect("key column").as_primitive::<UInt32Type>();
-        let index = batch.column_by_name(INDEX).expect("key column").as_primitive::<UInt32Type>();
-        let data = &batch.columns()[KEY_COLUMNS..];
-        let mut values: Vec<Cell<'_>> = Vec::with_capacity(width);
-        for row in from..to {
-            values.clear();
-            match table.parent {
-                None => {
-                    values.push(Cell::Text(kraken_account_number));
-                    values.push(Cell::Text(created_at));
-                }
-                Some((parent, _)) => {
-                    let parent_row = parents.value(row) as usize;
-                    let (first, parent_ids) = &ids[parent.0];
-                    let parent_id = parent_ids[parent_row - first];
-                    values.push(Cell::Integer(account_id));
-                    values.push(Cell::Integer(parent_id));
-                    values.push(Cell::Integer(i64::from(index.value(row))));
-                }
-            }
-            values.extend(data.iter().map(|c| cell(c, row)));
-            stmt.execute(params_from_iter(&values))?;
-            let id = conn.last_insert_rowid();
-            if table.parent.is_none() {
-                account_id = id;
-            }
-            ids[t].1.push(id);
-        }
-    }
-    Ok(account_id)
+/// An account to write: its root row in the window's tables, its Kraken account number and
+/// its creation time.
+pub struct NewAccount<'a> {
+    pub row: usize,
+    pub kraken_account_number: &'a str,
+    pub created_at: &'a str,
 }
 
-/// The INSERT of every record table, in schema order (built once per chunk; the statements
+/// Writes `accounts` (root rows of `tables`, the flattened text form of a window, in
+/// ascending order) and every row of theirs in every table, table by table, several rows per
+/// INSERT. A table's new rows take consecutive record ids after its largest (SQLite's rowid
+/// rule, checked after every INSERT: an error, never a wrong parent), so a parent's id is
+/// known when its children are written.
+pub fn insert_accounts(
+    conn: &Connection,
+    inserts: &Inserts,
+    tables: &[RecordBatch],
+    accounts: &[NewAccount<'_>],
+) -> rusqlite::Result<()> {
+    let roots: Vec<usize> = accounts.iter().map(|a| a.row).collect();
+    debug_assert!(roots.is_sorted(), "accounts come in window order");
+    // Per table: the window rows written, ascending; the record id of rows[k] is first + k.
+    let mut written: Vec<(Vec<usize>, i64)> = Vec::with_capacity(tables.len());
+    let mut cells: Vec<Cell<'_>> = Vec::new();
+    for (t, batch) in tables.iter().enumerate() {
+        let insert = &inserts.tables[t];
+        let key = |name| batch.column_by_name(name).expect("key column").as_primitive::<UInt32Type>();
+        let (owners, parents, index) = (key(ACCOUNT), key(PARENT), key(INDEX));
+        let owners = owners.values();
+        let rows: Vec<usize> = roots
+            .iter()
+            .flat_map(|&root| {
+                owners.partition_point(|a| (*a as usize) < root)..owners.partition_point(|a| (*a as usize) <= root)
+            })
+            .collect();
+        let data = &batch.columns()[KEY_COLUMNS..];
+        let id_of = |t: usize, row: usize| -> i64 {
+            let (rows, first) = &written[t];
+            first + rows.binary_search(&row).expect("a parent row is written before its children") as i64
+        };
+        let largest: i64 = conn.prepare_cached(&insert.largest_id)?.query_row([], |r| r.get(0))?;
+        let mut done = 0;
+        while done < rows.len() {
+            let (size, sql) = insert.statement_for(rows.len() - done);
+            cells.clear();
+            for (k, &row) in rows[done..done + size].iter().enumerate() {
+                match insert.parent {
+                    None => {
+                        let account = &accounts[done + k];
+                        cells.push(Cell::Text(account.kraken_account_number));
+                        cells.push(Cell::Text(account.created_at));
+                    }
+                    Some(parent) => {
+                        cells.push(Cell::Integer(id_of(0, owners[row] as usize)));
+                        cells.push(Cell::Integer(id_of(parent, parents.value(row) as usize)));
+                        cells.push(Cell::Integer(i64::from(index.value(row))));
+                    }
+                }
+                cells.extend(data.iter().map(|c| cell(c, row)));
+            }
+            conn.prepare_cached(sql)?.execute(params_from_iter(&cells))?;
+            done += size;
+            let last = conn.last_insert_rowid();
+            if largest.checked_add(done as i64) != Some(last) {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
+                    Some(format!(
+                        "{}: record ids are not consecutive ({last} after {largest} and {done} rows)",
+                        table_name(&inserts.names[t])
+                    )),
+                ));
+            }
+        }
+        written.push((rows, largest + 1));
+    }
+    Ok(())
+}
+
+/// The INSERTs of every record table, in schema order (built once per chunk; the statements
 /// themselves are cached by the connection).
-pub fn insert_statements(schema: &Schema) -> Vec<String> {
-    schema
-        .tables
-        .iter()
-        .map(|table| {
-            let lead = if table.parent.is_none() {
-                ["kraken_account_number", "created_at"].as_slice()
-            } else {
-                ["account_id", "parent_id", "position"].as_slice()
-            };
-            let all: Vec<String> =
-                lead.iter().map(|l| (*l).to_owned()).chain(table.columns.iter().map(|c| quoted(&c.name))).collect();
-            format!(
-                "INSERT INTO {} ({}) VALUES ({})",
-                table_name(&table.name),
-                all.join(", "),
-                vec!["?"; all.len()].join(", ")
-            )
-        })
-        .collect()
+pub struct Inserts {
+    names: Vec<String>,
+    tables: Vec<TableInsert>,
+}
+
+/// The INSERTs of one record table.
+struct TableInsert {
+    /// The parent table, for every table but the root.
+    parent: Option<usize>,
+    /// The largest record id so far (0 in an empty table).
+    largest_id: String,
+    /// An INSERT of this many rows, largest first; the last is of one row.
+    by_size: Vec<(usize, String)>,
+}
+
+/// The row counts of the multi-row INSERTs: one statement's fixed costs (cursors, foreign key
+/// lookups set up, the statement reset) are shared by up to 64 rows.
+const BATCH_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+impl TableInsert {
+    /// The largest INSERT that `remaining` rows fill, and its size.
+    fn statement_for(&self, remaining: usize) -> (usize, &str) {
+        let (size, sql) = self.by_size.iter().find(|(size, _)| *size <= remaining).expect("a one-row insert");
+        (*size, sql)
+    }
+}
+
+impl Inserts {
+    pub fn new(schema: &Schema) -> Self {
+        let tables = schema
+            .tables
+            .iter()
+            .map(|table| {
+                let lead = if table.parent.is_none() {
+                    ["kraken_account_number", "created_at"].as_slice()
+                } else {
+                    ["account_id", "parent_id", "position"].as_slice()
+                };
+                let columns: Vec<String> =
+                    lead.iter().map(|l| (*l).to_owned()).chain(table.columns.iter().map(|c| quoted(&c.name))).collect();
+                let row = format!("({})", vec!["?"; columns.len()].join(", "));
+                let name = table_name(&table.name);
+                let by_size = BATCH_SIZES
+                    .iter()
+                    .map(|&n| {
+                        (
+                            n,
+                            format!(
+                                "INSERT INTO {name} ({}) VALUES {}",
+                                columns.join(", "),
+                                vec![row.as_str(); n].join(", ")
+                            ),
+                        )
+                    })
+                    .collect();
+                TableInsert {
+                    parent: table.parent.as_ref().map(|(parent, _)| parent.0),
+                    largest_id: format!("SELECT coalesce(max(id), 0) FROM {name}"),
+                    by_size,
+                }
+            })
+            .collect();
+        Self { names: schema.tables.iter().map(|t| t.name.clone()).collect(), tables }
+    }
 }
 
 /// One bound value, borrowing text from the batch instead of copying it.
@@ -178,5 +240,91 @@ fn cell(column: &arrow_array::ArrayRef, row: usize) -> Cell<'_> {
         DataType::Int64 => Cell::Integer(column.as_primitive::<Int64Type>().value(row)),
         DataType::UInt32 => Cell::Integer(i64::from(column.as_primitive::<UInt32Type>().value(row))),
         other => unreachable!("flattened text tables have no {other} columns"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{Chunk, flatten_chunk};
+
+    const SCHEMA: &str = r#"
+name = "tiny"
+version = 1
+root = "things"
+
+[tables.things]
+fields = [{ name = "code", type = "string", req = true }, { name = "parts", type = "list(parts)" }]
+
+[tables.parts]
+fields = [{ name = "p", type = "string", req = true }, { name = "subs", type = "list(subs)" }]
+
+[tables.subs]
+fields = [{ name = "s", type = "string" }]
+"#;
+
+    /// The tiny schema, its record tables in a new store, and three accounts flattened.
+    fn setup() -> (Schema, Connection, Vec<RecordBatch>) {
+        let schema = Schema::from_str("tiny.toml", &format!("{SCHEMA}{}", crate::schema::engine_rules_for_tests()))
+            .expect("the test schema is valid");
+        let lines = [
+            r#"{"code":"a","parts":[{"p":"a0","subs":[{"s":"a00"}]},{"p":"a1","subs":[{"s":"a10"},{"s":"a11"}]}]}"#,
+            r#"{"code":"b","parts":[{"p":"b0","subs":[{"s":"b00"}]}]}"#,
+            r#"{"code":"c","parts":[{"p":"c0"},{"p":"c1","subs":[{"s":"c10"}]}]}"#,
+        ];
+        let chunk = Chunk::Lines { first_line: 1, bytes: lines.join("\n").into_bytes() };
+        let out = flatten_chunk(&schema, &arrow_schemas(&schema), &chunk);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        ensure_tables(&conn, &schema).unwrap();
+        (schema, conn, out.tables)
+    }
+
+    fn account<'a>(row: usize, number: &'a str) -> NewAccount<'a> {
+        NewAccount { row, kraken_account_number: number, created_at: "2026-11-27T00:00:00Z" }
+    }
+
+    #[test]
+    fn every_row_of_the_chosen_accounts_hangs_from_its_own_parent() {
+        let (schema, conn, tables) = setup();
+        let inserts = Inserts::new(&schema);
+        // An account written before, so that ids do not start at 1.
+        insert_accounts(&conn, &inserts, &tables, &[account(1, "A-00000001")]).unwrap();
+        insert_accounts(&conn, &inserts, &tables, &[account(0, "A-00000002"), account(2, "A-00000003")]).unwrap();
+        let paths: Vec<String> = conn
+            .prepare(
+                "SELECT t.id || ':' || p.p || '/' || p.position || coalesce(':' || s.s || '/' || s.position, '')
+                 FROM record_things t JOIN record_parts p ON p.parent_id = t.id AND p.account_id = t.id
+                 LEFT JOIN record_subs s ON s.parent_id = p.id AND s.account_id = t.id
+                 ORDER BY t.id, p.position, s.position",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(paths, ["1:b0/0:b00/0", "2:a0/0:a00/0", "2:a1/1:a10/0", "2:a1/1:a11/1", "3:c0/0", "3:c1/1:c10/0"]);
+        let subs: i64 = conn.query_row("SELECT count(*) FROM record_subs", [], |r| r.get(0)).unwrap();
+        assert_eq!(subs, 5, "every sub-list row, once");
+        let violations: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(violations, 0);
+    }
+
+    #[test]
+    fn ids_that_are_not_consecutive_are_an_error_not_a_wrong_parent() {
+        let (schema, conn, tables) = setup();
+        let inserts = Inserts::new(&schema);
+        insert_accounts(&conn, &inserts, &tables, &[account(1, "A-00000001")]).unwrap();
+        // At the largest rowid SQLite draws new ones at random.
+        conn.execute(
+            "INSERT INTO record_parts (id, account_id, parent_id, position, p) VALUES (9223372036854775807, 1, 1, 9, 'x')",
+            [],
+        )
+        .unwrap();
+        let err = insert_accounts(&conn, &inserts, &tables, &[account(0, "A-00000002"), account(2, "A-00000003")])
+            .unwrap_err();
+        assert!(err.to_string().contains("record ids are not consecutive"), "{err}");
     }
 }

@@ -177,9 +177,9 @@ impl SqliteStore {
         // A create chunk or a stage run writes many pages in one transaction: keep them in
         // memory (64 MiB) rather than spilling them to the WAL before the commit.
         conn.pragma_update(None, "cache_size", -65536).map_err(err)?;
-        // One cached statement per record table (about 30) and the store's own: more than
-        // rusqlite's default 16, which would re-parse every INSERT.
-        conn.set_prepared_statement_cache_capacity(128);
+        // Four cached INSERTs per record table (about 30 tables: 1, 4, 16 and 64 rows) and the
+        // store's own: far more than rusqlite's default 16, which would re-parse them.
+        conn.set_prepared_statement_cache_capacity(256);
         // Savepoints (one per created account, when a create chunk is written again after a
         // failing account) journal to temporary storage: memory.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
@@ -847,29 +847,23 @@ impl SqliteStore {
         isolation: Isolation,
     ) -> Result<Vec<CreateResult>, ChunkError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut results = Vec::with_capacity(items.len());
         let write = AccountWrite {
-            schema,
-            statements: records::insert_statements(schema),
+            inserts: records::Inserts::new(schema),
             taken_sql: format!(
                 "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
                      OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
                 records::table_name(&schema.tables[0].name)
             ),
-            dry_run,
-            isolation,
         };
-        for (item, &(attempt, ref started_at)) in items.iter().zip(attempts) {
-            let result = match &item.invalid {
-                Some(body) => CreateResult {
-                    status: 400,
-                    error_code: Some(crate::outcome::FAILED_VALIDATION.to_owned()),
-                    body: body.clone(),
-                    kraken_account_number: None,
-                    attempt,
-                },
-                None => create_one(&tx, &write, item, attempt)?,
-            };
+        let written = match isolation {
+            Isolation::Chunk => write.together(&tx, items)?,
+            Isolation::Account => {
+                items.iter().map(|item| write.alone(&tx, item, dry_run)).collect::<rusqlite::Result<_>>()?
+            }
+        };
+        let mut results = Vec::with_capacity(items.len());
+        for ((item, &(attempt, ref started_at)), written) in items.iter().zip(attempts).zip(written) {
+            let result = written.outcome(item, attempt, dry_run);
             if !dry_run {
                 insert_audit(
                     &tx,
@@ -905,42 +899,37 @@ impl SqliteStore {
 }
 
 /// What every account of a chunk is written with.
-struct AccountWrite<'a> {
-    schema: &'a crate::schema::Schema,
-    /// The INSERT of each record table ([`records::insert_statements`]).
-    statements: Vec<String>,
+struct AccountWrite {
+    inserts: records::Inserts,
     /// Whether an account number is in use.
     taken_sql: String,
-    dry_run: bool,
-    isolation: Isolation,
 }
 
-/// Creates one account: draws its number, marks its process IMPORTED (an account no longer
-/// STAGED is refused before anything is written), then writes its records. Under
-/// [`Isolation::Account`] this runs in a savepoint, and a failure or a dry run undoes only
-/// this account; under [`Isolation::Chunk`] a failure aborts the chunk and a dry run is
-/// undone with the chunk.
-fn create_one(
-    tx: &Connection,
-    write: &AccountWrite<'_>,
-    item: &CreateItem<'_>,
-    attempt: u32,
-) -> Result<CreateResult, ChunkError> {
-    let (dry_run, isolated) = (write.dry_run, write.isolation == Isolation::Account);
-    if isolated {
-        tx.prepare_cached("SAVEPOINT account")?.execute([])?;
-    }
-    let created_at = now();
-    // A number is random; on the rare collision with one already taken, draw again.
-    let mut number = new_account_number();
-    for _ in 0..8 {
-        if !tx.prepare_cached(&write.taken_sql)?.query_row(params![number], |r| r.get::<_, bool>(0))? {
-            break;
+/// How one account of a chunk came out of its write.
+enum Written {
+    /// Its process is IMPORTED and its records are written (kept unless it is a dry run).
+    Created { number: String },
+    /// The staged data fails the rules now: the validate 400 body. Nothing was written.
+    Invalid(String),
+    /// The process is no longer STAGED. Nothing was written.
+    NotStaged,
+    /// Its records could not be written, and what was written of it is undone.
+    Rejected(rusqlite::Error),
+}
+
+impl AccountWrite {
+    /// Draws an account number not in use and marks the account's process IMPORTED with it
+    /// (and the creation time); `None` if the process is no longer STAGED.
+    fn claim(&self, tx: &Connection, item: &CreateItem<'_>) -> rusqlite::Result<Option<(String, String)>> {
+        // A number is random; on the rare collision with one already taken, draw again.
+        let mut number = new_account_number();
+        for _ in 0..8 {
+            if !tx.prepare_cached(&self.taken_sql)?.query_row(params![number], |r| r.get::<_, bool>(0))? {
+                break;
+            }
+            number = new_account_number();
         }
-        number = new_account_number();
-    }
-    // Ok(false): the process is no longer STAGED, and nothing was written.
-    let written = (|| {
+        let created_at = now();
         let staged = tx
             .prepare_cached(
                 "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = ?3,
@@ -948,42 +937,115 @@ fn create_one(
                  WHERE import_supplier = ?1 AND external_account_number = ?2 AND status = 'STAGED'",
             )?
             .execute(params![item.import_supplier, item.external_account_number, number, created_at])?;
-        if staged != 1 {
-            return Ok(false);
+        Ok((staged == 1).then_some((number, created_at)))
+    }
+
+    /// Writes every account of a chunk at once, its records in multi-row INSERTs
+    /// ([`Isolation::Chunk`]). Any account that fails aborts the chunk.
+    fn together(&self, tx: &Connection, items: &[CreateItem<'_>]) -> Result<Vec<Written>, ChunkError> {
+        let mut claimed = Vec::with_capacity(items.len());
+        for item in items {
+            claimed.push(match &item.invalid {
+                Some(_) => None,
+                None => self.claim(tx, item).map_err(|_| ChunkError::AccountFailed)?,
+            });
         }
-        records::insert_account(tx, write.schema, &write.statements, item.tables, item.account, &number, &created_at)?;
-        // Tests fail one chosen account after its records are written.
-        if crate::workdir::failpoint_for("create-account-fails", item.external_account_number) {
-            return Err(rusqlite::Error::InvalidQuery);
+        // The accounts of one window share its tables (a chunk normally lies in one window).
+        let mut start = 0;
+        for group in items.chunk_by(|a, b| std::ptr::eq(a.tables, b.tables)) {
+            let accounts: Vec<records::NewAccount<'_>> = group
+                .iter()
+                .zip(&claimed[start..])
+                .filter_map(|(item, claim)| {
+                    let (number, created_at) = claim.as_ref()?;
+                    Some(records::NewAccount { row: item.account, kraken_account_number: number, created_at })
+                })
+                .collect();
+            records::insert_accounts(tx, &self.inserts, group[0].tables, &accounts)
+                .map_err(|_| ChunkError::AccountFailed)?;
+            start += group.len();
         }
-        Ok(true)
-    })();
-    let result = match written {
-        Err(_) if !isolated => return Err(ChunkError::AccountFailed),
-        Err(e) => refused("account_record_rejected", &format!("The account record could not be written: {e}"), attempt),
-        Ok(false) => refused(
-            "import_process_does_not_exist",
-            &format!("Account {} is no longer staged.", item.external_account_number),
-            attempt,
-        ),
-        Ok(true) if dry_run => {
-            refused("dry_run_rolled_back", "Account would successfully import. Rolled back due to Dry Run.", attempt)
+        let written: Vec<Written> = items
+            .iter()
+            .zip(claimed)
+            .map(|(item, claim)| match (&item.invalid, claim) {
+                (Some(body), _) => Written::Invalid(body.clone()),
+                (None, Some((number, _))) => Written::Created { number },
+                (None, None) => Written::NotStaged,
+            })
+            .collect();
+        if items.iter().zip(&written).any(|(item, w)| matches!(w, Written::Created { .. }) && fails_on_purpose(item)) {
+            return Err(ChunkError::AccountFailed);
         }
-        Ok(true) => CreateResult {
-            status: 201,
-            error_code: None,
-            body: serde_json::json!({ "kraken_account_number": number }).to_string(),
-            kraken_account_number: Some(number),
-            attempt,
-        },
-    };
-    if isolated {
-        if result.status != 201 {
+        Ok(written)
+    }
+
+    /// Writes one account inside a savepoint ([`Isolation::Account`]): a failure, or a dry
+    /// run, undoes this account only.
+    fn alone(&self, tx: &Connection, item: &CreateItem<'_>, dry_run: bool) -> rusqlite::Result<Written> {
+        if let Some(body) = &item.invalid {
+            return Ok(Written::Invalid(body.clone()));
+        }
+        tx.prepare_cached("SAVEPOINT account")?.execute([])?;
+        let written = (|| {
+            let Some((number, created_at)) = self.claim(tx, item)? else {
+                return Ok(Written::NotStaged);
+            };
+            let account =
+                records::NewAccount { row: item.account, kraken_account_number: &number, created_at: &created_at };
+            records::insert_accounts(tx, &self.inserts, item.tables, &[account])?;
+            if fails_on_purpose(item) {
+                return Err(rusqlite::Error::InvalidQuery);
+            }
+            Ok(Written::Created { number })
+        })()
+        .unwrap_or_else(Written::Rejected);
+        if dry_run || !matches!(written, Written::Created { .. }) {
             tx.prepare_cached("ROLLBACK TO account")?.execute([])?;
         }
         tx.prepare_cached("RELEASE account")?.execute([])?;
+        Ok(written)
     }
-    Ok(result)
+}
+
+/// Tests fail one chosen account after its records are written.
+fn fails_on_purpose(item: &CreateItem<'_>) -> bool {
+    crate::workdir::failpoint_for("create-account-fails", item.external_account_number)
+}
+
+impl Written {
+    /// The create outcome.
+    fn outcome(self, item: &CreateItem<'_>, attempt: u32, dry_run: bool) -> CreateResult {
+        match self {
+            Written::Invalid(body) => CreateResult {
+                status: 400,
+                error_code: Some(crate::outcome::FAILED_VALIDATION.to_owned()),
+                body,
+                kraken_account_number: None,
+                attempt,
+            },
+            Written::NotStaged => refused(
+                "import_process_does_not_exist",
+                &format!("Account {} is no longer staged.", item.external_account_number),
+                attempt,
+            ),
+            Written::Rejected(e) => {
+                refused("account_record_rejected", &format!("The account record could not be written: {e}"), attempt)
+            }
+            Written::Created { .. } if dry_run => refused(
+                "dry_run_rolled_back",
+                "Account would successfully import. Rolled back due to Dry Run.",
+                attempt,
+            ),
+            Written::Created { number } => CreateResult {
+                status: 201,
+                error_code: None,
+                body: serde_json::json!({ "kraken_account_number": number }).to_string(),
+                kraken_account_number: Some(number),
+                attempt,
+            },
+        }
+    }
 }
 
 fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
