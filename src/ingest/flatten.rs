@@ -608,7 +608,7 @@ name_missing = "error"
 
 [tables.things]
 fields = [
-  { name = "id", type = "string", req = true },
+  { name = "ref", type = "string", req = true },
   { name = "name", type = "string", req = true, missing_code = "name_missing" },
   { name = "count", type = "int(0..10)" },
   { name = "price", type = "decimal(4,2)" },
@@ -651,7 +651,7 @@ value = { type = "string", req = true }
 
     #[test]
     fn values_land_in_their_tables_and_columns() {
-        let line = r#"{"id":"a","name":"x","count":3,"price":12.5,"flag":null,"extra":{"k":[1,2]},"box":{"w":4},"parts":[{"p":"p0"},{"p":"p1","subs":[{"s":"s0"},{"s":"s1"}]}],"tags":["t0","t1"]}"#;
+        let line = r#"{"ref":"a","name":"x","count":3,"price":12.5,"flag":null,"extra":{"k":[1,2]},"box":{"w":4},"parts":[{"p":"p0"},{"p":"p1","subs":[{"s":"s0"},{"s":"s1"}]}],"tags":["t0","t1"]}"#;
         let (schema, out) = run(line);
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert_eq!(out.accounts, 1);
@@ -670,18 +670,18 @@ value = { type = "string", req = true }
     #[test]
     fn type_and_presence_problems_are_findings_at_their_path() {
         let input = [
-            r#"{"id":5,"name":null}"#,
-            r#"{"id":"b","name":"x","parts":[{"p":"x"},3,{"q":1}],"tags":[1]}"#,
-            r#"{"id":"c","name":"x","box":1,"count":1.5}"#,
-            r#"{"id":"d","name":"x","box":{},"parts":"x","count":99999999999999999999}"#,
-            r#"{"id":"e","name":"x","id":"again"}"#,
+            r#"{"ref":5,"name":null}"#,
+            r#"{"ref":"b","name":"x","parts":[{"p":"x"},3,{"q":1}],"tags":[1]}"#,
+            r#"{"ref":"c","name":"x","box":1,"count":1.5}"#,
+            r#"{"ref":"d","name":"x","box":{},"parts":"x","count":99999999999999999999}"#,
+            r#"{"ref":"e","name":"x","ref":"again"}"#,
         ]
         .join("\n");
         let (_, out) = run(&input);
         assert_eq!(
             found(&out),
             [
-                (1, "id", "invalid_type"),
+                (1, "ref", "invalid_type"),
                 (1, "name", "name_missing"),
                 (2, "parts.1", "invalid_type"),
                 (2, "parts.2.q", "unknown_field"),
@@ -702,17 +702,17 @@ value = { type = "string", req = true }
 
     #[test]
     fn a_broken_line_leaves_no_rows_anywhere() {
-        let input = "{\"id\":\"a\",\"name\":\"x\",\"parts\":[{\"p\":\"p0\",\"subs\":[{\"s\":\"s0\"}]}],\"tags\":[\"t\"\n{\"id\":\"b\",\"name\":\"y\"}";
+        let input = "{\"ref\":\"a\",\"name\":\"x\",\"parts\":[{\"p\":\"p0\",\"subs\":[{\"s\":\"s0\"}]}],\"tags\":[\"t\"\n{\"ref\":\"b\",\"name\":\"y\"}";
         let (_, out) = run(input);
         assert_eq!(found(&out), [(1, "non_field_errors", "invalid_json")]);
         assert_eq!(out.accounts, 1);
         assert!(out.tables[1..].iter().all(|t| t.num_rows() == 0), "no part, sub or tag of the broken line survives");
-        assert_eq!(strings(&out, 0, "id"), [Some("b".into())]);
+        assert_eq!(strings(&out, 0, "ref"), [Some("b".into())]);
     }
 
     #[test]
     fn empty_and_whitespace_lines_are_skipped_and_crlf_is_accepted() {
-        let (_, out) = run("\n  \r\n{\"id\":\"a\",\"name\":\"x\"}\r\n\n");
+        let (_, out) = run("\n  \r\n{\"ref\":\"a\",\"name\":\"x\"}\r\n\n");
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert_eq!((out.accounts, out.lines), (1, 1));
         assert_eq!(

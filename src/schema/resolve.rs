@@ -250,6 +250,29 @@ impl<'a> Resolver<'a> {
                 return None;
             }
         };
+        if prefix.is_empty() {
+            // Account records (`ferry create`) have columns of their own beside the fields'.
+            let own: &[&str] = if table.0 == 0 {
+                &["id", "kraken_account_number", "created_at"]
+            } else {
+                &["id", "account_id", "parent_id", "position"]
+            };
+            if let Some(taken) = own.iter().find(|c| c.eq_ignore_ascii_case(&name)) {
+                let span = raw.name.as_ref().map_or(raw.span.clone(), |n| n.span.clone());
+                self.problems.push(
+                    Problem::new(
+                        span,
+                        format!("field name `{name}` is taken by the account records' `{taken}` column"),
+                    )
+                    .help(format!(
+                        "a {} record has the columns {}: rename the field",
+                        if table.0 == 0 { "root" } else { "list" },
+                        own.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    )),
+                );
+                return None;
+            }
+        }
         let Some(ty_raw) = &raw.ty else {
             self.problems.push(Problem::new(raw.span.clone(), format!("field `{name}` has no `type`")));
             return None;
