@@ -145,8 +145,8 @@ pub fn insert_accounts(
     Ok(())
 }
 
-/// The INSERTs of every record table, in schema order (built once per chunk; the statements
-/// themselves are cached by the connection).
+/// The INSERTs of every record table, in schema order (built once per schema by the store;
+/// the statements themselves are cached by the connection).
 pub struct Inserts {
     names: Vec<String>,
     tables: Vec<TableInsert>,

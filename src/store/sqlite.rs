@@ -127,6 +127,8 @@ pub struct SqliteStore {
     last_version: Option<i64>,
     /// Copies the WAL into the database on its own thread while create writes chunks.
     checkpointer: Option<Checkpointer>,
+    /// The record tables' INSERTs, made once per schema (by its hash) rather than per chunk.
+    inserts: Option<(String, records::Inserts)>,
 }
 
 /// A thread with its own connection that checkpoints the WAL every few milliseconds, so that
@@ -201,7 +203,7 @@ impl SqliteStore {
         // Savepoints (one per created account, when a create chunk is written again after a
         // failing account) journal to temporary storage: memory.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
-        let mut store = Self { conn, path, last_version: None, checkpointer: None };
+        let mut store = Self { conn, path, last_version: None, checkpointer: None, inserts: None };
         store.migrate()?;
         Ok(store)
     }
@@ -867,9 +869,13 @@ impl SqliteStore {
         dry_run: bool,
         isolation: Isolation,
     ) -> Result<Vec<CreateResult>, ChunkError> {
+        if self.inserts.as_ref().is_none_or(|(hash, _)| *hash != schema.hash) {
+            self.inserts = Some((schema.hash.clone(), records::Inserts::new(schema)));
+        }
+        let inserts = &self.inserts.as_ref().expect("made above").1;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let write = AccountWrite {
-            inserts: records::Inserts::new(schema),
+            inserts,
             taken_sql: format!(
                 "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
                      OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
@@ -920,8 +926,8 @@ impl SqliteStore {
 }
 
 /// What every account of a chunk is written with.
-struct AccountWrite {
-    inserts: records::Inserts,
+struct AccountWrite<'a> {
+    inserts: &'a records::Inserts,
     /// Whether an account number is in use.
     taken_sql: String,
 }
@@ -938,7 +944,7 @@ enum Written {
     Rejected(rusqlite::Error),
 }
 
-impl AccountWrite {
+impl AccountWrite<'_> {
     /// Draws an account number not in use and marks the account's process IMPORTED with it
     /// (and the creation time); `None` if the process is no longer STAGED.
     fn claim(&self, tx: &Connection, item: &CreateItem<'_>) -> rusqlite::Result<Option<(String, String)>> {
@@ -982,7 +988,7 @@ impl AccountWrite {
                     Some(records::NewAccount { row: item.account, kraken_account_number: number, created_at })
                 })
                 .collect();
-            records::insert_accounts(tx, &self.inserts, group[0].tables, &accounts)
+            records::insert_accounts(tx, self.inserts, group[0].tables, &accounts)
                 .map_err(|_| ChunkError::AccountFailed)?;
             start += group.len();
         }
@@ -1014,7 +1020,7 @@ impl AccountWrite {
             };
             let account =
                 records::NewAccount { row: item.account, kraken_account_number: &number, created_at: &created_at };
-            records::insert_accounts(tx, &self.inserts, item.tables, &[account])?;
+            records::insert_accounts(tx, self.inserts, item.tables, &[account])?;
             if fails_on_purpose(item) {
                 return Err(rusqlite::Error::InvalidQuery);
             }
