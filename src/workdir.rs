@@ -104,12 +104,11 @@ pub const FAILPOINT_VAR: &str = "FERRY_FAILPOINT";
 /// order makes a run safe to kill, and the lock test to hold a run open.
 pub fn failpoint(name: &str) {
     static HITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let Some(value) = std::env::var_os(FAILPOINT_VAR) else { return };
-    let value = value.to_string_lossy();
-    let (point, action) = value.split_once('=').unwrap_or((&value, "abort"));
+    let Some((point, action)) = failpoint_setting() else { return };
     if point != name {
         return;
     }
+    let action = action.as_deref().unwrap_or("abort");
     if let Some(ms) = action.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
         return;
@@ -126,7 +125,22 @@ pub fn failpoint(name: &str) {
 /// True when `FERRY_FAILPOINT` is `NAME=KEY` for this point and key: a test makes one
 /// chosen item fail (the account `KEY` of a create chunk, say) to check that nothing else does.
 pub fn failpoint_for(name: &str, key: &str) -> bool {
-    std::env::var(FAILPOINT_VAR).is_ok_and(|v| v.split_once('=') == Some((name, key)))
+    failpoint_setting().is_some_and(|(point, value)| point == name && value.as_deref() == Some(key))
+}
+
+/// `FERRY_FAILPOINT` as (point, what follows `=`), read once: failpoints sit on hot paths
+/// (one per created account).
+fn failpoint_setting() -> Option<&'static (String, Option<String>)> {
+    static SETTING: std::sync::OnceLock<Option<(String, Option<String>)>> = std::sync::OnceLock::new();
+    SETTING
+        .get_or_init(|| {
+            let value = std::env::var_os(FAILPOINT_VAR)?.to_string_lossy().into_owned();
+            Some(match value.split_once('=') {
+                Some((point, action)) => (point.to_owned(), Some(action.to_owned())),
+                None => (value, None),
+            })
+        })
+        .as_ref()
 }
 
 /// Syncs a directory, so that renames inside it are durable.

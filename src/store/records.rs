@@ -135,7 +135,7 @@ pub fn insert_accounts(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
                     Some(format!(
                         "{}: record ids are not consecutive ({last} after {largest} and {done} rows)",
-                        table_name(&inserts.names[t])
+                        insert.table
                     )),
                 ));
             }
@@ -148,12 +148,13 @@ pub fn insert_accounts(
 /// The INSERTs of every record table, in schema order (built once per schema by the store;
 /// the statements themselves are cached by the connection).
 pub struct Inserts {
-    names: Vec<String>,
     tables: Vec<TableInsert>,
 }
 
 /// The INSERTs of one record table.
 struct TableInsert {
+    /// The record table.
+    table: String,
     /// The parent table, for every table but the root.
     parent: Option<usize>,
     /// The largest record id so far (0 in an empty table).
@@ -206,10 +207,11 @@ impl Inserts {
                     parent: table.parent.as_ref().map(|(parent, _)| parent.0),
                     largest_id: format!("SELECT coalesce(max(id), 0) FROM {name}"),
                     by_size,
+                    table: name,
                 }
             })
             .collect();
-        Self { names: schema.tables.iter().map(|t| t.name.clone()).collect(), tables }
+        Self { tables }
     }
 }
 

@@ -127,8 +127,8 @@ pub struct SqliteStore {
     last_version: Option<i64>,
     /// Copies the WAL into the database on its own thread while create writes chunks.
     checkpointer: Option<Checkpointer>,
-    /// The record tables' INSERTs, made once per schema (by its hash) rather than per chunk.
-    inserts: Option<(String, records::Inserts)>,
+    /// The statements create writes accounts with, made once per schema rather than per chunk.
+    account_write: Option<AccountWrite>,
 }
 
 /// A thread with its own connection that checkpoints the WAL every few milliseconds, so that
@@ -203,7 +203,7 @@ impl SqliteStore {
         // Savepoints (one per created account, when a create chunk is written again after a
         // failing account) journal to temporary storage: memory.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
-        let mut store = Self { conn, path, last_version: None, checkpointer: None, inserts: None };
+        let mut store = Self { conn, path, last_version: None, checkpointer: None, account_write: None };
         store.migrate()?;
         Ok(store)
     }
@@ -869,19 +869,11 @@ impl SqliteStore {
         dry_run: bool,
         isolation: Isolation,
     ) -> Result<Vec<CreateResult>, ChunkError> {
-        if self.inserts.as_ref().is_none_or(|(hash, _)| *hash != schema.hash) {
-            self.inserts = Some((schema.hash.clone(), records::Inserts::new(schema)));
+        if self.account_write.as_ref().is_none_or(|w| w.schema_hash != schema.hash) {
+            self.account_write = Some(AccountWrite::new(schema));
         }
-        let inserts = &self.inserts.as_ref().expect("made above").1;
+        let write = self.account_write.as_ref().expect("made above");
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let write = AccountWrite {
-            inserts,
-            taken_sql: format!(
-                "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
-                     OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
-                records::table_name(&schema.tables[0].name)
-            ),
-        };
         let written = match isolation {
             Isolation::Chunk => write.together(&tx, items)?,
             Isolation::Account => {
@@ -925,9 +917,10 @@ impl SqliteStore {
     }
 }
 
-/// What every account of a chunk is written with.
-struct AccountWrite<'a> {
-    inserts: &'a records::Inserts,
+/// The statements every account of a chunk is written with, for one schema.
+struct AccountWrite {
+    schema_hash: String,
+    inserts: records::Inserts,
     /// Whether an account number is in use.
     taken_sql: String,
 }
@@ -944,7 +937,19 @@ enum Written {
     Rejected(rusqlite::Error),
 }
 
-impl AccountWrite<'_> {
+impl AccountWrite {
+    fn new(schema: &crate::schema::Schema) -> Self {
+        Self {
+            schema_hash: schema.hash.clone(),
+            inserts: records::Inserts::new(schema),
+            taken_sql: format!(
+                "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
+                     OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
+                records::table_name(&schema.tables[0].name)
+            ),
+        }
+    }
+
     /// Draws an account number not in use and marks the account's process IMPORTED with it
     /// (and the creation time); `None` if the process is no longer STAGED.
     fn claim(&self, tx: &Connection, item: &CreateItem<'_>) -> rusqlite::Result<Option<(String, String)>> {
@@ -988,7 +993,7 @@ impl AccountWrite<'_> {
                     Some(records::NewAccount { row: item.account, kraken_account_number: number, created_at })
                 })
                 .collect();
-            records::insert_accounts(tx, self.inserts, group[0].tables, &accounts)
+            records::insert_accounts(tx, &self.inserts, group[0].tables, &accounts)
                 .map_err(|_| ChunkError::AccountFailed)?;
             start += group.len();
         }
@@ -1020,7 +1025,7 @@ impl AccountWrite<'_> {
             };
             let account =
                 records::NewAccount { row: item.account, kraken_account_number: &number, created_at: &created_at };
-            records::insert_accounts(tx, self.inserts, item.tables, &[account])?;
+            records::insert_accounts(tx, &self.inserts, item.tables, &[account])?;
             if fails_on_purpose(item) {
                 return Err(rusqlite::Error::InvalidQuery);
             }
