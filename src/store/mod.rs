@@ -8,6 +8,7 @@
 
 pub mod records;
 pub mod sqlite;
+mod statement;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -12,8 +12,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, ToSql, params_from_iter};
+use rusqlite::Connection;
+
+use super::statement::{Statement, Value};
 
 use crate::ingest::{ACCOUNT, INDEX, KEY_COLUMNS, PARENT, arrow_schemas};
 use crate::schema::Schema;
@@ -90,7 +91,7 @@ pub fn insert_accounts(
     debug_assert!(roots.is_sorted(), "accounts come in window order");
     // Per table: the window rows written, ascending; the record id of rows[k] is first + k.
     let mut written: Vec<(Vec<usize>, i64)> = Vec::with_capacity(tables.len());
-    let mut cells: Vec<Cell<'_>> = Vec::new();
+    let mut cells: Vec<Value<'_>> = Vec::new();
     for (t, batch) in tables.iter().enumerate() {
         let insert = &inserts.tables[t];
         let key = |name| batch.column_by_name(name).expect("key column").as_primitive::<UInt32Type>();
@@ -110,24 +111,24 @@ pub fn insert_accounts(
         let largest: i64 = conn.prepare_cached(&insert.largest_id)?.query_row([], |r| r.get(0))?;
         let mut done = 0;
         while done < rows.len() {
-            let (size, sql) = insert.statement_for(rows.len() - done);
+            let (size, statement) = insert.statement_for(rows.len() - done);
             cells.clear();
             for (k, &row) in rows[done..done + size].iter().enumerate() {
                 match insert.parent {
                     None => {
                         let account = &accounts[done + k];
-                        cells.push(Cell::Text(account.kraken_account_number));
-                        cells.push(Cell::Text(account.created_at));
+                        cells.push(Value::Text(account.kraken_account_number));
+                        cells.push(Value::Text(account.created_at));
                     }
                     Some(parent) => {
-                        cells.push(Cell::Integer(id_of(0, owners[row] as usize)));
-                        cells.push(Cell::Integer(id_of(parent, parents.value(row) as usize)));
-                        cells.push(Cell::Integer(i64::from(index.value(row))));
+                        cells.push(Value::Integer(id_of(0, owners[row] as usize)));
+                        cells.push(Value::Integer(id_of(parent, parents.value(row) as usize)));
+                        cells.push(Value::Integer(i64::from(index.value(row))));
                     }
                 }
                 cells.extend(data.iter().map(|c| cell(c, row)));
             }
-            conn.prepare_cached(sql)?.execute(params_from_iter(&cells))?;
+            statement.execute(conn, &cells)?;
             done += size;
             let last = conn.last_insert_rowid();
             if largest.checked_add(done as i64) != Some(last) {
@@ -145,8 +146,8 @@ pub fn insert_accounts(
     Ok(())
 }
 
-/// The INSERTs of every record table, in schema order (built once per schema by the store;
-/// the statements themselves are cached by the connection).
+/// The INSERTs of every record table, in schema order, prepared once per schema and
+/// connection by the store.
 pub struct Inserts {
     tables: Vec<TableInsert>,
 }
@@ -160,7 +161,7 @@ struct TableInsert {
     /// The largest record id so far (0 in an empty table).
     largest_id: String,
     /// An INSERT of this many rows, largest first; the last is of one row.
-    by_size: Vec<(usize, String)>,
+    by_size: Vec<(usize, Statement)>,
 }
 
 /// The row counts of the multi-row INSERTs: one statement's fixed costs (cursors, foreign key
@@ -169,14 +170,15 @@ const BATCH_SIZES: [usize; 4] = [64, 16, 4, 1];
 
 impl TableInsert {
     /// The largest INSERT that `remaining` rows fill, and its size.
-    fn statement_for(&self, remaining: usize) -> (usize, &str) {
-        let (size, sql) = self.by_size.iter().find(|(size, _)| *size <= remaining).expect("a one-row insert");
-        (*size, sql)
+    fn statement_for(&self, remaining: usize) -> (usize, &Statement) {
+        let (size, statement) = self.by_size.iter().find(|(size, _)| *size <= remaining).expect("a one-row insert");
+        (*size, statement)
     }
 }
 
 impl Inserts {
-    pub fn new(schema: &Schema) -> Self {
+    /// Prepares the INSERTs of `schema`'s record tables (which exist) on `conn`.
+    pub fn new(conn: &Connection, schema: &Schema) -> rusqlite::Result<Self> {
         let tables = schema
             .tables
             .iter()
@@ -193,54 +195,35 @@ impl Inserts {
                 let by_size = BATCH_SIZES
                     .iter()
                     .map(|&n| {
-                        (
-                            n,
-                            format!(
-                                "INSERT INTO {name} ({}) VALUES {}",
-                                columns.join(", "),
-                                vec![row.as_str(); n].join(", ")
-                            ),
-                        )
+                        let sql = format!(
+                            "INSERT INTO {name} ({}) VALUES {}",
+                            columns.join(", "),
+                            vec![row.as_str(); n].join(", ")
+                        );
+                        Ok((n, Statement::prepare(conn, &sql)?))
                     })
-                    .collect();
-                TableInsert {
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(TableInsert {
                     parent: table.parent.as_ref().map(|(parent, _)| parent.0),
                     largest_id: format!("SELECT coalesce(max(id), 0) FROM {name}"),
                     by_size,
                     table: name,
-                }
+                })
             })
-            .collect();
-        Self { tables }
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Self { tables })
     }
 }
 
-/// One bound value, borrowing text from the batch instead of copying it.
-enum Cell<'a> {
-    Null,
-    Integer(i64),
-    Text(&'a str),
-}
-
-impl ToSql for Cell<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Cell::Null => ToSqlOutput::Owned(Value::Null),
-            Cell::Integer(i) => ToSqlOutput::Owned(Value::Integer(*i)),
-            Cell::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
-        })
-    }
-}
-
-fn cell(column: &arrow_array::ArrayRef, row: usize) -> Cell<'_> {
+fn cell(column: &arrow_array::ArrayRef, row: usize) -> Value<'_> {
     if column.is_null(row) {
-        return Cell::Null;
+        return Value::Null;
     }
     match column.data_type() {
-        DataType::Utf8 => Cell::Text(column.as_string::<i32>().value(row)),
-        DataType::Boolean => Cell::Integer(i64::from(column.as_boolean().value(row))),
-        DataType::Int64 => Cell::Integer(column.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt32 => Cell::Integer(i64::from(column.as_primitive::<UInt32Type>().value(row))),
+        DataType::Utf8 => Value::Text(column.as_string::<i32>().value(row)),
+        DataType::Boolean => Value::Integer(i64::from(column.as_boolean().value(row))),
+        DataType::Int64 => Value::Integer(column.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt32 => Value::Integer(i64::from(column.as_primitive::<UInt32Type>().value(row))),
         other => unreachable!("flattened text tables have no {other} columns"),
     }
 }
@@ -290,7 +273,7 @@ fields = [{ name = "s", type = "string" }]
     #[test]
     fn every_row_of_the_chosen_accounts_hangs_from_its_own_parent() {
         let (schema, conn, tables) = setup();
-        let inserts = Inserts::new(&schema);
+        let inserts = Inserts::new(&conn, &schema).unwrap();
         // An account written before, so that ids do not start at 1.
         insert_accounts(&conn, &inserts, &tables, &[account(1, "A-00000001")]).unwrap();
         insert_accounts(&conn, &inserts, &tables, &[account(0, "A-00000002"), account(2, "A-00000003")]).unwrap();
@@ -317,7 +300,7 @@ fields = [{ name = "s", type = "string" }]
     #[test]
     fn ids_that_are_not_consecutive_are_an_error_not_a_wrong_parent() {
         let (schema, conn, tables) = setup();
-        let inserts = Inserts::new(&schema);
+        let inserts = Inserts::new(&conn, &schema).unwrap();
         insert_accounts(&conn, &inserts, &tables, &[account(1, "A-00000001")]).unwrap();
         // At the largest rowid SQLite draws new ones at random.
         conn.execute(

@@ -131,6 +131,13 @@ pub struct SqliteStore {
     account_write: Option<AccountWrite>,
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Its prepared statements are finalized while the connection is still open.
+        self.account_write = None;
+    }
+}
+
 /// A thread with its own connection that checkpoints the WAL every few milliseconds, so that
 /// the writer seldom stops to do it (a checkpoint was a sixth of the writer's time in create).
 /// Passive checkpoints never block the writer. But the WAL starts again from its beginning
@@ -870,7 +877,8 @@ impl SqliteStore {
         isolation: Isolation,
     ) -> Result<Vec<CreateResult>, ChunkError> {
         if self.account_write.as_ref().is_none_or(|w| w.schema_hash != schema.hash) {
-            self.account_write = Some(AccountWrite::new(schema));
+            self.account_write = None;
+            self.account_write = Some(AccountWrite::new(&self.conn, schema)?);
         }
         let write = self.account_write.as_ref().expect("made above");
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -938,16 +946,16 @@ enum Written {
 }
 
 impl AccountWrite {
-    fn new(schema: &crate::schema::Schema) -> Self {
-        Self {
+    fn new(conn: &Connection, schema: &crate::schema::Schema) -> rusqlite::Result<Self> {
+        Ok(Self {
             schema_hash: schema.hash.clone(),
-            inserts: records::Inserts::new(schema),
+            inserts: records::Inserts::new(conn, schema)?,
             taken_sql: format!(
                 "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = ?1)
                      OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = ?1)",
                 records::table_name(&schema.tables[0].name)
             ),
-        }
+        })
     }
 
     /// Draws an account number not in use and marks the account's process IMPORTED with it
