@@ -204,9 +204,10 @@ impl SqliteStore {
         // A create chunk or a stage run writes many pages in one transaction: keep them in
         // memory (64 MiB) rather than spilling them to the WAL before the commit.
         conn.pragma_update(None, "cache_size", -65536).map_err(err)?;
-        // Four cached INSERTs per record table (about 30 tables: 1, 4, 16 and 64 rows) and the
-        // store's own: far more than rusqlite's default 16, which would re-parse them.
-        conn.set_prepared_statement_cache_capacity(256);
+        // The store's own statements and create's per-table id queries (about 30 record
+        // tables): more than rusqlite's default 16, which would re-parse them. (The record
+        // INSERTs are prepared by the store itself: see `statement`.)
+        conn.set_prepared_statement_cache_capacity(128);
         // Savepoints (one per created account, when a create chunk is written again after a
         // failing account) journal to temporary storage: memory.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
