@@ -161,7 +161,8 @@ pub struct StageArgs {
 ///
 /// Accounts are created in chunks of --concurrency (at most 40), one transaction per chunk:
 /// one failing account never undoes another (its chunk is written again account by account,
-/// and only the failing one is undone), and a killed run leaves no half-created account. Running it again creates what is still pending, never twice.
+/// and only the failing one is undone), and a killed run leaves no half-created account.
+/// Running it again creates what is still pending, never twice.
 ///
 /// Exits 0 when every selected account was created, 1 when any got a 400.
 #[derive(Debug, Args)]

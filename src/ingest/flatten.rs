@@ -597,12 +597,6 @@ mod tests {
     use super::*;
     use crate::ingest::arrow_schemas;
 
-    const TINY: &str = r#"
-name = "tiny"
-version = 1
-root = "things"
-"#;
-
     const TINY_TABLES: &str = r#"
 name_missing = "error"
 
@@ -633,8 +627,7 @@ value = { type = "string", req = true }
 "#;
 
     fn run(input: &str) -> (Schema, ChunkOutput) {
-        let text = format!("{TINY}{}{TINY_TABLES}", crate::schema::engine_rules_for_tests());
-        let schema = Schema::from_str("tiny.toml", &text).expect("the test schema is valid");
+        let schema = crate::schema::tiny_schema_for_tests(TINY_TABLES);
         let arrow = arrow_schemas(&schema);
         let out = flatten_chunk(&schema, &arrow, &Chunk::Lines { first_line: 1, bytes: input.as_bytes().to_vec() });
         (schema, out)

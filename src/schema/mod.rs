@@ -366,6 +366,11 @@ impl Schema {
     }
 }
 
+/// The columns an account record (`ferry create`) has of its own, before its fields': a root
+/// record's, and a list element's. No field may take one of these names.
+pub const RECORD_ROOT_COLUMNS: [&str; 3] = ["id", "kraken_account_number", "created_at"];
+pub const RECORD_LIST_COLUMNS: [&str; 4] = ["id", "account_id", "parent_id", "position"];
+
 /// The text of `schemas/account.toml`, the default schema.
 pub const BUILTIN_SCHEMA: &str = include_str!("../../schemas/account.toml");
 
@@ -378,6 +383,14 @@ pub(crate) fn engine_rules_for_tests() -> String {
         out.push_str(&format!("{code} = \"{severity}\"\n"));
     }
     out
+}
+
+/// A test schema, "tiny", rooted at `things`: the engine rules, then `rest` (more rules, then
+/// the tables).
+#[cfg(test)]
+pub(crate) fn tiny_schema_for_tests(rest: &str) -> Schema {
+    let text = format!("name = \"tiny\"\nversion = 1\nroot = \"things\"\n{}{rest}", engine_rules_for_tests());
+    Schema::from_str("tiny.toml", &text).expect("the test schema is valid")
 }
 
 #[cfg(test)]

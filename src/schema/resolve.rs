@@ -252,11 +252,7 @@ impl<'a> Resolver<'a> {
         };
         if prefix.is_empty() {
             // Account records (`ferry create`) have columns of their own beside the fields'.
-            let own: &[&str] = if table.0 == 0 {
-                &["id", "kraken_account_number", "created_at"]
-            } else {
-                &["id", "account_id", "parent_id", "position"]
-            };
+            let own: &[&str] = if table.0 == 0 { &super::RECORD_ROOT_COLUMNS } else { &super::RECORD_LIST_COLUMNS };
             if let Some(taken) = own.iter().find(|c| c.eq_ignore_ascii_case(&name)) {
                 let span = raw.name.as_ref().map_or(raw.span.clone(), |n| n.span.clone());
                 self.problems.push(

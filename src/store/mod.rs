@@ -268,8 +268,9 @@ pub trait Store {
     ) -> Result<RunStart, StoreError>;
     /// One run, by id.
     fn run(&self, id: &str) -> Result<Option<Run>, StoreError>;
-    /// The processes whose latest create outcome in `run_id` failed (a 4xx, or an interrupted 500), optionally
-    /// only with one of `codes`, with how many create attempts each has had in all.
+    /// The processes whose latest create outcome in `run_id` failed (a 4xx, or an interrupted
+    /// 500), optionally only with one of `codes`, with how many create attempts each has had
+    /// in all.
     fn failed_in_run(&self, run_id: &str, codes: Option<&[String]>) -> Result<Vec<(String, String, u32)>, StoreError>;
     /// Runs that never finished (crashed or killed), oldest first.
     fn unfinished_runs(&self) -> Result<Vec<Run>, StoreError>;

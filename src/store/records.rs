@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use super::statement::{Statement, Value};
 
 use crate::ingest::{ACCOUNT, INDEX, KEY_COLUMNS, PARENT, arrow_schemas};
-use crate::schema::Schema;
+use crate::schema::{RECORD_LIST_COLUMNS, RECORD_ROOT_COLUMNS, Schema};
 
 /// The record table of a schema table.
 pub fn table_name(table: &str) -> String {
@@ -183,11 +183,8 @@ impl Inserts {
             .tables
             .iter()
             .map(|table| {
-                let lead = if table.parent.is_none() {
-                    ["kraken_account_number", "created_at"].as_slice()
-                } else {
-                    ["account_id", "parent_id", "position"].as_slice()
-                };
+                // Every own column but `id`, which SQLite assigns.
+                let lead = if table.parent.is_none() { &RECORD_ROOT_COLUMNS[1..] } else { &RECORD_LIST_COLUMNS[1..] };
                 let columns: Vec<String> =
                     lead.iter().map(|l| (*l).to_owned()).chain(table.columns.iter().map(|c| quoted(&c.name))).collect();
                 let row = format!("({})", vec!["?"; columns.len()].join(", "));
@@ -233,11 +230,7 @@ mod tests {
     use super::*;
     use crate::ingest::{Chunk, flatten_chunk};
 
-    const SCHEMA: &str = r#"
-name = "tiny"
-version = 1
-root = "things"
-
+    const TABLES: &str = r#"
 [tables.things]
 fields = [{ name = "code", type = "string", req = true }, { name = "parts", type = "list(parts)" }]
 
@@ -250,8 +243,7 @@ fields = [{ name = "s", type = "string" }]
 
     /// The tiny schema, its record tables in a new store, and three accounts flattened.
     fn setup() -> (Schema, Connection, Vec<RecordBatch>) {
-        let schema = Schema::from_str("tiny.toml", &format!("{SCHEMA}{}", crate::schema::engine_rules_for_tests()))
-            .expect("the test schema is valid");
+        let schema = crate::schema::tiny_schema_for_tests(TABLES);
         let lines = [
             r#"{"code":"a","parts":[{"p":"a0","subs":[{"s":"a00"}]},{"p":"a1","subs":[{"s":"a10"},{"s":"a11"}]}]}"#,
             r#"{"code":"b","parts":[{"p":"b0","subs":[{"s":"b00"}]}]}"#,
