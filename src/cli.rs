@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `ferry --version`: the version and the references the identifier checks agree with.
+static VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{} ({})", env!("CARGO_PKG_VERSION"), *crate::identifiers::REFERENCES));
+
 /// ferry moves a legacy energy supplier's customer accounts onto a Kraken-style platform.
 ///
 /// It reads NDJSON dumps of accounts (one JSON object per line, plain, .gz or .zst),
@@ -13,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes: 0 all good; 1 the command completed but the data has errors; 2 usage,
 /// configuration or I/O error.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, max_term_width = 100)]
+#[command(name = "ferry", version = VERSION.as_str(), max_term_width = 100)]
 #[command(
     after_help = "Example:\n  ferry generate --accounts 1000 --out dump.ndjson\n  ferry flatten dump.ndjson --out ferry-data/dump"
 )]

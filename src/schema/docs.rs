@@ -21,6 +21,7 @@ pub fn markdown(schema: &Schema) -> String {
         out,
         "Presence: **req** must be present and not null; **opt** may be absent; *null ok* may be null.\n"
     );
+    let _ = writeln!(out, "Identifier checks: {}.\n", *crate::identifiers::REFERENCES);
     for table in &schema.tables {
         let rows = match &table.parent {
             Some((parent, list)) => format!("One row per element of `{}.{list}`.", schema.table(*parent).name),

@@ -32,6 +32,16 @@ fn help_texts_say_what_and_show_an_example() {
 }
 
 #[test]
+fn version_names_the_references_of_the_identifier_checks() {
+    let run = ferry(&["--version"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.starts_with(&format!("ferry {}", env!("CARGO_PKG_VERSION"))), "{}", run.stdout);
+    for part in ["libphonenumber metadata 9.0.42", "SWIFT IBAN registry release 101", "Django's EmailValidator"] {
+        assert!(run.stdout.contains(part), "{part} missing from {}", run.stdout);
+    }
+}
+
+#[test]
 fn usage_errors_exit_2() {
     assert_eq!(ferry(&["no-such-command"]).code, 2);
     assert_eq!(ferry(&["flatten"]).code, 2);
