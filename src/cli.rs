@@ -145,9 +145,8 @@ pub struct ReportArgs {
 pub struct StageArgs {
     /// The NDJSON dump: .ndjson, .ndjson.gz or .ndjson.zst.
     pub dump: PathBuf,
-    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
-    #[arg(long, value_name = "DATE")]
-    pub today: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
     #[command(flatten)]
@@ -201,12 +200,24 @@ pub struct CreateOptions {
     /// Accounts in flight at once (1 to 40, the platform's limit).
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
     pub concurrency: u32,
-    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
-    #[arg(long, value_name = "DATE")]
-    pub today: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
     /// Schema file; defaults to the built-in schemas/account.toml.
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
+}
+
+/// The reference date and timezone of the rules, for every command that reads dates.
+#[derive(Debug, Args)]
+pub struct ReferenceArgs {
+    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in the timezone.
+    /// Fix it for reproducible runs.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
+    /// The timezone naive datetimes are read in and "today" is taken in (an IANA name);
+    /// defaults to Europe/Berlin (for `ferry reprocess`: the timezone of the run it re-runs).
+    #[arg(long, value_name = "TZ", value_parser = crate::settings::parse_timezone)]
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// Create again exactly the accounts whose creation failed in an earlier run.
@@ -452,10 +463,8 @@ pub struct ValidateArgs {
     /// What to print on stdout, one JSON object per line.
     #[arg(long, value_enum, default_value_t = Emit::None)]
     pub emit: Emit,
-    /// The reference date for "in the future" (YYYY-MM-DD); defaults to today in Europe/Berlin.
-    /// Fix it for reproducible runs.
-    #[arg(long, value_name = "DATE")]
-    pub today: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
 }
@@ -481,7 +490,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Bytes of input per parallel chunk (cut at the next newline).
-    #[arg(long, value_name = "BYTES", default_value_t = 2 << 20, hide_short_help = true)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::settings::DEFAULT_CHUNK_SIZE, hide_short_help = true)]
     pub chunk_size: usize,
 }
 

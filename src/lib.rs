@@ -31,6 +31,7 @@ pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod schema;
+pub mod settings;
 pub mod stage;
 pub mod store;
 pub mod validation;

@@ -18,6 +18,7 @@ use crate::findings::Finding;
 use crate::outcome::failed_validation_body;
 use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
+use crate::settings::Settings;
 use crate::stage::read::{StagedReader, to_text};
 use crate::store::sqlite::{SqliteStore, new_run_id, now};
 use crate::store::{AuditRecord, CreateItem, ProcessStatus, StagedRef, Store};
@@ -30,8 +31,8 @@ const COMMAND: &str = "create";
 const WINDOW: u64 = 256;
 
 pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
-    let schema = super::load_schema(args.create.schema.as_deref())?;
-    let ctx = RuleContext::new(args.create.today, chrono_tz::Europe::Berlin);
+    let schema = crate::settings::load_schema(args.create.schema.as_deref())?;
+    let settings = Settings::new(schema, args.create.reference.today, args.create.reference.timezone);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = lock_for_creating(&wd, COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -48,7 +49,7 @@ pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
         concurrency: args.create.concurrency as usize,
         parent: None,
     };
-    Ok(create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.counts.exit())
+    Ok(create(&settings, &wd, &mut store, &mut lock, &job)?.counts.exit())
 }
 
 /// Takes the work directory's lock for a create or reprocess run. When another create run
@@ -98,13 +99,13 @@ fn read_accounts(path: &std::path::Path) -> Result<Vec<String>, Error> {
 
 /// Creates the job's accounts as one run; returns its outcome counts.
 pub(super) fn create(
-    schema: &crate::schema::Schema,
-    ctx: &RuleContext,
+    settings: &Settings,
     wd: &Workdir,
     store: &mut SqliteStore,
     lock: &mut crate::workdir::WorkdirLock,
     job: &Job<'_>,
 ) -> Result<Created, Error> {
+    let (schema, ctx) = (&settings.schema, &settings.rules);
     store.ensure_record_tables(schema)?;
     let supplier = job.supplier;
     let (run_id, resumed) = if job.dry_run {
@@ -117,7 +118,10 @@ pub(super) fn create(
                 job.command, job.team, job.accounts, job.parent, schema.hash
             ))
         );
-        let run_args = serde_json::json!({ "supplier": supplier, "team": job.team }).to_string();
+        // The timezone is recorded so that `ferry reprocess` re-validates in the same one.
+        let run_args =
+            serde_json::json!({ "supplier": supplier, "team": job.team, "timezone": settings.timezone().name() })
+                .to_string();
         let start = store.begin_run(job.command, &fingerprint, &run_args, job.parent)?;
         if start.resumed {
             eprintln!("resuming run {}: accounts it created stay created; the rest are created now", start.run.id);

@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Outcome};
-use crate::schema::Schema;
+use crate::settings::Settings;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
@@ -46,14 +46,6 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     }
 }
 
-/// The schema named on the command line, or the built-in one.
-fn load_schema(path: Option<&Path>) -> Result<Schema, Error> {
-    match path {
-        Some(p) => Ok(Schema::load(p)?),
-        None => Ok(Schema::builtin()),
-    }
-}
-
 /// A rayon pool with `threads` workers (all cores by default).
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
     if threads == Some(0) {
@@ -74,10 +66,10 @@ struct DumpInput {
 }
 
 impl DumpInput {
-    fn open(ingest: &crate::cli::IngestArgs, dump: &Path) -> Result<Self, Error> {
-        let pool = thread_pool(ingest.threads)?;
+    fn open(settings: &Settings, dump: &Path) -> Result<Self, Error> {
+        let pool = thread_pool(settings.threads)?;
         let mut options = crate::ingest::IngestOptions::for_threads(pool.current_num_threads());
-        options.chunk_size = ingest.chunk_size.max(1);
+        options.chunk_size = settings.chunk_size;
         let size = fs_err::metadata(dump)?.len();
         let reader = crate::ingest::DumpReader::open(dump, options.chunk_size)?;
         Ok(Self { pool, options, reader, size })

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::cli::ReprocessArgs;
 use crate::error::{Error, Outcome};
-use crate::rules::RuleContext;
+use crate::settings::Settings;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::workdir::Workdir;
@@ -12,8 +12,6 @@ use crate::workdir::Workdir;
 use super::create::{Job, create};
 
 pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
-    let schema = super::load_schema(args.create.schema.as_deref())?;
-    let ctx = RuleContext::new(args.create.today, chrono_tz::Europe::Berlin);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = super::create::lock_for_creating(&wd, "reprocess")?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -34,6 +32,17 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
     }
     let recorded: serde_json::Value =
         parent.args.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
+    // The rules run in the timezone the parent run used, unless --timezone says otherwise.
+    let timezone = match (args.create.reference.timezone, recorded["timezone"].as_str()) {
+        (Some(tz), _) => Some(tz),
+        (None, Some(name)) => Some(
+            crate::settings::parse_timezone(name)
+                .map_err(|e| Error::usage(format!("run {} recorded {e}", parent.id), Some("pass --timezone")))?,
+        ),
+        (None, None) => None,
+    };
+    let schema = crate::settings::load_schema(args.create.schema.as_deref())?;
+    let settings = Settings::new(schema, args.create.reference.today, timezone);
     let team = match (&args.team, recorded["team"].as_str()) {
         (Some(team), _) => team.clone(),
         (None, Some(team)) => team.to_owned(),
@@ -63,8 +72,7 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
         eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
         let only = crate::stage::AccountFilter::keys(keys);
-        let ingest = crate::cli::IngestArgs { schema: args.create.schema.clone(), threads: None, chunk_size: 2 << 20 };
-        if super::stage::stage(&schema, &ctx, &wd, &mut store, &mut lock, dump, &ingest, Some(&only))?.counts.exit()
+        if super::stage::stage(&settings, &wd, &mut store, &mut lock, dump, Some(&only))?.counts.exit()
             == Outcome::Rejected
         {
             outcome = Outcome::Rejected;
@@ -81,7 +89,7 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
             concurrency: args.create.concurrency as usize,
             parent: Some(&parent.id),
         };
-        if create(&schema, &ctx, &wd, &mut store, &mut lock, &job)?.counts.exit() == Outcome::Rejected {
+        if create(&settings, &wd, &mut store, &mut lock, &job)?.counts.exit() == Outcome::Rejected {
             outcome = Outcome::Rejected;
         }
     }

@@ -7,14 +7,13 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::{Emit, IngestArgs, RunArgs};
+use crate::cli::{Emit, RunArgs};
 use crate::error::{Error, Outcome};
 use crate::outcome::FAILED_VALIDATION;
 use crate::pipeline::manifest::{Funnel, Input, Manifest, Named, OutcomeCount, Step, ThresholdCheck};
 use crate::pipeline::{Pipeline, Stage};
 use crate::report;
-use crate::rules::RuleContext;
-use crate::schema::Schema;
+use crate::settings::Settings;
 use crate::stage::AccountFilter;
 use crate::store::Store;
 use crate::store::sqlite::{SqliteStore, new_run_id, now};
@@ -28,8 +27,9 @@ const ALREADY_IMPORTED: &str = "account_import_process_already_imported";
 pub fn run(args: RunArgs) -> Result<Outcome, Error> {
     let started = Instant::now();
     let pipeline = Pipeline::load(&args.pipeline)?;
-    let schema = pipeline.load_schema()?;
-    let ctx = RuleContext::new(args.today, pipeline.timezone);
+    let settings = Settings::new(pipeline.load_schema()?, args.today, Some(pipeline.timezone))
+        .with_ingest(args.threads, crate::settings::DEFAULT_CHUNK_SIZE);
+    let (schema, ctx) = (&settings.schema, &settings.rules);
     let wd = Workdir::new(&pipeline.workdir);
     let mut lock = wd.lock("run")?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -50,14 +50,12 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
         let files = files.clone();
         std::thread::spawn(move || files.iter().map(|f| input(f)).collect::<Result<Vec<Input>, Error>>())
     };
-    let ingest = IngestArgs { schema: None, threads: args.threads, chunk_size: 2 << 20 };
     let mut steps = Vec::new();
     if pipeline.runs(Stage::Stage) {
         for file in &files {
             eprintln!("run {run_id}: stage {}", file.display());
             let t = Instant::now();
-            let staged =
-                super::stage::stage(&schema, &ctx, &wd, &mut store, &mut lock, file, &ingest, filter.as_ref())?;
+            let staged = super::stage::stage(&settings, &wd, &mut store, &mut lock, file, filter.as_ref())?;
             steps.push(Step {
                 stage: Stage::Stage.as_str().to_owned(),
                 input: Some(file.display().to_string()),
@@ -73,8 +71,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
             eprintln!("run {run_id}: validate {}", file.display());
             let t = Instant::now();
             let dir = format!("runs/{run_id}/validate-{}", i + 1);
-            let tally =
-                super::validate::validate_dump(&schema, &ctx, file, &ingest, Some(&wd.root.join(&dir)), Emit::None)?;
+            let tally = super::validate::validate_dump(&settings, file, Some(&wd.root.join(&dir)), Emit::None)?;
             let mut outcomes = vec![OutcomeCount {
                 status: 200,
                 outcome: "valid".to_owned(),
@@ -99,7 +96,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
         }
     }
     if pipeline.runs(Stage::Create) {
-        create_all(&pipeline, &schema, &ctx, &wd, &mut store, &mut lock, filter.as_ref(), &run_id, &mut steps)?;
+        create_all(&pipeline, &settings, &wd, &mut store, &mut lock, filter.as_ref(), &run_id, &mut steps)?;
     }
     let inputs = hashing.join().expect("hashing does not panic")?;
     let funnel = funnel(&steps, pipeline.create.dry_run);
@@ -238,8 +235,7 @@ fn failed_in(wd: &Workdir, store: &SqliteStore, run_id: &str) -> Result<HashSet<
 #[allow(clippy::too_many_arguments)]
 fn create_all(
     pipeline: &Pipeline,
-    schema: &Schema,
-    ctx: &RuleContext,
+    settings: &Settings,
     wd: &Workdir,
     store: &mut SqliteStore,
     lock: &mut crate::workdir::WorkdirLock,
@@ -281,7 +277,7 @@ fn create_all(
             concurrency: options.concurrency as usize,
             parent: None,
         };
-        let created = create(schema, ctx, wd, store, lock, &job)?;
+        let created = create(settings, wd, store, lock, &job)?;
         steps.push(Step {
             stage: Stage::Create.as_str().to_owned(),
             input: None,

@@ -6,7 +6,7 @@ use crate::error::{Error, Outcome};
 pub fn run(args: SchemaArgs) -> Result<Outcome, Error> {
     match args.command {
         SchemaCommand::Check { file } => {
-            let schema = super::load_schema(file.as_deref())?;
+            let schema = crate::settings::load_schema(file.as_deref())?;
             let mut out = format!(
                 "schema {} version {}: {} tables, {} rules, sha256 {}\n",
                 schema.name,
@@ -26,7 +26,7 @@ pub fn run(args: SchemaArgs) -> Result<Outcome, Error> {
             Ok(Outcome::Clean)
         }
         SchemaCommand::Docs { file } => {
-            let schema = super::load_schema(file.as_deref())?;
+            let schema = crate::settings::load_schema(file.as_deref())?;
             print!("{}", crate::schema::docs::markdown(&schema));
             Ok(Outcome::Clean)
         }

@@ -18,13 +18,14 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::{IngestArgs, StageArgs};
+use crate::cli::StageArgs;
 use crate::error::{Error, Outcome};
 use crate::findings;
 use crate::ingest::output::{PendingFile, TableSet, writer_properties};
 use crate::ingest::{arrow_schemas, ingest};
 use crate::rules::RuleContext;
 use crate::schema::Schema;
+use crate::settings::Settings;
 use crate::stage::{AccountFilter, Decision, Stager};
 
 use super::runs::{Counts, finish, recover_interrupted};
@@ -36,12 +37,13 @@ use crate::workdir::{Workdir, failpoint, sync_dir};
 const COMMAND: &str = "stage";
 
 pub fn run(args: StageArgs) -> Result<Outcome, Error> {
-    let schema = super::load_schema(args.ingest.schema.as_deref())?;
-    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
+    let settings = Settings::new(schema, args.reference.today, args.reference.timezone)
+        .with_ingest(args.ingest.threads, args.ingest.chunk_size);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(COMMAND)?;
     let mut store = SqliteStore::open(&wd.root)?;
-    Ok(stage(&schema, &ctx, &wd, &mut store, &mut lock, &args.dump, &args.ingest, None)?.counts.exit())
+    Ok(stage(&settings, &wd, &mut store, &mut lock, &args.dump, None)?.counts.exit())
 }
 
 /// What a stage run came to.
@@ -52,17 +54,15 @@ pub(super) struct Staged {
 
 /// Stages `dump` as one run (or finishes the interrupted run of the same command); with
 /// `only`, every other account of the dump is ignored: no outcome, no finding, no rows.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn stage(
-    schema: &Schema,
-    ctx: &RuleContext,
+    settings: &Settings,
     wd: &Workdir,
     store: &mut SqliteStore,
     lock: &mut crate::workdir::WorkdirLock,
     dump: &Path,
-    ingest: &IngestArgs,
     only: Option<&AccountFilter>,
 ) -> Result<Staged, Error> {
+    let (schema, ctx) = (&settings.schema, &settings.rules);
     let mut fingerprint = fingerprint(dump, schema, ctx)?;
     if let Some(only) = only {
         fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint}\n{}", only.describe()).as_bytes()));
@@ -82,22 +82,20 @@ pub(super) fn stage(
         eprintln!("resuming run {}: it was interrupted before its store changes committed", run.id);
         discard_uncommitted(wd, &run.id)?;
     }
-    let counts = stage_dump(dump, ingest, schema, ctx, wd, store, &run, only)?;
+    let counts = stage_dump(dump, settings, wd, store, &run, only)?;
     Ok(Staged { run_id: run.id, counts })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stage_dump(
     dump: &Path,
-    ingest_args: &IngestArgs,
-    schema: &Schema,
-    ctx: &RuleContext,
+    settings: &Settings,
     wd: &Workdir,
     store: &mut SqliteStore,
     run: &Run,
     only: Option<&AccountFilter>,
 ) -> Result<Counts, Error> {
-    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(ingest_args, dump)?;
+    let (schema, ctx) = (&settings.schema, &settings.rules);
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(settings, dump)?;
     let consumed = reader.progress();
     let stager = Stager::new(schema, ctx, store.stage_snapshot()?, only.cloned());
     let run_dir = wd.run_dir(&run.id);

@@ -13,30 +13,26 @@ use crate::ingest::{Chunk, arrow_schemas, flatten_chunk, ingest};
 use crate::outcome::{self, chunk_outcomes};
 use crate::rules::RuleContext;
 use crate::schema::Schema;
+use crate::settings::Settings;
 use crate::validation::{InputScope, Tally, check_chunk};
 
 pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
-    let schema = super::load_schema(args.ingest.schema.as_deref())?;
-    let ctx = RuleContext::new(args.today, chrono_tz::Europe::Berlin);
+    let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
+    let settings = Settings::new(schema, args.reference.today, args.reference.timezone)
+        .with_ingest(args.ingest.threads, args.ingest.chunk_size);
     if let Some(account) = &args.account {
-        return one_account(&schema, &ctx, account);
+        return one_account(&settings.schema, &settings.rules, account);
     }
     let dump = args.dump.as_deref().expect("clap requires a dump without --account");
-    let tally = validate_dump(&schema, &ctx, dump, &args.ingest, args.out.as_deref(), args.emit)?;
+    let tally = validate_dump(&settings, dump, args.out.as_deref(), args.emit)?;
     Ok(if tally.rejected_lines > 0 { Outcome::Rejected } else { Outcome::Clean })
 }
 
 /// Validates a dump: findings and outcomes to `out` (when given) and to stdout (as `emit`
 /// says), a summary on stderr; returns the tally.
-pub(super) fn validate_dump(
-    schema: &Schema,
-    ctx: &RuleContext,
-    dump: &Path,
-    ingest_args: &crate::cli::IngestArgs,
-    out: Option<&Path>,
-    emit: Emit,
-) -> Result<Tally, Error> {
-    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(ingest_args, dump)?;
+pub(super) fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>, emit: Emit) -> Result<Tally, Error> {
+    let (schema, ctx) = (&settings.schema, &settings.rules);
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(settings, dump)?;
     let consumed = reader.progress();
     let mut files = match out {
         Some(dir) => {

@@ -92,7 +92,7 @@ pub struct IngestOptions {
 
 impl IngestOptions {
     pub fn for_threads(threads: usize) -> Self {
-        Self { chunk_size: 2 << 20, wave: (threads * 4).max(4) }
+        Self { chunk_size: crate::settings::DEFAULT_CHUNK_SIZE, wave: (threads * 4).max(4) }
     }
 }
 

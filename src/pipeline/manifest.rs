@@ -146,6 +146,9 @@ impl Manifest {
                 out.push(Self::read(&path)?);
             }
         }
+        // In the order the runs started (to the millisecond): run ids are only to the second,
+        // and two runs within one second have random suffixes in either order.
+        out.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
         Ok(out)
     }
 }

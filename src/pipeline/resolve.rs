@@ -81,11 +81,11 @@ pub(super) fn resolve(raw: &RawPipeline, base: &Path, problems: &mut Vec<Problem
         },
     };
     let timezone = match &raw.timezone {
-        None => chrono_tz::Europe::Berlin,
+        None => crate::settings::DEFAULT_TIMEZONE,
         Some(tz) => tz.v.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
             let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
             problems.push(Problem::new(tz.span.clone(), format!("unknown timezone `{}`", tz.v)).suggest(&tz.v, names));
-            chrono_tz::Europe::Berlin
+            crate::settings::DEFAULT_TIMEZONE
         }),
     };
     let mut severity = Vec::new();

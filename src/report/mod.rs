@@ -166,9 +166,12 @@ pub fn collect(wd: &Workdir, manifest: &Manifest) -> Result<Report, Error> {
             }
         }
     }
+    // `Manifest::all` is in the order the runs started; run ids alone do not order runs that
+    // started within one second.
+    let key = |m: &Manifest| (m.started_at.clone(), m.run_id.clone());
     let earlier: Vec<Manifest> = Manifest::all(wd)?
         .into_iter()
-        .filter(|m| m.pipeline.name == manifest.pipeline.name && m.run_id < manifest.run_id)
+        .filter(|m| m.pipeline.name == manifest.pipeline.name && key(m) < key(manifest))
         .collect();
     let mut trend: Vec<TrendPoint> = earlier.iter().chain([manifest]).map(trend_point).collect();
     if trend.len() > TREND {

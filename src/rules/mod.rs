@@ -96,7 +96,7 @@ impl<'a> Emitter<'a> {
             supplier: string("import_supplier"),
             number: string("external_account_number"),
             prior: std::collections::HashSet::new(),
-            tz: chrono_tz::Europe::Berlin,
+            tz: crate::settings::DEFAULT_TIMEZONE,
         }
     }
 

@@ -10,6 +10,7 @@ mod invariance;
 mod rules;
 mod run;
 mod schema;
+mod settings;
 mod stage;
 mod store;
 mod validate;
