@@ -24,6 +24,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod findings;
 pub mod generate;
+pub mod guide;
 pub mod identifiers;
 pub mod ingest;
 pub mod outcome;

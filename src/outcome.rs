@@ -92,7 +92,7 @@ pub fn failed_validation_body(findings: &[Finding]) -> String {
 }
 
 /// The code of the validate 400 body.
-pub const FAILED_VALIDATION: &str = "account_failed_validation";
+pub const FAILED_VALIDATION: &str = crate::guide::Code::AccountFailedValidation.as_str();
 
 fn error_entries(findings: &[Finding]) -> (Vec<Value>, Vec<Value>) {
     let entry = |f: &Finding| json!({ "detail": f.detail, "code": f.code, "attr": f.attr });

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::CreateArgs;
 use crate::error::{Error, Outcome};
 use crate::findings::Finding;
+use crate::guide;
 use crate::outcome::failed_validation_body;
 use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
@@ -59,12 +60,8 @@ pub(super) fn lock_for_creating(wd: &Workdir, command: &str) -> Result<crate::wo
     wd.lock(command).inspect_err(|_| {
         let holder = fs_err::read_to_string(wd.root.join("ferry.lock")).unwrap_or_default();
         if ["`ferry create`", "`ferry reprocess`"].iter().any(|c| holder.contains(c)) {
-            let detail = format!(
-                "The concurrency limit is reached: {} Retry once it has finished.",
-                holder.trim().replace("holds the lock", "is creating accounts")
-            );
-            println!("{}", serde_json::json!({ "detail": detail, "code": "concurrency_limit_exceeded" }));
-            eprintln!("429 Too Many Requests");
+            println!("{}", guide::concurrency_limit(&holder.trim().replace("holds the lock", "is creating accounts")));
+            eprintln!("{}", guide::Code::ConcurrencyLimitExceeded.status().line());
         }
     })
 }
@@ -196,17 +193,9 @@ pub(super) fn create(
         })?;
         bar.finish_and_clear();
     } else {
-        let detail = format!("Operations team {:?} does not exist.", job.team);
-        let body = serde_json::json!({ "detail": detail, "code": "operations_team_name_does_not_exist" }).to_string();
+        let body = guide::team_unknown(job.team);
         for s in selected {
-            early.push(audit(
-                &run_id,
-                &s.external_account_number,
-                supplier,
-                400,
-                "operations_team_name_does_not_exist",
-                &body,
-            ));
+            early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
         }
     }
     let rows = if job.dry_run {
@@ -258,38 +247,22 @@ fn select(
             continue;
         }
         let (code, body) = match store.process(supplier, ext)? {
-            Some(p) if p.status == ProcessStatus::Imported => (
-                "account_import_process_already_imported",
-                serde_json::json!({
-                    "detail": format!("Account {ext} has already been imported."),
-                    "code": "account_import_process_already_imported",
-                    "external_account_number": ext,
-                    "kraken_account_number": p.kraken_account_number,
-                }),
-            ),
-            Some(p) if p.status == ProcessStatus::Skipped => (
-                "account_import_process_skipped",
-                serde_json::json!({
-                    "detail": format!("Account {ext} is marked to be skipped."),
-                    "code": "account_import_process_skipped",
-                }),
-            ),
+            Some(p) if p.status == ProcessStatus::Imported => {
+                (guide::Code::AlreadyImported, guide::already_imported(ext, p.kraken_account_number.as_deref()))
+            }
+            Some(p) if p.status == ProcessStatus::Skipped => (guide::Code::Skipped, guide::skipped(ext)),
             // Listed twice: the first mention is being created.
             Some(_) => continue,
-            None => (
-                "import_process_does_not_exist",
-                serde_json::json!({
-                    "detail": format!("No staged data for account {ext} of import supplier {supplier}."),
-                    "code": "import_process_does_not_exist",
-                }),
-            ),
+            None => (guide::Code::NotStaged, guide::not_staged(ext, supplier)),
         };
-        early.push(audit("", ext, supplier, 400, code, &body.to_string()));
+        early.push(audit("", ext, supplier, code, &body));
     }
     Ok((selected, early))
 }
 
-fn audit(run_id: &str, ext: &str, supplier: &str, status: u16, code: &str, body: &str) -> AuditRecord {
+fn audit(run_id: &str, ext: &str, supplier: &str, code: guide::Code, body: &str) -> AuditRecord {
+    let status = code.status().code();
+    let code = code.as_str();
     let t = now();
     AuditRecord {
         run_id: run_id.to_owned(),

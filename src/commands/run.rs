@@ -22,7 +22,7 @@ use crate::workdir::Workdir;
 use super::create::{Job, create};
 
 /// The stage outcome of an account that was imported before: not a rejection of the data.
-const ALREADY_IMPORTED: &str = "account_import_process_already_imported";
+const ALREADY_IMPORTED: &str = crate::guide::Code::AlreadyImported.as_str();
 
 pub fn run(args: RunArgs) -> Result<Outcome, Error> {
     let started = Instant::now();
@@ -322,7 +322,7 @@ pub fn funnel(steps: &[Step], dry_run: bool) -> Funnel {
                     }
                 }
                 _ => {
-                    let would = dry_run && o.outcome == "dry_run_rolled_back";
+                    let would = dry_run && o.outcome == crate::guide::Code::DryRunRolledBack.as_str();
                     if o.status == 201 || would {
                         f.created += o.count;
                     } else if o.status >= 400 {

@@ -125,11 +125,11 @@ fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<Outcom
             Some("the file must hold one account object"),
         ));
     };
-    let reason = if result.status == 200 { "OK" } else { "Bad Request" };
+    let status = if result.status == 200 { crate::guide::Status::Ok } else { crate::guide::Status::BadRequest };
     let value: serde_json::Value = serde_json::from_str(&result.body).expect("bodies are JSON");
     let body = serde_json::to_string_pretty(&value).expect("a Value serialises");
     println!("{body}");
-    eprintln!("{} {reason}", result.status);
+    eprintln!("{}", status.line());
     Ok(if result.status == 200 { Outcome::Clean } else { Outcome::Rejected })
 }
 

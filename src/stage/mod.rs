@@ -16,6 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::findings::{Finding, NON_FIELD_ERRORS, quote};
+use crate::guide;
 use crate::ingest::{ACCOUNT, ChunkOutput, LINE, attr_path};
 use crate::outcome::{FAILED_VALIDATION, failed_validation_body, for_each_line};
 use crate::rules::RuleContext;
@@ -371,35 +372,16 @@ impl<'a> Stager<'a> {
                 return (None, json!({ "import_supplier": supplier, "external_account_number": external }).to_string());
             }
             Decision::Invalid => return (Some(FAILED_VALIDATION.to_owned()), invalid_body(findings)),
-            Decision::AlreadyImported(number) => (
-                "account_import_process_already_imported",
-                json!({
-                    "detail": format!("Account {external_text} has already been imported."),
-                    "code": "account_import_process_already_imported",
-                    "external_account_number": external,
-                    "kraken_account_number": number,
-                }),
-            ),
-            Decision::Skipped => (
-                "account_import_process_skipped",
-                json!({
-                    "detail": format!("Account {external_text} is marked to be skipped."),
-                    "code": "account_import_process_skipped",
-                }),
-            ),
+            Decision::AlreadyImported(number) => {
+                (guide::Code::AlreadyImported, guide::already_imported(external_text, Some(number)))
+            }
+            Decision::Skipped => (guide::Code::Skipped, guide::skipped(external_text)),
             Decision::NotOngoing(status) => (
-                "import_supplier_migration_not_ongoing",
-                json!({
-                    "detail": format!(
-                        "Migration for import supplier {} is {}.",
-                        supplier.unwrap_or_default(),
-                        status.as_str().to_lowercase()
-                    ),
-                    "code": "import_supplier_migration_not_ongoing",
-                }),
+                guide::Code::SupplierNotOngoing,
+                guide::supplier_not_ongoing(supplier.unwrap_or_default(), &status.as_str().to_lowercase()),
             ),
         };
-        (Some(code.to_owned()), body.to_string())
+        (Some(code.as_str().to_owned()), body)
     }
 }
 

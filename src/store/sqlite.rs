@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::guide;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -772,12 +773,7 @@ impl Store for SqliteStore {
     fn record_interrupted_creations(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
         let err = err_at(&self.path);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-        let body = serde_json::json!({
-            "detail": "The creation was interrupted before it committed (the process was killed or the \
-                       machine stopped); nothing of the account was kept and it is created again.",
-            "code": INTERRUPTED,
-        })
-        .to_string();
+        let body = guide::creation_interrupted();
         let finished_at = now();
         let rows: Vec<AuditRecord> = {
             let mut stmt = tx
@@ -794,7 +790,7 @@ impl Store for SqliteStore {
                     import_supplier: r.get(2)?,
                     external_account_number: r.get(3)?,
                     line: r.get::<_, Option<i64>>(4)?.map(|l| l as u64),
-                    status_code: 500,
+                    status_code: guide::Code::CreationInterrupted.status().code(),
                     error_code: Some(INTERRUPTED.to_owned()),
                     body: body.clone(),
                     kraken_account_number: None,
@@ -825,19 +821,19 @@ impl Store for SqliteStore {
 }
 
 /// The error code of a creation that a kill interrupted.
-pub const INTERRUPTED: &str = "creation_interrupted";
+pub const INTERRUPTED: &str = guide::Code::CreationInterrupted.as_str();
 
 /// A new Kraken account number: `A-` and 8 random uppercase hex digits.
 fn new_account_number() -> String {
     format!("A-{:08X}", rand::random::<u32>())
 }
 
-/// A 400 create outcome with the guide's `{"detail", "code"}` body.
-fn refused(code: &str, detail: &str, attempt: u32) -> CreateResult {
+/// A create outcome that did not create: `code` with its guide body.
+fn refused(code: guide::Code, body: String, attempt: u32) -> CreateResult {
     CreateResult {
-        status: 400,
-        error_code: Some(code.to_owned()),
-        body: serde_json::json!({ "detail": detail, "code": code }).to_string(),
+        status: code.status().code(),
+        error_code: Some(code.as_str().to_owned()),
+        body,
         kraken_account_number: None,
         attempt,
     }
@@ -1065,23 +1061,19 @@ impl Written {
                 kraken_account_number: None,
                 attempt,
             },
-            Written::NotStaged => refused(
-                "import_process_does_not_exist",
-                &format!("Account {} is no longer staged.", item.external_account_number),
-                attempt,
-            ),
-            Written::Rejected(e) => {
-                refused("account_record_rejected", &format!("The account record could not be written: {e}"), attempt)
+            Written::NotStaged => {
+                refused(guide::Code::NotStaged, guide::no_longer_staged(item.external_account_number), attempt)
             }
-            Written::Created { .. } if dry_run => refused(
-                "dry_run_rolled_back",
-                "Account would successfully import. Rolled back due to Dry Run.",
-                attempt,
-            ),
+            Written::Rejected(e) => {
+                refused(guide::Code::RecordRejected, guide::record_rejected(&e.to_string()), attempt)
+            }
+            Written::Created { .. } if dry_run => {
+                refused(guide::Code::DryRunRolledBack, guide::dry_run_rolled_back(), attempt)
+            }
             Written::Created { number } => CreateResult {
-                status: 201,
+                status: guide::Status::Created.code(),
                 error_code: None,
-                body: serde_json::json!({ "kraken_account_number": number }).to_string(),
+                body: guide::created(&number),
                 kraken_account_number: Some(number),
                 attempt,
             },
