@@ -44,18 +44,18 @@ impl Error {
 
 /// How a command that ran to the end came out; the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ExitStatus {
     /// Exit 0: nothing rejected.
     Clean,
     /// Exit 1: the command completed but the data has errors.
     Rejected,
 }
 
-impl Outcome {
+impl ExitStatus {
     pub fn exit_code(self) -> u8 {
         match self {
-            Outcome::Clean => 0,
-            Outcome::Rejected => 1,
+            ExitStatus::Clean => 0,
+            ExitStatus::Rejected => 1,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::io::BufRead;
 use sha2::{Digest, Sha256};
 
 use crate::cli::CreateArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::findings::Finding;
 use crate::guide;
 use crate::outcome::failed_validation_body;
@@ -31,7 +31,7 @@ const COMMAND: &str = "create";
 /// Accounts read back and re-validated together.
 const WINDOW: u64 = 256;
 
-pub fn run(args: CreateArgs) -> Result<Outcome, Error> {
+pub fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.create.schema.as_deref())?;
     let settings = Settings::new(schema, args.create.reference.today, args.create.reference.timezone);
     let wd = Workdir::new(&args.workdir.workdir);
@@ -208,7 +208,7 @@ pub(super) fn create(
     export(schema, wd, &run_id, &rows)?;
     let counts = Counts::of(&rows, 0);
     if !job.dry_run {
-        store.finish_run(&run_id, if counts.exit() == Outcome::Rejected { "rejected" } else { "clean" })?;
+        store.finish_run(&run_id, if counts.exit() == ExitStatus::Rejected { "rejected" } else { "clean" })?;
     }
     let mode = if job.dry_run { " (dry run: nothing was kept)" } else { "" };
     eprintln!(

@@ -4,12 +4,12 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::cli::FlattenArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::ingest::ingest;
 use crate::ingest::output::TableFiles;
 use crate::schema::Severity;
 
-pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
+pub fn run(args: FlattenArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings =
         crate::settings::Settings::new(schema, None, None).with_ingest(args.ingest.threads, args.ingest.chunk_size);
@@ -67,5 +67,5 @@ pub fn run(args: FlattenArgs) -> Result<Outcome, Error> {
     }
     out.push_str(&format!("wrote {} ({} tables and findings.parquet)\n", args.out.display(), schema.tables.len()));
     eprint!("{out}");
-    Ok(if errors > 0 { Outcome::Rejected } else { Outcome::Clean })
+    Ok(if errors > 0 { ExitStatus::Rejected } else { ExitStatus::Clean })
 }

@@ -5,12 +5,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::workdir::Workdir;
 
-pub fn run(args: GcArgs) -> Result<Outcome, Error> {
+pub fn run(args: GcArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let _lock = wd.lock("gc")?;
     let store = SqliteStore::open(&wd.root)?;
@@ -54,7 +54,7 @@ pub fn run(args: GcArgs) -> Result<Outcome, Error> {
         garbage.len(),
         bytes as f64 / 1e6
     );
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, Error> {

@@ -4,11 +4,11 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::cli::GenerateArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::generate::{GenerateOptions, create_output, generate};
 use crate::schema::Schema;
 
-pub fn run(args: GenerateArgs) -> Result<Outcome, Error> {
+pub fn run(args: GenerateArgs) -> Result<ExitStatus, Error> {
     if !(0.0..=1.0).contains(&args.error_rate) {
         return Err(Error::usage(format!("--error-rate must be between 0 and 1, not {}", args.error_rate), None));
     }
@@ -36,5 +36,5 @@ pub fn run(args: GenerateArgs) -> Result<Outcome, Error> {
         totals.expected,
         args.out.display()
     );
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }

@@ -21,11 +21,11 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{Cli, Command};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
 
 /// Runs one parsed command line.
-pub fn run(cli: Cli) -> Result<Outcome, Error> {
+pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),

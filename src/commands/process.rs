@@ -5,19 +5,19 @@ use std::io::Write;
 use serde_json::json;
 
 use crate::cli::{ListArgs, ListWhich, SkipArgs, StatusArgs, UnskipArgs};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Process, ProcessFilter, ProcessStatus, SkipRefused, Store};
 use crate::workdir::Workdir;
 
-pub fn skip(args: SkipArgs) -> Result<Outcome, Error> {
+pub fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
     if args.reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
         return Err(Error::usage("--reason may not be blank", Some("leave it out, or say why")));
     }
     set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, true, args.reason.as_deref())
 }
 
-pub fn unskip(args: UnskipArgs) -> Result<Outcome, Error> {
+pub fn unskip(args: UnskipArgs) -> Result<ExitStatus, Error> {
     set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, false, None)
 }
 
@@ -27,7 +27,7 @@ fn set_skipped(
     accounts: &[String],
     skip: bool,
     reason: Option<&str>,
-) -> Result<Outcome, Error> {
+) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(workdir);
     let _lock = wd.lock(if skip { "skip" } else { "unskip" })?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -51,7 +51,7 @@ fn set_skipped(
             }
         }
     }
-    Ok(if refused > 0 { Outcome::Rejected } else { Outcome::Clean })
+    Ok(if refused > 0 { ExitStatus::Rejected } else { ExitStatus::Clean })
 }
 
 /// The guide's status body of a process.
@@ -64,13 +64,13 @@ pub fn status_body(process: &Process) -> serde_json::Value {
     json!({ "status": status, "kraken_account_number": number })
 }
 
-pub fn status(args: StatusArgs) -> Result<Outcome, Error> {
+pub fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
     let store = SqliteStore::open(&args.workdir.workdir)?;
     let Some(process) = store.process(&args.supplier, &args.account)? else {
         let detail = format!("No import process for account {} of import supplier {}.", args.account, args.supplier);
         println!("{}", json!({ "detail": detail }));
         eprintln!("404 Not Found");
-        return Ok(Outcome::Rejected);
+        return Ok(ExitStatus::Rejected);
     };
     println!("{}", status_body(&process));
     if args.verbose {
@@ -84,10 +84,10 @@ pub fn status(args: StatusArgs) -> Result<Outcome, Error> {
             process.updated_at
         );
     }
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }
 
-pub fn list(args: ListArgs) -> Result<Outcome, Error> {
+pub fn list(args: ListArgs) -> Result<ExitStatus, Error> {
     let store = SqliteStore::open(&args.workdir.workdir)?;
     let filter = match args.which {
         ListWhich::All => ProcessFilter::All,
@@ -121,5 +121,5 @@ pub fn list(args: ListArgs) -> Result<Outcome, Error> {
     }
     out.flush()?;
     eprintln!("{} import processes of {}", processes.len(), args.supplier);
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }

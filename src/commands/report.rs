@@ -1,13 +1,13 @@
 //! `ferry report`: (re)write the data-quality report of a finished pipeline run.
 
 use crate::cli::ReportArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::pipeline::ReportFormat;
 use crate::pipeline::manifest::Manifest;
 use crate::report;
 use crate::workdir::Workdir;
 
-pub fn run(args: ReportArgs) -> Result<Outcome, Error> {
+pub fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let manifest = match &args.run {
         Some(run) => {
@@ -38,10 +38,10 @@ pub fn run(args: ReportArgs) -> Result<Outcome, Error> {
             return Err(Error::usage("--stdout prints one format", Some("add e.g. `--format md`")));
         };
         print!("{}", report::render(&data, *format));
-        return Ok(Outcome::Clean);
+        return Ok(ExitStatus::Clean);
     }
     for path in report::write_all(&wd, &manifest, &data, &formats)? {
         eprintln!("wrote {}", path.display());
     }
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }

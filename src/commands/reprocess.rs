@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::cli::ReprocessArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -11,7 +11,7 @@ use crate::workdir::Workdir;
 
 use super::create::{Job, create};
 
-pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
+pub fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = super::create::lock_for_creating(&wd, "reprocess")?;
     let mut store = SqliteStore::open(&wd.root)?;
@@ -64,18 +64,18 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
     }
     if by_supplier.is_empty() {
         eprintln!("nothing to reprocess: no account's latest outcome in run {} failed (as selected)", parent.id);
-        return Ok(if over_limit > 0 { Outcome::Rejected } else { Outcome::Clean });
+        return Ok(if over_limit > 0 { ExitStatus::Rejected } else { ExitStatus::Clean });
     }
-    let mut outcome = Outcome::Clean;
+    let mut outcome = ExitStatus::Clean;
     if let Some(dump) = &args.dump {
         let keys: std::collections::HashSet<(String, String)> =
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
         eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
         let only = crate::stage::AccountFilter::keys(keys);
         if super::stage::stage(&settings, &wd, &mut store, &mut lock, dump, Some(&only))?.counts.exit()
-            == Outcome::Rejected
+            == ExitStatus::Rejected
         {
-            outcome = Outcome::Rejected;
+            outcome = ExitStatus::Rejected;
         }
     }
     for (supplier, accounts) in by_supplier {
@@ -89,8 +89,8 @@ pub fn run(args: ReprocessArgs) -> Result<Outcome, Error> {
             concurrency: args.create.concurrency as usize,
             parent: Some(&parent.id),
         };
-        if create(&settings, &wd, &mut store, &mut lock, &job)?.counts.exit() == Outcome::Rejected {
-            outcome = Outcome::Rejected;
+        if create(&settings, &wd, &mut store, &mut lock, &job)?.counts.exit() == ExitStatus::Rejected {
+            outcome = ExitStatus::Rejected;
         }
     }
     Ok(outcome)

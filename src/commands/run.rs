@@ -8,7 +8,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::cli::{Emit, RunArgs};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::outcome::FAILED_VALIDATION;
 use crate::pipeline::manifest::{Funnel, Input, Manifest, Named, OutcomeCount, Step, ThresholdCheck};
 use crate::pipeline::{Pipeline, Stage};
@@ -24,7 +24,7 @@ use super::create::{Job, create};
 /// The stage outcome of an account that was imported before: not a rejection of the data.
 const ALREADY_IMPORTED: &str = crate::guide::Code::AlreadyImported.as_str();
 
-pub fn run(args: RunArgs) -> Result<Outcome, Error> {
+pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let started = Instant::now();
     let pipeline = Pipeline::load(&args.pipeline)?;
     let settings = Settings::new(pipeline.load_schema()?, args.today, Some(pipeline.timezone))
@@ -153,7 +153,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, Error> {
     for t in &crossed {
         eprintln!("threshold crossed: {} is {} (limit {})", t.name, show(t.actual), show(t.limit));
     }
-    Ok(if manifest.exit == 0 { Outcome::Clean } else { Outcome::Rejected })
+    Ok(if manifest.exit == 0 { ExitStatus::Clean } else { ExitStatus::Rejected })
 }
 
 fn stages(pipeline: &Pipeline) -> String {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::schema::Schema;
 use crate::stage::export;
 use crate::store::sqlite::SqliteStore;
@@ -33,7 +33,7 @@ pub fn finish(
     let counts = Counts::of(&rows, store.run_versions(&run.id)?);
     let status = match counts.exit() {
         _ if interrupted => "interrupted",
-        Outcome::Rejected => "rejected",
+        ExitStatus::Rejected => "rejected",
         _ => "clean",
     };
     store.finish_run(&run.id, status)?;
@@ -82,7 +82,7 @@ pub fn recover_interrupted(store: &mut SqliteStore, wd: &Workdir, schema: &Schem
     Ok(())
 }
 
-/// Outcome counts of a run, by status and name, and the staged versions it registered.
+/// ExitStatus counts of a run, by status and name, and the staged versions it registered.
 pub struct Counts {
     by_outcome: BTreeMap<(u16, String), u64>,
     versions: u64,
@@ -136,8 +136,8 @@ impl Counts {
     }
 
     /// Exit 1 when any account got a 4xx.
-    pub fn exit(&self) -> Outcome {
-        if self.by_outcome.keys().any(|(s, _)| *s >= 400) { Outcome::Rejected } else { Outcome::Clean }
+    pub fn exit(&self) -> ExitStatus {
+        if self.by_outcome.keys().any(|(s, _)| *s >= 400) { ExitStatus::Rejected } else { ExitStatus::Clean }
     }
 
     /// The summary lines: one per outcome.

@@ -1,9 +1,9 @@
 //! `ferry schema`: check a schema file.
 
 use crate::cli::{SchemaArgs, SchemaCommand};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 
-pub fn run(args: SchemaArgs) -> Result<Outcome, Error> {
+pub fn run(args: SchemaArgs) -> Result<ExitStatus, Error> {
     match args.command {
         SchemaCommand::Check { file } => {
             let schema = crate::settings::load_schema(file.as_deref())?;
@@ -23,12 +23,12 @@ pub fn run(args: SchemaArgs) -> Result<Outcome, Error> {
                 out.push_str(&format!("  {:<40} {:>3} columns  {path}\n", table.name, table.columns.len()));
             }
             print!("{out}");
-            Ok(Outcome::Clean)
+            Ok(ExitStatus::Clean)
         }
         SchemaCommand::Docs { file } => {
             let schema = crate::settings::load_schema(file.as_deref())?;
             print!("{}", crate::schema::docs::markdown(&schema));
-            Ok(Outcome::Clean)
+            Ok(ExitStatus::Clean)
         }
     }
 }

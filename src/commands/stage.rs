@@ -19,7 +19,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::cli::StageArgs;
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::findings;
 use crate::ingest::output::{PendingFile, TableSet, writer_properties};
 use crate::ingest::{arrow_schemas, ingest};
@@ -36,7 +36,7 @@ use crate::workdir::{Workdir, failpoint, sync_dir};
 
 const COMMAND: &str = "stage";
 
-pub fn run(args: StageArgs) -> Result<Outcome, Error> {
+pub fn run(args: StageArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings = Settings::new(schema, args.reference.today, args.reference.timezone)
         .with_ingest(args.ingest.threads, args.ingest.chunk_size);

@@ -1,14 +1,14 @@
 //! `ferry supplier`: list import suppliers, or change a supplier's migration status.
 
 use crate::cli::{SupplierArgs, SupplierCommand};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::rules::formats;
 use crate::schema::Check;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{MigrationStatus, Store};
 use crate::workdir::Workdir;
 
-pub fn run(args: SupplierArgs) -> Result<Outcome, Error> {
+pub fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
     let mut store = SqliteStore::open(&args.workdir.workdir)?;
     let (code, status) = match args.command {
         SupplierCommand::List { json } => {
@@ -28,7 +28,7 @@ pub fn run(args: SupplierArgs) -> Result<Outcome, Error> {
                     println!("{:<32} {:<9} {}", s.code, s.status.as_str(), s.updated_at);
                 }
             }
-            return Ok(Outcome::Clean);
+            return Ok(ExitStatus::Clean);
         }
         SupplierCommand::Pause { code } => (code, MigrationStatus::Paused),
         SupplierCommand::Resume { code } => (code, MigrationStatus::Ongoing),
@@ -48,5 +48,5 @@ pub fn run(args: SupplierArgs) -> Result<Outcome, Error> {
         Some(before) => eprintln!("{code}: {before} -> {status}"),
         None => eprintln!("{code}: new supplier, {status}"),
     }
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }

@@ -1,14 +1,14 @@
 //! `ferry team`: add or list operations teams.
 
 use crate::cli::{TeamArgs, TeamCommand};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 /// Team names are free text, but not blank and at most this long.
 const MAX_NAME: usize = 255;
 
-pub fn run(args: TeamArgs) -> Result<Outcome, Error> {
+pub fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
     let mut store = SqliteStore::open(&args.workdir.workdir)?;
     match args.command {
         TeamCommand::Add { name } => {
@@ -43,5 +43,5 @@ pub fn run(args: TeamArgs) -> Result<Outcome, Error> {
             }
         }
     }
-    Ok(Outcome::Clean)
+    Ok(ExitStatus::Clean)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::cli::{Emit, ValidateArgs};
-use crate::error::{Error, Outcome};
+use crate::error::{Error, ExitStatus};
 use crate::findings::{self, Finding};
 use crate::ingest::output::{PendingFile, writer_properties};
 use crate::ingest::{Chunk, arrow_schemas, flatten_chunk, ingest};
@@ -16,7 +16,7 @@ use crate::schema::Schema;
 use crate::settings::Settings;
 use crate::validation::{InputScope, Tally, check_chunk};
 
-pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
+pub fn run(args: ValidateArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings = Settings::new(schema, args.reference.today, args.reference.timezone)
         .with_ingest(args.ingest.threads, args.ingest.chunk_size);
@@ -25,7 +25,7 @@ pub fn run(args: ValidateArgs) -> Result<Outcome, Error> {
     }
     let dump = args.dump.as_deref().expect("clap requires a dump without --account");
     let tally = validate_dump(&settings, dump, args.out.as_deref(), args.emit)?;
-    Ok(if tally.rejected_lines > 0 { Outcome::Rejected } else { Outcome::Clean })
+    Ok(if tally.rejected_lines > 0 { ExitStatus::Rejected } else { ExitStatus::Clean })
 }
 
 /// Validates a dump: findings and outcomes to `out` (when given) and to stdout (as `emit`
@@ -112,7 +112,7 @@ pub(super) fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>
 }
 
 /// The validate endpoint on the command line: one JSON object in, the guide's body out.
-fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<Outcome, Error> {
+fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<ExitStatus, Error> {
     let text = fs_err::read_to_string(path)?;
     // JSON strings cannot hold raw newlines, so a pretty-printed object becomes one line.
     let line: String = text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
@@ -130,7 +130,7 @@ fn one_account(schema: &Schema, ctx: &RuleContext, path: &Path) -> Result<Outcom
     let body = serde_json::to_string_pretty(&value).expect("a Value serialises");
     println!("{body}");
     eprintln!("{}", status.line());
-    Ok(if result.status == 200 { Outcome::Clean } else { Outcome::Rejected })
+    Ok(if result.status == 200 { ExitStatus::Clean } else { ExitStatus::Rejected })
 }
 
 /// One JSON object per line.
