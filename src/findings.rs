@@ -24,12 +24,6 @@ pub mod codes {
 
     /// Every code the flattener can report; the schema must give each a severity.
     pub const ENGINE: &[&str] = &[INVALID_JSON, LINE_TOO_LONG, INVALID_TYPE, REQUIRED, NULL, UNKNOWN_FIELD, NOT_A_LIST];
-
-    /// The codes decided by a value's JSON type and presence alone: what `ferry flatten`
-    /// reports. Every other code needs the rules.
-    pub fn is_type_level(code: &str) -> bool {
-        ENGINE.contains(&code)
-    }
 }
 
 /// The attr of a finding about the whole account (or a line that is not an account).

@@ -60,19 +60,6 @@ impl Decision {
     pub fn writes(&self) -> bool {
         matches!(self, Decision::Created | Decision::Replaced)
     }
-
-    /// A short name for summaries and tests.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Decision::Created => "created",
-            Decision::Replaced => "replaced",
-            Decision::Identical => "identical",
-            Decision::Invalid => "invalid",
-            Decision::AlreadyImported(_) => "already_imported",
-            Decision::Skipped => "skipped",
-            Decision::NotOngoing(_) => "supplier_not_ongoing",
-        }
-    }
 }
 
 /// The stage outcome of one line of the dump.

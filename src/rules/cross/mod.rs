@@ -25,7 +25,8 @@ use crate::findings::Finding;
 use crate::ingest::{ACCOUNT, PARENT};
 use crate::schema::TableId;
 
-/// A cross-field rule: its name (the code it reports) and its check over one chunk.
+/// A cross-field rule: its name (the code it reports, the first where it reports several;
+/// a test holds each to the schema) and its check over one chunk.
 pub struct CrossRule {
     pub code: &'static str,
     pub check: fn(&Emitter<'_>) -> Vec<Finding>,
@@ -117,4 +118,17 @@ fn children_by_parent(batch: &RecordBatch, parents: usize) -> Vec<Vec<usize>> {
         groups[keys.value(row) as usize].push(row);
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    /// A rule's name is the code it reports (the first, where it reports several): each is a
+    /// rule code of the built-in schema, with a severity.
+    #[test]
+    fn every_cross_rule_is_named_by_a_code_of_the_schema() {
+        let schema = crate::schema::Schema::builtin();
+        for rule in super::RULES {
+            assert!(schema.rules.contains_key(rule.code), "{} is not a rule code of the schema", rule.code);
+        }
+    }
 }
