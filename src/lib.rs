@@ -19,6 +19,7 @@
 //! and usage mistakes are [`error::Error`] diagnostics (exit 2); I/O errors name their path.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod diagnostics;
 pub mod error;

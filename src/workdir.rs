@@ -86,7 +86,7 @@ impl WorkdirLock {
             "{run}`ferry {}` (pid {}) holds the lock since {}\n",
             self.command,
             std::process::id(),
-            crate::store::sqlite::now()
+            crate::clock::now()
         );
         self.file.set_len(0)?;
         self.file.rewind()?;

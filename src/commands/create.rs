@@ -13,6 +13,7 @@ use std::io::BufRead;
 use sha2::{Digest, Sha256};
 
 use crate::cli::CreateArgs;
+use crate::clock::{new_run_id, now};
 use crate::error::{Error, ExitStatus};
 use crate::findings::Finding;
 use crate::guide;
@@ -21,7 +22,7 @@ use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
 use crate::settings::Settings;
 use crate::stage::read::{StagedReader, to_text};
-use crate::store::sqlite::{SqliteStore, new_run_id, now};
+use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditRecord, CreateItem, ProcessStatus, StagedRef, Store};
 use crate::workdir::Workdir;
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::cli::{Emit, RunArgs};
+use crate::clock::{new_run_id, now};
 use crate::error::{Error, ExitStatus};
 use crate::outcome::FAILED_VALIDATION;
 use crate::pipeline::manifest::{Funnel, Input, Manifest, Named, OutcomeCount, Step, ThresholdCheck};
@@ -16,7 +17,7 @@ use crate::report;
 use crate::settings::Settings;
 use crate::stage::AccountFilter;
 use crate::store::Store;
-use crate::store::sqlite::{SqliteStore, new_run_id, now};
+use crate::store::sqlite::SqliteStore;
 use crate::workdir::Workdir;
 
 use super::create::{Job, create};

@@ -29,7 +29,8 @@ use crate::settings::Settings;
 use crate::stage::{AccountFilter, Decision, Stager};
 
 use super::runs::{Counts, finish, recover_interrupted};
-use crate::store::sqlite::{SqliteStore, now};
+use crate::clock::now;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditRecord, NewVersion, Run, Store};
 use crate::validation::{InputScope, Tally, check_chunk};
 use crate::workdir::{Workdir, failpoint, sync_dir};

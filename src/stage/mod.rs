@@ -189,7 +189,7 @@ impl<'a> Stager<'a> {
     /// cannot hold. Calling it again on the same chunk (after more findings were added) gives
     /// the result for the new findings.
     pub fn stage_chunk(&self, out: &mut ChunkOutput) -> ChunkStage {
-        let started_at = crate::store::sqlite::now();
+        let started_at = crate::clock::now();
         out.findings.retain(|f| f.code != NOT_STAGEABLE);
         loop {
             // Values that do not fit their typed column reject their account; deciding again

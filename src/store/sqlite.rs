@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::guide;
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::clock::{new_run_id, now};
+use crate::guide;
 
 use super::{
     AuditRecord, CreateItem, CreateResult, MigrationStatus, NewVersion, Process, ProcessFilter, ProcessState,
@@ -293,16 +295,6 @@ impl SqliteStore {
         let v: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.err(e))?;
         Ok(usize::try_from(v).unwrap_or(usize::MAX))
     }
-}
-
-/// The current time as the store writes it: RFC 3339, UTC, milliseconds.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A new run id: the UTC time to the second, then 4 random hex digits.
-pub fn new_run_id() -> String {
-    format!("{}-{:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
 }
 
 fn err_at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
