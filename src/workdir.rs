@@ -43,23 +43,20 @@ impl Workdir {
     /// Takes the work directory's lock for `command`, or fails at once (exit 2) naming the
     /// process that holds it. The lock goes with the process: a crash never leaves it behind.
     pub fn lock(&self, command: &str) -> Result<WorkdirLock, Error> {
+        self.try_lock(command)?.map_err(|holder| self.busy(holder.as_ref()))
+    }
+
+    /// Takes the lock, or says who holds it (`None` when its holder wrote no record yet).
+    pub fn try_lock(&self, command: &str) -> Result<Result<WorkdirLock, Option<Holder>>, Error> {
         fs_err::create_dir_all(&self.root)?;
         let path = self.root.join("ferry.lock");
         let mut file = fs_err::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         match file.file().try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                file.read_to_string(&mut holder)?;
-                let holder = holder.trim();
-                return Err(Error::usage(
-                    format!(
-                        "{} is in use: {}",
-                        self.root.display(),
-                        if holder.is_empty() { "another ferry process holds its lock" } else { holder }
-                    ),
-                    Some("one ferry writes to a work directory at a time; wait for it, or use another --workdir"),
-                ));
+                let mut text = String::new();
+                file.read_to_string(&mut text)?;
+                return Ok(Err(Holder::parse(&text)));
             }
             Err(TryLockError::Error(e)) => {
                 return Err(Error::Io(io::Error::new(e.kind(), format!("locking {}: {e}", path.display()))));
@@ -67,7 +64,40 @@ impl Workdir {
         }
         let mut lock = WorkdirLock { file: file.into_parts().0, command: command.to_owned() };
         lock.describe(None)?;
-        Ok(lock)
+        Ok(Ok(lock))
+    }
+
+    /// The error of a work directory whose lock `holder` holds.
+    pub fn busy(&self, holder: Option<&Holder>) -> Error {
+        let who =
+            holder.map_or_else(|| "another ferry process holds its lock".to_owned(), |h| h.sentence("holds the lock"));
+        Error::usage(
+            format!("{} is in use: {who}", self.root.display()),
+            Some("one ferry writes to a work directory at a time; wait for it, or use another --workdir"),
+        )
+    }
+}
+
+/// Who holds a work directory's lock, as the lock file records it: a sentence for people, then
+/// this record as one JSON line for the process that is refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    /// The subcommand (`stage`, `create`, `run`, ...).
+    pub command: String,
+    pub run_id: Option<String>,
+    pub pid: u32,
+    pub since: String,
+}
+
+impl Holder {
+    fn parse(text: &str) -> Option<Holder> {
+        text.lines().find_map(|line| serde_json::from_str(line).ok())
+    }
+
+    /// `run R of `ferry C` (pid P) {verb} since T`.
+    pub fn sentence(&self, verb: &str) -> String {
+        let run = self.run_id.as_ref().map(|r| format!("run {r} of ")).unwrap_or_default();
+        format!("{run}`ferry {}` (pid {}) {verb} since {}", self.command, self.pid, self.since)
     }
 }
 
@@ -81,13 +111,14 @@ pub struct WorkdirLock {
 impl WorkdirLock {
     /// Records who holds the lock, for the message a second process gets.
     pub fn describe(&mut self, run_id: Option<&str>) -> io::Result<()> {
-        let run = run_id.map(|r| format!("run {r} of ")).unwrap_or_default();
-        let text = format!(
-            "{run}`ferry {}` (pid {}) holds the lock since {}\n",
-            self.command,
-            std::process::id(),
-            crate::clock::now()
-        );
+        let holder = Holder {
+            command: self.command.clone(),
+            run_id: run_id.map(str::to_owned),
+            pid: std::process::id(),
+            since: crate::clock::now(),
+        };
+        let record = serde_json::to_string(&holder).map_err(io::Error::other)?;
+        let text = format!("{}\n{record}\n", holder.sentence("holds the lock"));
         self.file.set_len(0)?;
         self.file.rewind()?;
         self.file.write_all(text.as_bytes())?;
@@ -152,4 +183,25 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_lock_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = Workdir::new(dir.path());
+        let mut first = wd.lock("create").unwrap();
+        first.describe(Some("20261127T021500Z-3f9a")).unwrap();
+        let holder = wd.try_lock("stage").unwrap().unwrap_err().expect("the holder's record");
+        assert_eq!(holder.command, "create");
+        assert_eq!(holder.run_id.as_deref(), Some("20261127T021500Z-3f9a"));
+        assert_eq!(holder.pid, std::process::id());
+        let message = wd.busy(Some(&holder)).to_string();
+        assert!(message.contains("run 20261127T021500Z-3f9a of `ferry create` (pid"), "{message}");
+        drop(first);
+        assert!(wd.try_lock("stage").unwrap().is_ok(), "the lock goes with its holder");
+    }
 }

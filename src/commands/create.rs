@@ -58,12 +58,12 @@ pub fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
 /// holds it, its creations fill the limit of accounts in flight: this caller gets the
 /// guide's 429 body on stdout (and exit 2), to retry once that run has finished.
 pub(super) fn lock_for_creating(wd: &Workdir, command: &str) -> Result<crate::workdir::WorkdirLock, Error> {
-    wd.lock(command).inspect_err(|_| {
-        let holder = fs_err::read_to_string(wd.root.join("ferry.lock")).unwrap_or_default();
-        if ["`ferry create`", "`ferry reprocess`"].iter().any(|c| holder.contains(c)) {
-            println!("{}", guide::concurrency_limit(&holder.trim().replace("holds the lock", "is creating accounts")));
+    wd.try_lock(command)?.map_err(|holder| {
+        if let Some(h) = holder.as_ref().filter(|h| matches!(h.command.as_str(), "create" | "reprocess")) {
+            println!("{}", guide::concurrency_limit(&h.sentence("is creating accounts")));
             eprintln!("{}", guide::Code::ConcurrencyLimitExceeded.status().line());
         }
+        wd.busy(holder.as_ref())
     })
 }
 
