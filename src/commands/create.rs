@@ -22,7 +22,6 @@ use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
 use crate::settings::Settings;
 use crate::stage::read::{StagedReader, to_text};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditRecord, CreateItem, ProcessStatus, StagedRef, Store};
 use crate::workdir::Workdir;
 
@@ -37,7 +36,7 @@ pub fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
     let settings = Settings::new(schema, args.create.reference.today, args.create.reference.timezone);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = lock_for_creating(&wd, COMMAND)?;
-    let mut store = SqliteStore::open(&wd.root)?;
+    let mut store = crate::store::open(&wd.root)?;
     let accounts = match &args.accounts {
         Some(path) => Some(read_accounts(path)?),
         None => None,
@@ -51,7 +50,7 @@ pub fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
         concurrency: args.create.concurrency as usize,
         parent: None,
     };
-    Ok(create(&settings, &wd, &mut store, &mut lock, &job)?.counts.exit())
+    Ok(create(&settings, &wd, store.as_mut(), &mut lock, &job)?.counts.exit())
 }
 
 /// Takes the work directory's lock for a create or reprocess run. When another create run
@@ -99,7 +98,7 @@ fn read_accounts(path: &std::path::Path) -> Result<Vec<String>, Error> {
 pub(super) fn create(
     settings: &Settings,
     wd: &Workdir,
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     lock: &mut crate::workdir::WorkdirLock,
     job: &Job<'_>,
 ) -> Result<Created, Error> {
@@ -231,7 +230,7 @@ pub(super) struct Created {
 
 /// The STAGED processes to create, and the outcomes of the accounts that cannot be.
 fn select(
-    store: &SqliteStore,
+    store: &dyn Store,
     supplier: &str,
     accounts: Option<&[String]>,
 ) -> Result<(Vec<StagedRef>, Vec<AuditRecord>), Error> {

@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
 use crate::error::{Error, ExitStatus};
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use crate::workdir::Workdir;
 
 pub fn run(args: GcArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let _lock = wd.lock("gc")?;
-    let store = SqliteStore::open(&wd.root)?;
+    let store = crate::store::open(&wd.root)?;
     let referenced: HashSet<String> = store.staged_locations()?.into_iter().collect();
     let mut garbage: Vec<PathBuf> = Vec::new();
     let staging = wd.staging_root();

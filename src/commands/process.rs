@@ -6,8 +6,7 @@ use serde_json::json;
 
 use crate::cli::{ListArgs, ListWhich, SkipArgs, StatusArgs, UnskipArgs};
 use crate::error::{Error, ExitStatus};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Process, ProcessFilter, ProcessStatus, SkipRefused, Store};
+use crate::store::{Process, ProcessFilter, ProcessStatus, SkipRefused};
 use crate::workdir::Workdir;
 
 pub fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
@@ -30,7 +29,7 @@ fn set_skipped(
 ) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(workdir);
     let _lock = wd.lock(if skip { "skip" } else { "unskip" })?;
-    let mut store = SqliteStore::open(&wd.root)?;
+    let mut store = crate::store::open(&wd.root)?;
     let (verb, to) = if skip { ("skipped", "SKIPPED") } else { ("unskipped", "STAGED") };
     let mut refused = 0;
     for account in accounts {
@@ -65,7 +64,7 @@ pub fn status_body(process: &Process) -> serde_json::Value {
 }
 
 pub fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
-    let store = SqliteStore::open(&args.workdir.workdir)?;
+    let store = crate::store::open(&args.workdir.workdir)?;
     let Some(process) = store.process(&args.supplier, &args.account)? else {
         let detail = format!("No import process for account {} of import supplier {}.", args.account, args.supplier);
         println!("{}", json!({ "detail": detail }));
@@ -88,7 +87,7 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
 }
 
 pub fn list(args: ListArgs) -> Result<ExitStatus, Error> {
-    let store = SqliteStore::open(&args.workdir.workdir)?;
+    let store = crate::store::open(&args.workdir.workdir)?;
     let filter = match args.which {
         ListWhich::All => ProcessFilter::All,
         ListWhich::Pending => ProcessFilter::Pending,

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use crate::cli::ReprocessArgs;
 use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use crate::workdir::Workdir;
 
 use super::create::{Job, create};
@@ -14,7 +12,7 @@ use super::create::{Job, create};
 pub fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = super::create::lock_for_creating(&wd, "reprocess")?;
-    let mut store = SqliteStore::open(&wd.root)?;
+    let mut store = crate::store::open(&wd.root)?;
     let Some(parent) = store.run(&args.run)? else {
         return Err(Error::usage(
             format!("no run {} in {}", args.run, wd.root.display()),
@@ -72,7 +70,7 @@ pub fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
         eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
         let only = crate::stage::AccountFilter::keys(keys);
-        if super::stage::stage(&settings, &wd, &mut store, &mut lock, dump, Some(&only))?.counts.exit()
+        if super::stage::stage(&settings, &wd, store.as_mut(), &mut lock, dump, Some(&only))?.counts.exit()
             == ExitStatus::Rejected
         {
             outcome = ExitStatus::Rejected;
@@ -89,7 +87,7 @@ pub fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
             concurrency: args.create.concurrency as usize,
             parent: Some(&parent.id),
         };
-        if create(&settings, &wd, &mut store, &mut lock, &job)?.counts.exit() == ExitStatus::Rejected {
+        if create(&settings, &wd, store.as_mut(), &mut lock, &job)?.counts.exit() == ExitStatus::Rejected {
             outcome = ExitStatus::Rejected;
         }
     }

@@ -17,7 +17,6 @@ use crate::report;
 use crate::settings::Settings;
 use crate::stage::AccountFilter;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use crate::workdir::Workdir;
 
 use super::create::{Job, create};
@@ -33,12 +32,12 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     let (schema, ctx) = (&settings.schema, &settings.rules);
     let wd = Workdir::new(&pipeline.workdir);
     let mut lock = wd.lock("run")?;
-    let mut store = SqliteStore::open(&wd.root)?;
+    let mut store = crate::store::open(&wd.root)?;
     let run_id = new_run_id();
     lock.describe(Some(&run_id))?;
     let started_at = now();
     let files = pipeline.source_files()?;
-    let filter = filter(&args, &pipeline, &wd, &store)?;
+    let filter = filter(&args, &pipeline, &wd, store.as_ref())?;
     fs_err::create_dir_all(wd.run_dir(&run_id))?;
     eprintln!(
         "run {run_id} of pipeline {:?}: {} source files, stages {}",
@@ -56,7 +55,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         for file in &files {
             eprintln!("run {run_id}: stage {}", file.display());
             let t = Instant::now();
-            let staged = super::stage::stage(&settings, &wd, &mut store, &mut lock, file, filter.as_ref())?;
+            let staged = super::stage::stage(&settings, &wd, store.as_mut(), &mut lock, file, filter.as_ref())?;
             steps.push(Step {
                 stage: Stage::Stage.as_str().to_owned(),
                 input: Some(file.display().to_string()),
@@ -97,7 +96,7 @@ pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
         }
     }
     if pipeline.runs(Stage::Create) {
-        create_all(&pipeline, &settings, &wd, &mut store, &mut lock, filter.as_ref(), &run_id, &mut steps)?;
+        create_all(&pipeline, &settings, &wd, store.as_mut(), &mut lock, filter.as_ref(), &run_id, &mut steps)?;
     }
     let inputs = hashing.join().expect("hashing does not panic")?;
     let funnel = funnel(&steps, pipeline.create.dry_run);
@@ -166,7 +165,7 @@ fn filter(
     args: &RunArgs,
     pipeline: &Pipeline,
     wd: &Workdir,
-    store: &SqliteStore,
+    store: &dyn Store,
 ) -> Result<Option<AccountFilter>, Error> {
     let filter = match (args.shard, &args.only_failed_from) {
         (Some(_), Some(_)) => {
@@ -190,7 +189,7 @@ fn filter(
 
 /// The accounts that failed in an earlier pipeline run: rejected at stage (other than
 /// already imported), or whose latest create outcome failed.
-fn failed_in(wd: &Workdir, store: &SqliteStore, run_id: &str) -> Result<HashSet<(String, String)>, Error> {
+fn failed_in(wd: &Workdir, store: &dyn Store, run_id: &str) -> Result<HashSet<(String, String)>, Error> {
     let path = Manifest::path(wd, run_id);
     if !path.is_file() {
         return Err(Error::usage(
@@ -238,7 +237,7 @@ fn create_all(
     pipeline: &Pipeline,
     settings: &Settings,
     wd: &Workdir,
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     lock: &mut crate::workdir::WorkdirLock,
     filter: Option<&AccountFilter>,
     run_id: &str,

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use crate::error::{Error, ExitStatus};
 use crate::schema::Schema;
 use crate::stage::export;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditRecord, Run, Store};
 use crate::workdir::{Workdir, sync_dir};
 
@@ -22,7 +21,7 @@ pub fn export(schema: &Schema, wd: &Workdir, run_id: &str, rows: &[AuditRecord])
 /// Exports the run's audit rows to `outcomes.parquet` and marks the run finished: clean or
 /// rejected, or `interrupted` when given.
 pub fn finish(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     wd: &Workdir,
     schema: &Schema,
     run: &Run,
@@ -47,7 +46,7 @@ pub fn finish(
 ///   marked interrupted (its files are for `ferry gc`);
 /// - a create or reprocess run gets its outcomes exported and is marked interrupted; what it
 ///   created stays created.
-pub fn recover_interrupted(store: &mut SqliteStore, wd: &Workdir, schema: &Schema, current: &str) -> Result<(), Error> {
+pub fn recover_interrupted(store: &mut dyn Store, wd: &Workdir, schema: &Schema, current: &str) -> Result<(), Error> {
     let creations = store.record_interrupted_creations()?;
     if !creations.is_empty() {
         eprintln!(

@@ -30,7 +30,6 @@ use crate::stage::{AccountFilter, Decision, Stager};
 
 use super::runs::{Counts, finish, recover_interrupted};
 use crate::clock::now;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditRecord, NewVersion, Run, Store};
 use crate::validation::{InputScope, Tally, check_chunk};
 use crate::workdir::{Workdir, failpoint, sync_dir};
@@ -43,8 +42,8 @@ pub fn run(args: StageArgs) -> Result<ExitStatus, Error> {
         .with_ingest(args.ingest.threads, args.ingest.chunk_size);
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(COMMAND)?;
-    let mut store = SqliteStore::open(&wd.root)?;
-    Ok(stage(&settings, &wd, &mut store, &mut lock, &args.dump, None)?.counts.exit())
+    let mut store = crate::store::open(&wd.root)?;
+    Ok(stage(&settings, &wd, store.as_mut(), &mut lock, &args.dump, None)?.counts.exit())
 }
 
 /// What a stage run came to.
@@ -58,7 +57,7 @@ pub(super) struct Staged {
 pub(super) fn stage(
     settings: &Settings,
     wd: &Workdir,
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     lock: &mut crate::workdir::WorkdirLock,
     dump: &Path,
     only: Option<&AccountFilter>,
@@ -91,7 +90,7 @@ fn stage_dump(
     dump: &Path,
     settings: &Settings,
     wd: &Workdir,
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     run: &Run,
     only: Option<&AccountFilter>,
 ) -> Result<Counts, Error> {

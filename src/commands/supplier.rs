@@ -4,12 +4,11 @@ use crate::cli::{SupplierArgs, SupplierCommand};
 use crate::error::{Error, ExitStatus};
 use crate::rules::formats;
 use crate::schema::Check;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{MigrationStatus, Store};
+use crate::store::MigrationStatus;
 use crate::workdir::Workdir;
 
 pub fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
-    let mut store = SqliteStore::open(&args.workdir.workdir)?;
+    let mut store = crate::store::open(&args.workdir.workdir)?;
     let (code, status) = match args.command {
         SupplierCommand::List { json } => {
             let suppliers = store.suppliers()?;

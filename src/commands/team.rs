@@ -2,14 +2,12 @@
 
 use crate::cli::{TeamArgs, TeamCommand};
 use crate::error::{Error, ExitStatus};
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 /// Team names are free text, but not blank and at most this long.
 const MAX_NAME: usize = 255;
 
 pub fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
-    let mut store = SqliteStore::open(&args.workdir.workdir)?;
+    let mut store = crate::store::open(&args.workdir.workdir)?;
     match args.command {
         TeamCommand::Add { name } => {
             if name.trim().is_empty() || name.chars().count() > MAX_NAME {

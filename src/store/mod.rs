@@ -242,8 +242,15 @@ pub struct CreateResult {
     pub attempt: u32,
 }
 
-/// The operations of the store, for every backend.
-pub trait Store {
+/// Opens the work directory's store. The one place that picks the backend: every front end
+/// holds the store as the [`Store`] trait, so a second backend is a new module and this match.
+pub fn open(workdir: &std::path::Path) -> Result<Box<dyn Store>, crate::error::Error> {
+    Ok(Box::new(sqlite::SqliteStore::open(workdir)?))
+}
+
+/// The operations of the store, for every backend. `Send`: a command hands the store to its
+/// writer thread.
+pub trait Store: Send {
     /// Every import supplier, by code.
     fn suppliers(&self) -> Result<Vec<Supplier>, StoreError>;
     /// Sets a supplier's migration status (the supplier is created if it is new); returns
