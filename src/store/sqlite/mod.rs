@@ -1,0 +1,567 @@
+//! The embedded store: SQLite (bundled) in WAL mode with foreign keys on.
+//!
+//! By job: `migrations` (the schema, versioned), `checkpointer` (the WAL copied back on its own
+//! thread), `stage` (the stage transaction), `create` (the create writer: chunks of accounts,
+//! their records, intents and audit rows); runs, processes, suppliers and teams are the
+//! [`Store`] methods here.
+//!
+//! The schema is created and upgraded by [`MIGRATIONS`], applied in order, each in its own
+//! transaction, and counted in SQLite's `user_version`; opening a store written by a newer
+//! ferry fails instead of guessing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::clock::{new_run_id, now};
+use crate::guide;
+
+use super::{
+    AuditRecord, CreateItem, CreateResult, MigrationStatus, NewVersion, Process, ProcessFilter, ProcessState,
+    ProcessStatus, Run, RunStart, SkipRefused, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, records,
+};
+
+mod checkpointer;
+mod create;
+mod migrations;
+mod stage;
+
+use checkpointer::Checkpointer;
+pub use create::INTERRUPTED;
+use create::{AccountWrite, insert_audit};
+pub use migrations::MIGRATIONS;
+
+/// The embedded store of one work directory.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// The last staged version id taken inside the open stage transaction.
+    last_version: Option<i64>,
+    /// Copies the WAL into the database on its own thread while create writes chunks.
+    checkpointer: Option<Checkpointer>,
+    /// The statements create writes accounts with, made once per schema rather than per chunk.
+    account_write: Option<AccountWrite>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Its prepared statements are finalized while the connection is still open.
+        self.account_write = None;
+    }
+}
+
+impl SqliteStore {
+    /// Opens `<workdir>/ferry.db`, creating the directory and the store on first use and
+    /// applying any pending migrations.
+    pub fn open(workdir: &Path) -> Result<Self, crate::error::Error> {
+        fs_err::create_dir_all(workdir)?;
+        let path = workdir.join("ferry.db");
+        let err = |source| StoreError { path: path.display().to_string(), source };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        // A create chunk or a stage run writes many pages in one transaction: keep them in
+        // memory (64 MiB) rather than spilling them to the WAL before the commit.
+        conn.pragma_update(None, "cache_size", -65536).map_err(err)?;
+        // The store's own statements and create's per-table id queries (about 30 record
+        // tables): more than rusqlite's default 16, which would re-parse them. (The record
+        // INSERTs are prepared by the store itself: see `statement`.)
+        conn.set_prepared_statement_cache_capacity(128);
+        // Savepoints (one per created account, when a create chunk is written again after a
+        // failing account) journal to temporary storage: memory.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
+        let mut store = Self { conn, path, last_version: None, checkpointer: None, account_write: None };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError { path: self.path.display().to_string(), source }
+    }
+}
+
+fn err_at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError { path: path.display().to_string(), source }
+}
+
+const RUN_COLUMNS: &str = "id, command, fingerprint, pid, started_at, committed_at, finished_at, status, args, parent";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        command: r.get(1)?,
+        fingerprint: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        pid: r.get(3)?,
+        started_at: r.get(4)?,
+        committed_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        status: r.get(7)?,
+        args: r.get(8)?,
+        parent: r.get(9)?,
+    })
+}
+
+const PROCESS_COLUMNS: &str = "import_supplier, external_account_number, status, current_version, skip_reason,
+    kraken_account_number, account_created_at, created_at, updated_at,
+    EXISTS (SELECT 1 FROM create_intents i WHERE i.import_supplier = import_processes.import_supplier
+            AND i.external_account_number = import_processes.external_account_number)";
+
+fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Process> {
+    let status: String = r.get(2)?;
+    Ok(Process {
+        import_supplier: r.get(0)?,
+        external_account_number: r.get(1)?,
+        status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Staged),
+        current_version: r.get(3)?,
+        skip_reason: r.get(4)?,
+        kraken_account_number: r.get(5)?,
+        account_created_at: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        in_progress: r.get(9)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn suppliers(&self) -> Result<Vec<Supplier>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT code, status, updated_at FROM import_suppliers ORDER BY code")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let status: String = r.get(1)?;
+                Ok(Supplier {
+                    code: r.get(0)?,
+                    status: MigrationStatus::parse(&status).unwrap_or(MigrationStatus::Ongoing),
+                    updated_at: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn set_supplier_status(
+        &mut self,
+        code: &str,
+        status: MigrationStatus,
+    ) -> Result<Option<MigrationStatus>, StoreError> {
+        let path = self.path.display().to_string();
+        let err = |source| StoreError { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let before: Option<String> = tx
+            .query_row("SELECT status FROM import_suppliers WHERE code = ?1", params![code], |r| r.get(0))
+            .optional()
+            .map_err(err)?;
+        let t = now();
+        tx.execute(
+            "INSERT INTO import_suppliers (code, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (code) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            params![code, status.as_str(), t],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(before.as_deref().and_then(MigrationStatus::parse))
+    }
+
+    fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, created_at FROM operations_teams ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok(Team { name: r.get(0)?, created_at: r.get(1)? })).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn add_team(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT INTO operations_teams (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    fn begin_run(
+        &mut self,
+        command: &str,
+        fingerprint: &str,
+        args: &str,
+        parent: Option<&str>,
+    ) -> Result<RunStart, StoreError> {
+        let err = err_at(&self.path);
+        let found = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE fingerprint = ?1 AND command = ?2 AND finished_at IS NULL
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![fingerprint, command],
+                run_row,
+            )
+            .optional()
+            .map_err(&err)?;
+        let pid = std::process::id();
+        if let Some(mut run) = found {
+            self.conn.execute("UPDATE runs SET pid = ?2 WHERE id = ?1", params![run.id, pid]).map_err(&err)?;
+            run.pid = pid;
+            return Ok(RunStart { run, resumed: true });
+        }
+        let run = Run {
+            id: new_run_id(),
+            command: command.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            pid,
+            started_at: now(),
+            committed_at: None,
+            finished_at: None,
+            status: None,
+            args: Some(args.to_owned()),
+            parent: parent.map(str::to_owned),
+        };
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, command, fingerprint, pid, started_at, args, parent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run.id, run.command, run.fingerprint, run.pid, run.started_at, run.args, run.parent],
+            )
+            .map_err(&err)?;
+        Ok(RunStart { run, resumed: false })
+    }
+
+    fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        self.conn
+            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), params![id], run_row)
+            .optional()
+            .map_err(err_at(&self.path))
+    }
+
+    fn failed_in_run(&self, run_id: &str, codes: Option<&[String]>) -> Result<Vec<(String, String, u32)>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.import_supplier, a.external_account_number, a.status_code, a.error_code,
+                     (SELECT count(*) FROM audit c WHERE c.operation = 'create'
+                          AND c.import_supplier = a.import_supplier
+                          AND c.external_account_number = a.external_account_number)
+                 FROM audit a
+                 WHERE a.run_id = ?1 AND a.operation = 'create' AND a.external_account_number IS NOT NULL
+                   AND a.id = (SELECT max(b.id) FROM audit b WHERE b.run_id = a.run_id AND b.operation = 'create'
+                                   AND b.import_supplier = a.import_supplier
+                                   AND b.external_account_number = a.external_account_number)
+                 ORDER BY a.id",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u16>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, u32>(4)?,
+                ))
+            })
+            .map_err(&err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (supplier, ext, status, code, attempts) = row.map_err(&err)?;
+            let wanted = codes.is_none_or(|c| code.as_ref().is_some_and(|code| c.contains(code)));
+            if status >= 400 && wanted {
+                out.push((supplier, ext, attempts));
+            }
+        }
+        Ok(out)
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<Run>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NULL ORDER BY id"))
+            .map_err(&err)?;
+        let rows = stmt.query_map([], run_row).map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn finish_run(&mut self, run_id: &str, status: &str) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+            self.conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(&err)?;
+        }
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
+        self.conn
+            .execute("UPDATE runs SET finished_at = ?2, status = ?3 WHERE id = ?1", params![run_id, now(), status])
+            .map_err(&err)?;
+        Ok(())
+    }
+
+    fn stage_snapshot(&self) -> Result<StageSnapshot, StoreError> {
+        let err = err_at(&self.path);
+        let mut snapshot = StageSnapshot::default();
+        for s in self.suppliers()? {
+            snapshot.suppliers.insert(s.code, s.status);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number
+                 FROM import_processes p LEFT JOIN staged_versions v ON v.id = p.current_version",
+            )
+            .map_err(&err)?;
+        let mut rows = stmt.query([]).map_err(&err)?;
+        while let Some(r) = rows.next().map_err(&err)? {
+            let status: String = r.get(2).map_err(&err)?;
+            snapshot.processes.insert(
+                (r.get(0).map_err(&err)?, r.get(1).map_err(&err)?),
+                ProcessState {
+                    status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Staged),
+                    payload_hash: r.get(3).map_err(&err)?,
+                    kraken_account_number: r.get(4).map_err(&err)?,
+                },
+            );
+        }
+        Ok(snapshot)
+    }
+
+    fn begin_stage(&mut self, _run_id: &str) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&err)?;
+        let last = self.conn.query_row("SELECT coalesce(max(id), 0) FROM staged_versions", [], |r| r.get(0));
+        self.last_version = Some(last.map_err(&err)?);
+        Ok(())
+    }
+
+    fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError> {
+        let last = self.last_version.as_mut().expect("begin_stage opened the transaction");
+        Self::stage_in(&self.conn, last, run_id, versions, audit).map_err(err_at(&self.path))
+    }
+
+    fn commit_stage(&mut self, run_id: &str) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        self.conn.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, now()]).map_err(&err)?;
+        self.conn.execute_batch("COMMIT").map_err(&err)?;
+        self.last_version = None;
+        Ok(())
+    }
+
+    fn rollback_stage(&mut self) -> Result<(), StoreError> {
+        self.last_version = None;
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK").map_err(err_at(&self.path))
+    }
+
+    fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run_id, operation, attempt, import_supplier, external_account_number, line, status_code,
+                     error_code, body, kraken_account_number, started_at, finished_at
+                 FROM audit WHERE run_id = ?1 ORDER BY id",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![run_id], |r| {
+                Ok(AuditRecord {
+                    run_id: r.get(0)?,
+                    operation: r.get(1)?,
+                    attempt: r.get(2)?,
+                    import_supplier: r.get(3)?,
+                    external_account_number: r.get(4)?,
+                    line: r.get::<_, Option<i64>>(5)?.map(|l| l as u64),
+                    status_code: r.get(6)?,
+                    error_code: r.get(7)?,
+                    body: r.get(8)?,
+                    kraken_account_number: r.get(9)?,
+                    started_at: r.get(10)?,
+                    finished_at: r.get(11)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn process(&self, supplier: &str, external: &str) -> Result<Option<Process>, StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {PROCESS_COLUMNS} FROM import_processes
+                     WHERE import_supplier = ?1 AND external_account_number = ?2"
+                ),
+                params![supplier, external],
+                process_row,
+            )
+            .optional()
+            .map_err(err_at(&self.path))
+    }
+
+    fn processes(&self, supplier: &str, filter: ProcessFilter) -> Result<Vec<Process>, StoreError> {
+        let err = err_at(&self.path);
+        let condition = match filter {
+            ProcessFilter::All => "",
+            ProcessFilter::Pending => "AND status = 'STAGED'",
+            ProcessFilter::Imported => "AND status = 'IMPORTED'",
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {PROCESS_COLUMNS} FROM import_processes WHERE import_supplier = ?1 {condition}
+                 ORDER BY external_account_number"
+            ))
+            .map_err(&err)?;
+        let rows = stmt.query_map(params![supplier], process_row).map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn set_skipped(
+        &mut self,
+        supplier: &str,
+        external: &str,
+        skip: bool,
+        reason: Option<&str>,
+    ) -> Result<Result<(), SkipRefused>, StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        let status: Option<String> = tx
+            .query_row(
+                "SELECT status FROM import_processes WHERE import_supplier = ?1 AND external_account_number = ?2",
+                params![supplier, external],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        let Some(status) = status.as_deref().and_then(ProcessStatus::parse) else {
+            return Ok(Err(SkipRefused::Unknown));
+        };
+        let (from, to) = if skip {
+            (ProcessStatus::Staged, ProcessStatus::Skipped)
+        } else {
+            (ProcessStatus::Skipped, ProcessStatus::Staged)
+        };
+        if status != from {
+            return Ok(Err(SkipRefused::From(status)));
+        }
+        tx.execute(
+            "UPDATE import_processes SET status = ?3, skip_reason = ?4, updated_at = ?5
+             WHERE import_supplier = ?1 AND external_account_number = ?2",
+            params![supplier, external, to.as_str(), if skip { reason } else { None }, now()],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(Ok(()))
+    }
+
+    fn run_versions(&self, run_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM staged_versions WHERE run_id = ?1", params![run_id], |r| r.get(0))
+            .map_err(err_at(&self.path))?;
+        Ok(n as u64)
+    }
+
+    fn staged_locations(&self) -> Result<Vec<String>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt =
+            self.conn.prepare("SELECT DISTINCT location FROM staged_versions ORDER BY location").map_err(&err)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn ensure_record_tables(&mut self, schema: &crate::schema::Schema) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        records::ensure_tables(&tx, schema).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    fn pending_versions(&self, supplier: &str) -> Result<Vec<StagedRef>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.external_account_number, v.location, v.account_row
+                 FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
+                 WHERE p.import_supplier = ?1 AND p.status = 'STAGED'
+                 ORDER BY v.location, v.account_row",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![supplier], |r| {
+                Ok(StagedRef {
+                    external_account_number: r.get(0)?,
+                    location: r.get(1)?,
+                    account_row: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn create_chunk(
+        &mut self,
+        schema: &crate::schema::Schema,
+        run_id: &str,
+        items: &[CreateItem<'_>],
+        dry_run: bool,
+    ) -> Result<Vec<CreateResult>, StoreError> {
+        self.write_create_chunk(schema, run_id, items, dry_run)
+    }
+
+    fn record_interrupted_creations(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.record_interrupted()
+    }
+
+    fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        let err = err_at(&self.path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        for row in rows {
+            insert_audit(&tx, row).map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_is_migrated_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.version().unwrap(), MIGRATIONS.len());
+        assert_eq!(store.set_supplier_status("TENTACLE_ENERGY", MigrationStatus::Paused).unwrap(), None);
+        assert_eq!(
+            store.set_supplier_status("TENTACLE_ENERGY", MigrationStatus::Ongoing).unwrap(),
+            Some(MigrationStatus::Paused)
+        );
+        assert!(store.add_team("A").unwrap());
+        assert!(!store.add_team("A").unwrap(), "adding a team twice is a no-op");
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.suppliers().unwrap()[0].status, MigrationStatus::Ongoing);
+        assert_eq!(store.teams().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_ferry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("ferry.db")).unwrap();
+        conn.pragma_update(None, "user_version", (MIGRATIONS.len() + 1) as i64).unwrap();
+        drop(conn);
+        assert!(SqliteStore::open(dir.path()).is_err());
+    }
+}
