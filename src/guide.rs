@@ -16,6 +16,7 @@ pub enum Status {
     Ok,
     Created,
     BadRequest,
+    NotFound,
     TooManyRequests,
     Interrupted,
 }
@@ -26,6 +27,7 @@ impl Status {
             Status::Ok => 200,
             Status::Created => 201,
             Status::BadRequest => 400,
+            Status::NotFound => 404,
             Status::TooManyRequests => 429,
             Status::Interrupted => 500,
         }
@@ -37,6 +39,7 @@ impl Status {
             Status::Ok => "200 OK",
             Status::Created => "201 Created",
             Status::BadRequest => "400 Bad Request",
+            Status::NotFound => "404 Not Found",
             Status::TooManyRequests => "429 Too Many Requests",
             Status::Interrupted => "500 Internal Server Error",
         }
@@ -170,6 +173,23 @@ pub fn creation_interrupted() -> String {
         "The creation was interrupted before it committed (the process was killed or the machine stopped); \
          nothing of the account was kept and it is created again.",
     )
+}
+
+/// 200: the import status of an account's process (`COMPLETED` with its Kraken account number,
+/// `IN_PROGRESS` while a create run holds it, `UNKNOWN` otherwise).
+pub fn import_status(process: &crate::store::Process) -> String {
+    use crate::store::ProcessStatus;
+    let (status, number) = match process.status {
+        ProcessStatus::Imported => ("COMPLETED", process.kraken_account_number.clone().unwrap_or_default()),
+        ProcessStatus::Staged if process.in_progress => ("IN_PROGRESS", String::new()),
+        ProcessStatus::Staged | ProcessStatus::Skipped => ("UNKNOWN", String::new()),
+    };
+    json!({ "status": status, "kraken_account_number": number }).to_string()
+}
+
+/// 404: no import process for the account.
+pub fn no_import_process(external: &str, supplier: &str) -> String {
+    json!({ "detail": format!("No import process for account {external} of import supplier {supplier}.") }).to_string()
 }
 
 /// 201: the account was created with its Kraken account number.

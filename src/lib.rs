@@ -22,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod diagnostics;
+pub mod engine;
 pub mod error;
 pub mod findings;
 pub mod generate;

@@ -13,11 +13,12 @@ pub fn run(args: FlattenArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings =
         crate::settings::Settings::new(schema, None, None).with_ingest(args.ingest.threads, args.ingest.chunk_size);
-    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(&settings, &args.dump)?;
+    let crate::engine::DumpInput { pool, options, reader, size } =
+        crate::engine::DumpInput::open(&settings, &args.dump)?;
     let schema = &settings.schema;
     let consumed = reader.progress();
     let mut files = TableFiles::create(schema, &args.out)?;
-    let bar = super::byte_progress(size);
+    let bar = crate::engine::byte_progress(size);
     let started = Instant::now();
     let mut accounts = 0u64;
     let totals = pool.install(|| {

@@ -12,7 +12,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitStatus, Error> {
     if !(0.0..=1.0).contains(&args.error_rate) {
         return Err(Error::usage(format!("--error-rate must be between 0 and 1, not {}", args.error_rate), None));
     }
-    let pool = super::thread_pool(args.threads)?;
+    let pool = crate::engine::thread_pool(args.threads)?;
     let schema = Schema::builtin();
     let options = GenerateOptions { accounts: args.accounts, seed: args.seed, error_rate: args.error_rate };
     let started = Instant::now();

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::cli::{ListArgs, ListWhich, SkipArgs, StatusArgs, UnskipArgs};
 use crate::error::{Error, ExitStatus};
-use crate::store::{Process, ProcessFilter, ProcessStatus, SkipRefused};
+use crate::store::{ProcessFilter, SkipRefused};
 use crate::workdir::Workdir;
 
 pub fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
@@ -53,25 +53,14 @@ fn set_skipped(
     Ok(if refused > 0 { ExitStatus::Rejected } else { ExitStatus::Clean })
 }
 
-/// The guide's status body of a process.
-pub fn status_body(process: &Process) -> serde_json::Value {
-    let (status, number) = match process.status {
-        ProcessStatus::Imported => ("COMPLETED", process.kraken_account_number.clone().unwrap_or_default()),
-        ProcessStatus::Staged if process.in_progress => ("IN_PROGRESS", String::new()),
-        ProcessStatus::Staged | ProcessStatus::Skipped => ("UNKNOWN", String::new()),
-    };
-    json!({ "status": status, "kraken_account_number": number })
-}
-
 pub fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
     let store = crate::store::open(&args.workdir.workdir)?;
-    let Some(process) = store.process(&args.supplier, &args.account)? else {
-        let detail = format!("No import process for account {} of import supplier {}.", args.account, args.supplier);
-        println!("{}", json!({ "detail": detail }));
-        eprintln!("404 Not Found");
+    let (status, body, process) = crate::engine::status::status(store.as_ref(), &args.supplier, &args.account)?;
+    println!("{body}");
+    let Some(process) = process else {
+        eprintln!("{}", status.line());
         return Ok(ExitStatus::Rejected);
     };
-    println!("{}", status_body(&process));
     if args.verbose {
         eprintln!(
             "process {} {}: {}, staged version {}, skip reason {}, updated {}",
@@ -93,7 +82,7 @@ pub fn list(args: ListArgs) -> Result<ExitStatus, Error> {
         ListWhich::Pending => ProcessFilter::Pending,
         ListWhich::Imported => ProcessFilter::Imported,
     };
-    let processes = store.processes(&args.supplier, filter)?;
+    let processes = crate::engine::status::list(store.as_ref(), &args.supplier, filter)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {

@@ -1,0 +1,122 @@
+//! Validate: every rule over a dump, findings and outcomes to Parquet and stdout and a summary on
+//! stderr; or over one account, its guide outcome.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::cli::Emit;
+use crate::error::Error;
+use crate::findings::{self, Finding};
+use crate::ingest::output::{PendingFile, writer_properties};
+use crate::ingest::{Chunk, arrow_schemas, flatten_chunk, ingest};
+use crate::outcome::{self, chunk_outcomes};
+use crate::rules::RuleContext;
+use crate::schema::Schema;
+use crate::settings::Settings;
+use crate::validation::{InputScope, Tally, check_chunk};
+
+/// Validates a dump: findings and outcomes to `out` (when given) and to stdout (as `emit`
+/// says), a summary on stderr; returns the tally.
+pub fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>, emit: Emit) -> Result<Tally, Error> {
+    let (schema, ctx) = (&settings.schema, &settings.rules);
+    let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(settings, dump)?;
+    let consumed = reader.progress();
+    let mut files = match out {
+        Some(dir) => {
+            fs_err::create_dir_all(dir)?;
+            let f = PendingFile::create(
+                dir.join("findings.parquet"),
+                findings::arrow_schema(),
+                writer_properties(schema, "findings"),
+            )?;
+            let o = PendingFile::create(
+                dir.join("outcomes.parquet"),
+                outcome::arrow_schema(),
+                writer_properties(schema, "outcomes"),
+            )?;
+            Some((f, o))
+        }
+        None => None,
+    };
+    let want_outcomes = files.is_some() || emit == Emit::Outcomes;
+    let mut scope = InputScope::new(schema);
+    let mut tally = Tally::default();
+    let bar = super::byte_progress(size);
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    pool.install(|| {
+        ingest(
+            schema,
+            reader,
+            options,
+            |out| {
+                check_chunk(schema, ctx, out);
+                if want_outcomes { chunk_outcomes(schema, out) } else { Vec::new() }
+            },
+            |wave| {
+                let mut lock = stdout.lock();
+                for (mut out, mut outcomes) in wave {
+                    if scope.check(schema, &mut out) && want_outcomes {
+                        outcomes = chunk_outcomes(schema, &out);
+                    }
+                    tally.add(&out);
+                    if let Some((f, o)) = files.as_mut() {
+                        if !out.findings.is_empty() {
+                            f.write(&findings::to_batch(&out.findings))?;
+                        }
+                        if !outcomes.is_empty() {
+                            o.write(&outcome::to_batch(&outcomes))?;
+                        }
+                    }
+                    match emit {
+                        Emit::Findings => write_json_lines(&mut lock, out.findings.iter().map(Finding::to_json))?,
+                        Emit::Outcomes => write_json_lines(&mut lock, outcomes.iter().map(outcome::Outcome::to_json))?,
+                        Emit::None => {}
+                    }
+                }
+                bar.set_position(consumed.load(std::sync::atomic::Ordering::Relaxed));
+                Ok(())
+            },
+        )
+    })?;
+    bar.finish_and_clear();
+    if let Some((f, o)) = files {
+        f.commit()?;
+        o.commit()?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut summary = format!(
+        "validated {} in {elapsed:.2} s ({:.1} MB/s): {}",
+        dump.display(),
+        size as f64 / 1e6 / elapsed.max(1e-9),
+        tally.render(10)
+    );
+    if let Some(dir) = out {
+        summary.push_str(&format!("wrote {} and outcomes.parquet\n", dir.join("findings.parquet").display()));
+    }
+    eprint!("{summary}");
+    Ok(tally)
+}
+
+/// The validate operation on one account: its JSON text in (pretty-printed is fine), the guide's
+/// outcome out (200 with the normalised account, or 400 with every error); `None` when the text
+/// holds no JSON object.
+pub fn validate_account(settings: &Settings, text: &str) -> Option<outcome::Outcome> {
+    let (schema, ctx): (&Schema, &RuleContext) = (&settings.schema, &settings.rules);
+    // JSON strings cannot hold raw newlines, so a pretty-printed object becomes one line.
+    let line: String = text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let chunk = Chunk::Lines { first_line: 1, bytes: line.into_bytes() };
+    let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
+    check_chunk(schema, ctx, &mut out);
+    chunk_outcomes(schema, &out).into_iter().next()
+}
+
+/// One JSON object per line.
+fn write_json_lines(out: &mut impl Write, values: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {
+    for value in values {
+        serde_json::to_writer(&mut *out, &value)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
