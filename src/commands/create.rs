@@ -8,7 +8,7 @@ use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
 use crate::workdir::Workdir;
 
-pub fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.create.schema.as_deref())?;
     let settings = Settings::new(schema, args.create.reference.today, args.create.reference.timezone);
     let wd = Workdir::new(&args.workdir.workdir);

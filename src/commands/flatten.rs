@@ -9,7 +9,7 @@ use crate::ingest::ingest;
 use crate::ingest::output::TableFiles;
 use crate::schema::Severity;
 
-pub fn run(args: FlattenArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: FlattenArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings =
         crate::settings::Settings::new(schema, None, None).with_ingest(args.ingest.threads, args.ingest.chunk_size);

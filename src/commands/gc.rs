@@ -8,7 +8,7 @@ use crate::cli::GcArgs;
 use crate::error::{Error, ExitStatus};
 use crate::workdir::Workdir;
 
-pub fn run(args: GcArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: GcArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let _lock = wd.lock("gc")?;
     let store = crate::store::open(&wd.root)?;

@@ -8,7 +8,7 @@ use crate::error::{Error, ExitStatus};
 use crate::generate::{GenerateOptions, create_output, generate};
 use crate::schema::Schema;
 
-pub fn run(args: GenerateArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: GenerateArgs) -> Result<ExitStatus, Error> {
     if !(0.0..=1.0).contains(&args.error_rate) {
         return Err(Error::usage(format!("--error-rate must be between 0 and 1, not {}", args.error_rate), None));
     }

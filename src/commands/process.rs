@@ -9,14 +9,14 @@ use crate::error::{Error, ExitStatus};
 use crate::store::{ProcessFilter, SkipRefused};
 use crate::workdir::Workdir;
 
-pub fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
+pub(super) fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
     if args.reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
         return Err(Error::usage("--reason may not be blank", Some("leave it out, or say why")));
     }
     set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, true, args.reason.as_deref())
 }
 
-pub fn unskip(args: UnskipArgs) -> Result<ExitStatus, Error> {
+pub(super) fn unskip(args: UnskipArgs) -> Result<ExitStatus, Error> {
     set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, false, None)
 }
 
@@ -53,7 +53,7 @@ fn set_skipped(
     Ok(if refused > 0 { ExitStatus::Rejected } else { ExitStatus::Clean })
 }
 
-pub fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
+pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
     let store = crate::store::open(&args.workdir.workdir)?;
     let (status, body, process) = crate::engine::status::status(store.as_ref(), &args.supplier, &args.account)?;
     println!("{body}");
@@ -75,7 +75,7 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
     Ok(ExitStatus::Clean)
 }
 
-pub fn list(args: ListArgs) -> Result<ExitStatus, Error> {
+pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
     let store = crate::store::open(&args.workdir.workdir)?;
     let filter = match args.which {
         ListWhich::All => ProcessFilter::All,

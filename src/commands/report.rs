@@ -7,7 +7,7 @@ use crate::pipeline::manifest::Manifest;
 use crate::report;
 use crate::workdir::Workdir;
 
-pub fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let manifest = match &args.run {
         Some(run) => {

@@ -5,7 +5,7 @@ use crate::engine::reprocess::{Request, reprocess};
 use crate::error::{Error, ExitStatus};
 use crate::workdir::Workdir;
 
-pub fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
     let request = Request {
         run: args.run,
         codes: args.codes,

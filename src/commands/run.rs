@@ -4,7 +4,7 @@ use crate::cli::RunArgs;
 use crate::engine::pipeline::{RunOptions, run as run_pipeline};
 use crate::error::{Error, ExitStatus};
 
-pub fn run(args: RunArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: RunArgs) -> Result<ExitStatus, Error> {
     run_pipeline(&RunOptions {
         pipeline: args.pipeline,
         only_failed_from: args.only_failed_from,

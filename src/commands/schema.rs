@@ -3,7 +3,7 @@
 use crate::cli::{SchemaArgs, SchemaCommand};
 use crate::error::{Error, ExitStatus};
 
-pub fn run(args: SchemaArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: SchemaArgs) -> Result<ExitStatus, Error> {
     match args.command {
         SchemaCommand::Check { file } => {
             let schema = crate::settings::load_schema(file.as_deref())?;

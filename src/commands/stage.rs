@@ -5,7 +5,7 @@ use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
 use crate::workdir::Workdir;
 
-pub fn run(args: StageArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: StageArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings = Settings::new(schema, args.reference.today, args.reference.timezone)
         .with_ingest(args.ingest.threads, args.ingest.chunk_size);

@@ -7,7 +7,7 @@ use crate::schema::Check;
 use crate::store::MigrationStatus;
 use crate::workdir::Workdir;
 
-pub fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
     let mut store = crate::store::open(&args.workdir.workdir)?;
     let (code, status) = match args.command {
         SupplierCommand::List { json } => {

@@ -6,7 +6,7 @@ use crate::error::{Error, ExitStatus};
 /// Team names are free text, but not blank and at most this long.
 const MAX_NAME: usize = 255;
 
-pub fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
     let mut store = crate::store::open(&args.workdir.workdir)?;
     match args.command {
         TeamCommand::Add { name } => {

@@ -6,7 +6,7 @@ use crate::error::{Error, ExitStatus};
 use crate::guide::Status;
 use crate::settings::Settings;
 
-pub fn run(args: ValidateArgs) -> Result<ExitStatus, Error> {
+pub(super) fn run(args: ValidateArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.ingest.schema.as_deref())?;
     let settings = Settings::new(schema, args.reference.today, args.reference.timezone)
         .with_ingest(args.ingest.threads, args.ingest.chunk_size);

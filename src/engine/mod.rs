@@ -53,7 +53,7 @@ pub(crate) struct DumpInput {
 }
 
 impl DumpInput {
-    pub fn open(settings: &Settings, dump: &Path) -> Result<Self, Error> {
+    pub(crate) fn open(settings: &Settings, dump: &Path) -> Result<Self, Error> {
         let pool = thread_pool(settings.threads)?;
         let mut options = crate::ingest::IngestOptions::for_threads(pool.current_num_threads());
         options.chunk_size = settings.chunk_size;

@@ -243,7 +243,10 @@ fn failed_in(wd: &Workdir, store: &dyn Store, run_id: &str) -> Result<HashSet<(S
 
 /// Creates the pending accounts of each supplier (those the filter admits), one create run
 /// per supplier.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run's parts are handed down once here; bundling them is the session type's job"
+)]
 fn create_all(
     pipeline: &Pipeline,
     settings: &Settings,

@@ -9,7 +9,7 @@ use crate::diagnostics::walk::Sp;
 use crate::schema::{Schema, Severity};
 
 /// The largest number of accounts in flight the platform takes (the guide's limit).
-pub const MAX_CONCURRENCY: i64 = 40;
+pub(super) const MAX_CONCURRENCY: i64 = 40;
 
 pub(super) fn resolve(raw: &RawPipeline, base: &Path, problems: &mut Vec<Problem>) -> Option<Pipeline> {
     let name = match &raw.name {

@@ -14,7 +14,7 @@ use rusqlite::{Connection, ffi};
 
 /// One bound value, borrowing text instead of copying it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value<'a> {
+pub(super) enum Value<'a> {
     Null,
     Integer(i64),
     Text(&'a str),
@@ -22,7 +22,7 @@ pub enum Value<'a> {
 
 /// A statement prepared on one connection, run with [`Statement::execute`]. It must be dropped
 /// before its connection closes (the store clears its statements when it is dropped).
-pub struct Statement {
+pub(super) struct Statement {
     db: *mut ffi::sqlite3,
     stmt: NonNull<ffi::sqlite3_stmt>,
     parameters: usize,
@@ -34,7 +34,7 @@ unsafe impl Send for Statement {}
 
 impl Statement {
     /// Prepares `sql` (one statement) on `conn`, to be kept and run many times.
-    pub fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<Self> {
+    pub(super) fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<Self> {
         let too_long = || failure(ffi::SQLITE_TOOBIG, format!("a statement of {} bytes", sql.len()));
         let len = c_int::try_from(sql.len()).map_err(|_| too_long())?;
         // SAFETY: the handle stays owned by `conn`; it is used for this call and for `execute`,
@@ -63,7 +63,7 @@ impl Statement {
 
     /// Binds `values` to the parameters in order and runs the statement to its end (it must
     /// return no rows). Text is read in place during the run; every binding is cleared after.
-    pub fn execute(&self, conn: &Connection, values: &[Value<'_>]) -> rusqlite::Result<()> {
+    pub(super) fn execute(&self, conn: &Connection, values: &[Value<'_>]) -> rusqlite::Result<()> {
         // SAFETY: only compared, never used.
         assert_eq!(unsafe { conn.handle() }, self.db, "a statement runs on the connection it was prepared on");
         if values.len() != self.parameters {

@@ -11,25 +11,25 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The outcome of one `ferry` invocation.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 /// Runs the real binary with `args`, without colours and with a fixed terminal width.
-pub fn ferry(args: &[&str]) -> Run {
+pub(crate) fn ferry(args: &[&str]) -> Run {
     ferry_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
 }
 
 /// Runs the real binary in `dir`: tests whose output names files pass paths relative to it,
 /// so that the text does not depend on where the checkout lives.
-pub fn ferry_in(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn ferry_in(dir: &Path, args: &[&str]) -> Run {
     ferry_with(dir, args, &[])
 }
 
 /// Runs the real binary in `dir` with extra environment variables.
-pub fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .current_dir(dir)
         .args(args)
@@ -47,38 +47,38 @@ pub fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Runs the real binary with `--workdir WD` appended and extra environment variables.
-pub fn ferry_wd(wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn ferry_wd(wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = args.to_vec();
     all.extend(["--workdir", s(wd)]);
     ferry_with(&repo(""), &all, env)
 }
 
 /// The store of a work directory, opened directly.
-pub fn store(wd: &Path) -> rusqlite::Connection {
+pub(crate) fn store(wd: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(wd.join("ferry.db")).unwrap()
 }
 
 /// The one integer a query of the store returns (`SELECT count(*) ...`).
-pub fn count(wd: &Path, sql: &str) -> i64 {
+pub(crate) fn count(wd: &Path, sql: &str) -> i64 {
     store(wd).query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-pub fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-pub fn s(path: &Path) -> &str {
+pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("temp paths are UTF-8")
 }
 
 /// Every batch of a Parquet file.
-pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+pub(crate) fn read_parquet(path: &Path) -> Vec<RecordBatch> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap).collect()
 }
 
 /// A Parquet file as one batch.
-pub fn read_table(path: &Path) -> RecordBatch {
+pub(crate) fn read_table(path: &Path) -> RecordBatch {
     let batches = read_parquet(path);
     let schema = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().schema().clone();
     arrow_select_concat(&schema, &batches)
@@ -91,12 +91,12 @@ fn arrow_select_concat(schema: &arrow_schema::SchemaRef, batches: &[RecordBatch]
     arrow_select::concat::concat_batches(schema, batches).unwrap()
 }
 
-pub fn pretty(batch: &RecordBatch) -> String {
+pub(crate) fn pretty(batch: &RecordBatch) -> String {
     arrow_cast::pretty::pretty_format_batches(std::slice::from_ref(batch)).unwrap().to_string()
 }
 
 /// (line, attr, code, severity) of every finding in `dir/findings.parquet`, in file order.
-pub fn findings(dir: &Path) -> Vec<(u64, String, String, String)> {
+pub(crate) fn findings(dir: &Path) -> Vec<(u64, String, String, String)> {
     let batch = read_table(&dir.join("findings.parquet"));
     let col = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>().clone();
     let (attr, code, severity) = (col("attr"), col("code"), col("severity"));
@@ -107,7 +107,7 @@ pub fn findings(dir: &Path) -> Vec<(u64, String, String, String)> {
 }
 
 /// Row counts of every table in a flatten output directory, by table name.
-pub fn row_counts(dir: &Path) -> BTreeMap<String, usize> {
+pub(crate) fn row_counts(dir: &Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -120,7 +120,7 @@ pub fn row_counts(dir: &Path) -> BTreeMap<String, usize> {
 }
 
 /// Replaces the temp directory and the checkout's path in text meant for snapshots.
-pub fn stable(text: &str, temp: &Path) -> String {
+pub(crate) fn stable(text: &str, temp: &Path) -> String {
     text.replace(s(temp), "[TMP]").replace(env!("CARGO_MANIFEST_DIR"), "[REPO]")
 }
 
@@ -135,7 +135,7 @@ macro_rules! assert_stable_snapshot {
 }
 
 /// Writes the corrected example account as a one-line dump and returns its path.
-pub fn example_dump(dir: &Path, example: &str) -> PathBuf {
+pub(crate) fn example_dump(dir: &Path, example: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo(&format!("data/examples/{example}"))).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let path = dir.join(example.replace(".json", ".ndjson"));
@@ -144,7 +144,7 @@ pub fn example_dump(dir: &Path, example: &str) -> PathBuf {
 }
 
 /// (line, attr, code, severity) of a generator manifest's entries that `keep` accepts.
-pub fn manifest(
+pub(crate) fn manifest(
     path: &Path,
     keep: impl Fn(&serde_json::Value) -> bool,
 ) -> std::collections::BTreeSet<(u64, String, String, String)> {

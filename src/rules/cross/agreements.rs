@@ -19,7 +19,7 @@ use super::{By, Emitter, children_by_parent, key, strings, table, text};
 use crate::findings::{Finding, quote};
 use crate::rules::field::parse_date;
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     agreements(e, &mut out);
     transactions(e, &mut out);

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use super::{By, Emitter, decimal, key, strings, table};
 use crate::findings::Finding;
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let (Some((ledger_id, ledgers)), Some((_, txs))) = (table(e, "ledgers"), table(e, "transactions")) else {
         return Vec::new();
     };

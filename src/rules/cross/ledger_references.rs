@@ -22,7 +22,7 @@ use arrow_array::cast::AsArray;
 use super::{By, Emitter, key, sets_by, strings, table, text};
 use crate::findings::{Finding, quote};
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let accounts = e.tables[0].num_rows();
     let mut out = Vec::new();
     let points = table(e, "supply_points").map(|(_, b)| sets_by(b, "identifier", By::Account, accounts));

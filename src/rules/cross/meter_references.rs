@@ -18,7 +18,7 @@ use super::{By, Emitter, key, sets_by, strings, table, text};
 use crate::findings::{Finding, quote};
 use crate::rules::field::decimal_shape;
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     transfer_readings(e, &mut out);
     readings(e, &mut out);

@@ -15,7 +15,7 @@ use crate::rules::field::instant;
 
 const LISTS: [&str; 3] = ["meter_operators", "network_operators", "transmission_system_operators"];
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let Some((points_id, points)) = table(e, "supply_points") else { return Vec::new() };
     let tz = e.tz;
     let mut out = Vec::new();

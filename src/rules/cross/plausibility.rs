@@ -23,7 +23,7 @@ const PRICES: [(&str, &str); 3] = [
     ("params.monthly_standing_charge", "params.net_monthly_standing_charge"),
 ];
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     prices(e, &mut out);
     obis(e, &mut out);

@@ -19,7 +19,7 @@ use crate::findings::Finding;
 use crate::ingest::KEY_COLUMNS;
 use crate::schema::{ColumnKind, Field, FieldType, Object, TableBody};
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let Some((points_id, points)) = table(e, "supply_points") else { return Vec::new() };
     let Some(types) = strings(points, "supply_type") else { return Vec::new() };
     let mut out = Vec::new();

@@ -14,7 +14,7 @@ use super::{By, Emitter, decimal, key, strings, table};
 use crate::findings::Finding;
 use crate::schema::TableId;
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let root = &e.tables[0];
     let (Some(transfer), Some((_, ledgers))) = (strings(root, "transfer_balance"), table(e, "ledgers")) else {
         return Vec::new();

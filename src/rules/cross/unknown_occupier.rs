@@ -14,7 +14,7 @@ use super::Emitter;
 use crate::findings::Finding;
 use crate::schema::TableId;
 
-pub fn check(e: &Emitter<'_>) -> Vec<Finding> {
+pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     let root = &e.tables[0];
     let Some(customers) = root.column_by_name("customers").map(|c| c.as_primitive::<UInt32Type>()) else {
         return Vec::new();
