@@ -30,6 +30,15 @@ pub enum Error {
     },
 }
 
+impl From<crate::schema::SchemaError> for Error {
+    fn from(e: crate::schema::SchemaError) -> Self {
+        match e {
+            crate::schema::SchemaError::Io(e) => Error::Io(e),
+            crate::schema::SchemaError::Invalid(e) => Error::Config(e),
+        }
+    }
+}
+
 impl From<Box<ConfigError>> for Error {
     fn from(e: Box<ConfigError>) -> Self {
         Error::Config(e)

@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::diagnostics::ConfigError;
-use crate::error::Error;
 
 /// Index of a table in [`Schema::tables`]; the root table is `TableId(0)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -321,11 +320,25 @@ pub enum ValueList {
     ByKey(BTreeMap<String, Vec<String>>),
 }
 
+/// Why a schema file could not be loaded: unreadable, or with problems (all of them, with
+/// their places). The schema's own error, so that the schema depends on nothing but its file.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SchemaError {
+    /// The file could not be read; the message names the path.
+    #[error("{0}")]
+    #[diagnostic(code(ferry::io))]
+    Io(#[from] std::io::Error),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<ConfigError>),
+}
+
 impl Schema {
     /// Loads and resolves a schema file; every problem is reported in one diagnostic.
-    pub fn load(path: &Path) -> Result<Schema, Error> {
+    pub fn load(path: &Path) -> Result<Schema, SchemaError> {
         let text = fs_err::read_to_string(path)?;
-        Ok(Self::from_str(&path.display().to_string(), &text)?)
+        Self::from_str(&path.display().to_string(), &text).map_err(SchemaError::Invalid)
     }
 
     /// Resolves schema text; `origin` names it in diagnostics.
