@@ -237,7 +237,47 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
 }
 
-/// The Arrow schema of `outcomes.parquet`.
+/// The two kinds of `outcomes.parquet`, each with its own documented schema, named in the file's
+/// Parquet metadata under [`OutcomesKind::KEY`] so that a reader never guesses from the columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomesKind {
+    /// `ferry validate --out` (and a pipeline's validate stage): one row per line, the guide's
+    /// validate outcome. Columns of [`arrow_schema`]: `line`, `import_supplier`,
+    /// `external_account_number`, `status` (200 or 400), `body` (JSON text).
+    Validate,
+    /// A run that writes the store (stage, create, reprocess): its audit rows. Columns of
+    /// [`crate::stage::export::arrow_schema`]: `run_id`, `operation`, `attempt`, the account's
+    /// keys and `line`, `status`, `error_code`, `body`, `kraken_account_number`, `started_at`,
+    /// `finished_at`.
+    Audit,
+}
+
+impl OutcomesKind {
+    /// The Parquet key-value metadata key that names the kind.
+    pub const KEY: &str = "ferry.outcomes";
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            OutcomesKind::Validate => "validate",
+            OutcomesKind::Audit => "audit",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<OutcomesKind> {
+        [OutcomesKind::Validate, OutcomesKind::Audit].into_iter().find(|k| k.name() == name)
+    }
+
+    /// Writer properties of an outcomes file of this kind: the shared ones, plus its name.
+    pub fn writer_properties(self, schema: &crate::schema::Schema) -> parquet::file::properties::WriterProperties {
+        crate::ingest::output::writer_properties_with(
+            schema,
+            "outcomes",
+            vec![parquet::file::metadata::KeyValue::new(Self::KEY.to_owned(), self.name().to_owned())],
+        )
+    }
+}
+
+/// The Arrow schema of a validate `outcomes.parquet` ([`OutcomesKind::Validate`]).
 pub fn arrow_schema() -> SchemaRef {
     Arc::new(ArrowSchema::new(vec![
         ArrowField::new("line", DataType::UInt64, false),

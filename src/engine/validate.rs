@@ -33,7 +33,7 @@ pub fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>, emit:
             let o = PendingFile::create(
                 dir.join("outcomes.parquet"),
                 outcome::arrow_schema(),
-                writer_properties(schema, "outcomes"),
+                outcome::OutcomesKind::Validate.writer_properties(schema),
             )?;
             Some((f, o))
         }

@@ -35,6 +35,18 @@ pub const ROW_GROUP_BYTES: usize = 1 << 20;
 
 /// Writer properties shared by every Parquet file ferry writes.
 pub fn writer_properties(schema: &Schema, table: &str) -> WriterProperties {
+    writer_properties_with(schema, table, Vec::new())
+}
+
+/// [`writer_properties`] with more key-value metadata.
+pub fn writer_properties_with(schema: &Schema, table: &str, extra: Vec<KeyValue>) -> WriterProperties {
+    let mut metadata = vec![
+        KeyValue::new("ferry.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+        KeyValue::new("ferry.schema".to_owned(), schema.name.clone()),
+        KeyValue::new("ferry.schema_hash".to_owned(), schema.hash.clone()),
+        KeyValue::new("ferry.table".to_owned(), table.to_owned()),
+    ];
+    metadata.extend(extra);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -43,12 +55,7 @@ pub fn writer_properties(schema: &Schema, table: &str) -> WriterProperties {
         .set_data_page_size_limit(128 << 10)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new("ferry.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-            KeyValue::new("ferry.schema".to_owned(), schema.name.clone()),
-            KeyValue::new("ferry.schema_hash".to_owned(), schema.hash.clone()),
-            KeyValue::new("ferry.table".to_owned(), table.to_owned()),
-        ]))
+        .set_key_value_metadata(Some(metadata))
         .build()
 }
 

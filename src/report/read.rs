@@ -1,5 +1,5 @@
-//! Reading a run's findings.parquet and outcomes.parquet back, by column name, so that the
-//! validate, stage and create files (which share their key columns) read the same way.
+//! Reading a run's findings.parquet and outcomes.parquet back. An outcomes file is read by the
+//! kind its metadata names ([`OutcomesKind`]): validate outcomes, or a run's audit rows.
 
 use std::path::Path;
 
@@ -9,6 +9,7 @@ use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::Error;
+use crate::outcome::OutcomesKind;
 
 /// One finding as the report reads it.
 #[derive(Debug, Clone)]
@@ -37,16 +38,36 @@ pub struct OutcomeRow {
 }
 
 fn batches(path: &Path) -> Result<Vec<RecordBatch>, Error> {
+    Ok(read(path)?.map(|f| f.batches).unwrap_or_default())
+}
+
+/// A Parquet file read whole: its batches, and the value of its `ferry.outcomes` metadata.
+struct ParquetFile {
+    batches: Vec<RecordBatch>,
+    kind: Option<String>,
+}
+
+/// The file, or `None` when there is no file.
+fn read(path: &Path) -> Result<Option<ParquetFile>, Error> {
     if !path.is_file() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let err =
         |e: parquet::errors::ParquetError| Error::Io(std::io::Error::other(format!("reading {}: {e}", path.display())));
     let file = fs_err::File::open(path)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(err)?.build().map_err(err)?;
-    reader
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(err)?;
+    let kind = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == OutcomesKind::KEY))
+        .and_then(|k| k.value.clone());
+    let batches = builder
+        .build()
+        .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Io(std::io::Error::other(format!("reading {}: {e}", path.display()))))
+        .map_err(|e| Error::Io(std::io::Error::other(format!("reading {}: {e}", path.display()))))?;
+    Ok(Some(ParquetFile { batches, kind }))
 }
 
 fn text(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
@@ -75,23 +96,51 @@ pub fn findings(path: &Path) -> Result<Vec<FindingRow>, Error> {
     Ok(out)
 }
 
-/// Every row of an outcomes.parquet (none when the file does not exist).
+/// Every row of an outcomes.parquet (none when the file does not exist), read as the kind its
+/// metadata names. A file without the name was written by a ferry before the kinds were named:
+/// its schema tells (the audit rows are the only ones with `error_code`).
 pub fn outcomes(path: &Path) -> Result<Vec<OutcomeRow>, Error> {
+    let Some(ParquetFile { batches, kind }) = read(path)? else { return Ok(Vec::new()) };
+    let kind = match kind.as_deref() {
+        Some(name) => OutcomesKind::parse(name).ok_or_else(|| {
+            Error::Io(std::io::Error::other(format!(
+                "{}: unknown outcomes kind {name:?} (this ferry reads {:?} and {:?})",
+                path.display(),
+                OutcomesKind::Validate.name(),
+                OutcomesKind::Audit.name()
+            )))
+        })?,
+        None if batches.first().is_some_and(|b| b.column_by_name("error_code").is_some()) => OutcomesKind::Audit,
+        None => OutcomesKind::Validate,
+    };
     let mut out = Vec::new();
-    for batch in batches(path)? {
-        let lines = batch.column_by_name("line").map(|c| c.as_primitive::<UInt64Type>().clone());
-        let status = batch.column_by_name("status").map(|c| c.as_primitive::<UInt16Type>().clone());
-        let attempt = batch.column_by_name("attempt").map(|c| c.as_primitive::<UInt32Type>().clone());
+    for batch in batches {
+        let column = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| {
+                Error::Io(std::io::Error::other(format!(
+                    "{}: a {} outcomes file without its {name:?} column",
+                    path.display(),
+                    kind.name()
+                )))
+            })
+        };
+        let lines = column("line")?.as_primitive::<UInt64Type>().clone();
+        let status = column("status")?.as_primitive::<UInt16Type>().clone();
+        let attempt = match kind {
+            OutcomesKind::Audit => Some(column("attempt")?.as_primitive::<UInt32Type>().clone()),
+            OutcomesKind::Validate => None,
+        };
+        let audit = kind == OutcomesKind::Audit;
         for row in 0..batch.num_rows() {
             out.push(OutcomeRow {
-                line: lines.as_ref().filter(|l| !l.is_null(row)).map(|l| l.value(row)),
+                line: (!lines.is_null(row)).then(|| lines.value(row)),
                 supplier: text(&batch, "import_supplier", row),
                 external: text(&batch, "external_account_number", row),
-                status: status.as_ref().map_or(0, |s| s.value(row)),
-                code: text(&batch, "error_code", row),
+                status: status.value(row),
+                code: if audit { text(&batch, "error_code", row) } else { None },
                 attempt: attempt.as_ref().map(|a| a.value(row)),
-                started_at: text(&batch, "started_at", row),
-                finished_at: text(&batch, "finished_at", row),
+                started_at: if audit { text(&batch, "started_at", row) } else { None },
+                finished_at: if audit { text(&batch, "finished_at", row) } else { None },
             });
         }
     }

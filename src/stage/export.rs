@@ -9,11 +9,12 @@ use arrow_array::builder::{StringBuilder, UInt16Builder, UInt32Builder, UInt64Bu
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 
-use crate::ingest::output::{PendingFile, ROW_GROUP_ROWS, writer_properties};
+use crate::ingest::output::{PendingFile, ROW_GROUP_ROWS};
 use crate::schema::Schema;
 use crate::store::AuditRecord;
 
-/// The Arrow schema of a run's `outcomes.parquet`: the audit table's columns.
+/// The Arrow schema of a run's `outcomes.parquet` ([`crate::outcome::OutcomesKind::Audit`]): the
+/// audit table's columns.
 pub fn arrow_schema() -> SchemaRef {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     Arc::new(ArrowSchema::new(vec![
@@ -74,7 +75,8 @@ pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
 
 /// Writes `rows` to `path` (under a temporary name, synced, renamed).
 pub fn write_outcomes(schema: &Schema, path: &Path, rows: &[AuditRecord]) -> std::io::Result<()> {
-    let mut file = PendingFile::create(path.to_owned(), arrow_schema(), writer_properties(schema, "outcomes"))?;
+    let properties = crate::outcome::OutcomesKind::Audit.writer_properties(schema);
+    let mut file = PendingFile::create(path.to_owned(), arrow_schema(), properties)?;
     for chunk in rows.chunks(ROW_GROUP_ROWS) {
         file.write(&to_batch(chunk))?;
     }

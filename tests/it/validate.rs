@@ -170,3 +170,26 @@ fn one_account_gives_the_guide_response() {
     let body: serde_json::Value = serde_json::from_str(&good.stdout).unwrap();
     assert_eq!(body, expected);
 }
+
+/// The `ferry.outcomes` metadata of a Parquet file.
+fn outcomes_kind(path: &std::path::Path) -> Option<String> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
+    let metadata = parquet::file::reader::FileReader::metadata(&reader).file_metadata().clone();
+    metadata.key_value_metadata()?.iter().find(|k| k.key == "ferry.outcomes").and_then(|k| k.value.clone())
+}
+
+#[test]
+fn outcomes_files_name_their_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = example_dump(tmp.path(), "account.json");
+    let out = tmp.path().join("v");
+    assert_eq!(ferry(&["validate", s(&dump), "--out", s(&out), "--today", "2026-11-27"]).code, 0);
+    assert_eq!(outcomes_kind(&out.join("outcomes.parquet")).as_deref(), Some("validate"));
+    let wd = tmp.path().join("work");
+    let staged = ferry(&["stage", s(&dump), "--today", "2026-11-27", "--workdir", s(&wd)]);
+    assert_eq!(staged.code, 0, "{}", staged.stderr);
+    let runs: Vec<_> = std::fs::read_dir(wd.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(outcomes_kind(&runs[0].join("outcomes.parquet")).as_deref(), Some("audit"));
+}
