@@ -396,3 +396,60 @@ fn summary(m: &Manifest, seconds: f64) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(stage: &str, outcomes: &[(u16, &str, u64)]) -> Step {
+        Step {
+            stage: stage.to_owned(),
+            input: None,
+            supplier: None,
+            run_id: None,
+            dir: String::new(),
+            seconds: 0.0,
+            outcomes: outcomes
+                .iter()
+                .map(|(status, outcome, count)| OutcomeCount {
+                    status: *status,
+                    outcome: (*outcome).to_owned(),
+                    count: *count,
+                })
+                .collect(),
+        }
+    }
+
+    /// Read → valid → staged → created: an already imported account is read but neither rejected
+    /// nor staged; a failed validation is rejected; a dry run's rolled-back accounts count as
+    /// created (would have been), other create failures as failed.
+    #[test]
+    fn the_funnel_counts_each_account_once() {
+        let steps = [
+            step(
+                "stage",
+                &[
+                    (201, "created", 90),
+                    (200, "identical", 5),
+                    (400, FAILED_VALIDATION, 3),
+                    (400, ALREADY_IMPORTED, 2),
+                    (400, crate::guide::Code::Skipped.as_str(), 1),
+                ],
+            ),
+            step("create", &[(201, "created", 80), (400, crate::guide::Code::TeamUnknown.as_str(), 15)]),
+        ];
+        let f = funnel(&steps, false);
+        assert_eq!(
+            (f.read, f.valid, f.staged, f.rejected, f.already_imported, f.created, f.create_failed),
+            (101, 98, 95, 4, 2, 80, 15)
+        );
+        let dry = [step(
+            "create",
+            &[(400, crate::guide::Code::DryRunRolledBack.as_str(), 7), (400, "account_record_rejected", 1)],
+        )];
+        let f = funnel(&dry, true);
+        assert_eq!((f.created, f.create_failed), (7, 1));
+        let f = funnel(&dry, false);
+        assert_eq!((f.created, f.create_failed), (0, 8), "without a dry run, a rolled-back code is a failure");
+    }
+}

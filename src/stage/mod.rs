@@ -467,3 +467,54 @@ fn invalid_body(findings: &[Finding]) -> String {
     all.push(reason);
     failed_validation_body(&all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ProcessState;
+
+    fn decisions(schema: &Schema, ctx: &RuleContext, snapshot: StageSnapshot) -> String {
+        let s = Stager::new(schema, ctx, snapshot, None);
+        let names = [("NEW", "h"), ("SAME", "h"), ("CHANGED", "h2"), ("IMPORTED", "h"), ("SKIPPED", "h")]
+            .map(|(ext, hash)| format!("{ext}:{:?}", s.decide("S", ext, hash)));
+        names.join(" ")
+    }
+
+    fn process(status: ProcessStatus, hash: &str) -> ProcessState {
+        ProcessState {
+            status,
+            payload_hash: Some(hash.to_owned()),
+            kraken_account_number: (status == ProcessStatus::Imported).then(|| "A-0000002A".to_owned()),
+        }
+    }
+
+    /// The guide's order: imported or skipped first, then the supplier's migration status, then
+    /// new, replaced or identical by the payload hash.
+    #[test]
+    fn stage_decisions_follow_the_guides_order() {
+        let schema = Schema::builtin();
+        let ctx = RuleContext::new(chrono::NaiveDate::from_ymd_opt(2026, 11, 27), crate::settings::DEFAULT_TIMEZONE);
+        let mut snapshot = StageSnapshot::default();
+        for (ext, status, hash) in [
+            ("SAME", ProcessStatus::Staged, "h"),
+            ("CHANGED", ProcessStatus::Staged, "h"),
+            ("IMPORTED", ProcessStatus::Imported, "h"),
+            ("SKIPPED", ProcessStatus::Skipped, "h"),
+        ] {
+            snapshot.processes.insert(("S".to_owned(), ext.to_owned()), process(status, hash));
+        }
+        assert_eq!(
+            decisions(&schema, &ctx, snapshot.clone()),
+            "NEW:Created SAME:Identical CHANGED:Replaced IMPORTED:AlreadyImported(\"A-0000002A\") SKIPPED:Skipped"
+        );
+        snapshot.suppliers.insert("S".to_owned(), MigrationStatus::Paused);
+        assert_eq!(
+            decisions(&schema, &ctx, snapshot),
+            "NEW:NotOngoing(Paused) SAME:NotOngoing(Paused) CHANGED:NotOngoing(Paused) \
+             IMPORTED:AlreadyImported(\"A-0000002A\") SKIPPED:Skipped"
+        );
+        assert_eq!(Decision::Created.status(), 201);
+        assert_eq!(Decision::Identical.status(), 200);
+        assert_eq!(Decision::Skipped.status(), 400);
+    }
+}

@@ -129,7 +129,7 @@ pub struct ProcessState {
 }
 
 /// The store as a stage run sees it when it starts (the work directory lock keeps it so).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct StageSnapshot {
     pub suppliers: HashMap<String, MigrationStatus>,
     pub processes: HashMap<(String, String), ProcessState>,
