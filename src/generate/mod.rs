@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod inject;
+mod supply;
 
 use std::io::{self, Write};
 use std::path::Path;
