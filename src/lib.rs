@@ -1,19 +1,32 @@
 //! ferry: bulk account migration onto a Kraken-style platform.
 //!
-//! The data flow, as far as it is built:
+//! The data flow, top to bottom:
 //!
 //! ```text
-//! dump.ndjson[.gz|.zst]
-//!   → ingest::reader   chunks of whole lines, with line numbers
-//!   → ingest::flatten  schema-driven streaming deserialiser, chunks in parallel (rayon):
-//!                      one Arrow RecordBatch per table, type problems as findings
-//!   → ingest::output   one Parquet file per table, plus findings.parquet
+//! front ends      cli + commands/   parse arguments, resolve settings::Settings once, call the engine, print
+//!                 (serve, push: next)
+//! engine/         the guide's operations: validate (one account, a dump), stage, create,
+//!                 reprocess, status, list, and pipeline runs (pipeline/: the file, manifest)
+//!   dump.ndjson[.gz|.zst]
+//!   → ingest::reader    chunks of whole lines, with line numbers (a read-ahead thread)
+//!   → ingest::flatten   schema-driven streaming deserialiser, chunks in parallel (rayon):
+//!                       one Arrow RecordBatch per table, type problems as findings
+//!   → validation, rules field rules column-wise, identifiers/ checks, cross-field rules,
+//!                       uniqueness across the dump
+//!   → outcome           the guide's 200/400 per account (validate)
+//!   → stage/            stage decisions against the store, typed staged Parquet, payload hashes
+//!   → store/            the Store trait; sqlite/ the embedded backend (runs, processes, the
+//!                       stage transaction, the create writer); records/ the account records
+//!   → engine::runs      every run ends with its audit rows in runs/<id>/outcomes.parquet
+//!   → report/           the data-quality report of a pipeline run (html, json, md)
 //! ```
 //!
 //! [`schema`] drives everything: `schemas/account.toml` declares every table, field and rule.
-//! [`generate`] makes synthetic dumps of realistic shape, with a manifest of the findings
-//! its injected errors must produce. [`identifiers`] holds the German market's check-digit
-//! algorithms.
+//! [`guide`] builds every status, guide-level code and body. [`settings`] holds the defaults
+//! (timezone, chunk size); [`clock`] the time; [`workdir`] the work directory, its lock and the
+//! failpoints of the crash tests. [`generate`] makes synthetic dumps of realistic shape, with a
+//! manifest of the findings its injected errors must produce. [`identifiers`] holds the
+//! identifier checks, each agreeing with its reference implementation (docs/identifiers.md).
 //!
 //! Failures come in three kinds: bad data is a [`findings::Finding`], never an `Err`; config
 //! and usage mistakes are [`error::Error`] diagnostics (exit 2); I/O errors name their path.

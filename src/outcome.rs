@@ -1,5 +1,5 @@
 //! The guide's validate outcome of each account: `200` with the validated data, or `400` with
-//! the error envelope (spec/operations.md, "Validate").
+//! the error envelope (docs/operations.md, "Validate").
 //!
 //! The 200 body is the account as the schema normalises it: known fields only, in schema
 //! order, values as they came (decimals and dates as text), rebuilt from the flattened rows
@@ -242,11 +242,11 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomesKind {
     /// `ferry validate --out` (and a pipeline's validate stage): one row per line, the guide's
-    /// validate outcome. Columns of [`arrow_schema`]: `line`, `import_supplier`,
+    /// validate outcome. Columns of [`arrow_schema()`]: `line`, `import_supplier`,
     /// `external_account_number`, `status` (200 or 400), `body` (JSON text).
     Validate,
     /// A run that writes the store (stage, create, reprocess): its audit rows. Columns of
-    /// [`crate::stage::export::arrow_schema`]: `run_id`, `operation`, `attempt`, the account's
+    /// [`crate::stage::export::arrow_schema()`]: `run_id`, `operation`, `attempt`, the account's
     /// keys and `line`, `status`, `error_code`, `body`, `kraken_account_number`, `started_at`,
     /// `finished_at`.
     Audit,

@@ -13,7 +13,7 @@ use crate::rules::RuleContext;
 use crate::schema::Schema;
 
 /// The pipeline's timezone when none is given: naive datetimes are read in it, and "today" is
-/// today there (docs/fields.md §1).
+/// today there.
 pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::Berlin;
 
 /// Bytes of input per parallel chunk, cut at the next newline.

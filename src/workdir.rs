@@ -1,4 +1,4 @@
-//! The work directory: where the store and every run's files live (DESIGN.md), the lock that
+//! The work directory: where the store and every run's files live, the lock that
 //! keeps it to one writer, and the failpoints that crash tests use.
 //!
 //! ```text

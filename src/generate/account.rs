@@ -1,4 +1,4 @@
-//! One synthetic account of the guide's shape, valid under spec/fields.md by construction.
+//! One synthetic account of the guide's shape, valid under docs/fields.md by construction.
 //!
 //! Every identifier carries its right check digit, dates are contiguous and in the past,
 //! ledger balances follow from their transactions, and cross references (ledger identifiers,

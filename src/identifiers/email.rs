@@ -1,5 +1,5 @@
 //! E-mail addresses as Django's `EmailValidator` reads them (the check behind the platform's DRF
-//! `EmailField`), on the value as given, with the spec's three exceptions (docs/fields.md §5).
+//! `EmailField`), on the value as given, with the spec's exceptions (docs/identifiers.md).
 //!
 //! Django splits at the last `@`. The local part is a dot-atom (atoms of ASCII letters, digits and
 //! ``!#$%&'*+/=?^_`{|}~-``, dots only between atoms) or a quoted string. The domain is labels of

@@ -38,7 +38,7 @@ pub static REFERENCES: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 });
 
 /// A control character (U+0000–U+001F, U+007F–U+009F) or a bidirectional control (U+200E,
-/// U+200F, U+202A–U+202E, U+2066–U+2069): no identifier may hold one (docs/fields.md §1).
+/// U+200F, U+202A–U+202E, U+2066–U+2069): no identifier may hold one (docs/identifiers.md).
 pub fn is_forbidden_char(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }

@@ -414,7 +414,7 @@ fn check_decimal(
         push(row, code, format!("{} is implausible ({})", quote(v), bounds_text(&field.plausible)), Some(v));
     }
     match field.min {
-        // fields.md §5: any minus sign in a >=0 field, "-0.00" included.
+        // A decimal field that must be >= 0 refuses any minus sign, "-0.00" included.
         Some(MinValue::NonNegative) if negative => {
             push(row, "min_value", format!("{} may not be negative", quote(v)), Some(v));
         }

@@ -2,7 +2,7 @@
 //!
 //! Identifiers, IBANs, phone numbers and e-mail addresses come from [`crate::identifiers`],
 //! where each agrees with its reference implementation (tests/corpus/). The rest are small and
-//! exact, as docs/fields.md §5 reads them.
+//! exact (docs/identifiers.md).
 
 use crate::identifiers;
 use crate::schema::Check;

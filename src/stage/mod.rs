@@ -1,5 +1,5 @@
 //! Staging: each account of a dump validated by exactly the validate code path, then given
-//! the stage outcome of spec/operations.md against the store as it was when the run started,
+//! the stage outcome of docs/operations.md against the store as it was when the run started,
 //! and the rows of the accounts to store cut out, typed, per import supplier.
 //!
 //! [`Stager::stage_chunk`] is pure given the snapshot, so it runs inside the parallel flatten

@@ -1,7 +1,7 @@
 //! The store: the one mutable thing in a work directory (`<workdir>/ferry.db`).
 //!
 //! It holds import suppliers and their migration status, operations teams, import processes
-//! and their staged versions, runs, and the audit table (spec/operations.md). Everything else
+//! and their staged versions, runs, and the audit table (docs/operations.md). Everything else
 //! ferry writes is immutable files. The [`Store`] trait is what the commands use, so that
 //! another database (PostgreSQL) can serve it when a migration outgrows one machine;
 //! [`sqlite::SqliteStore`] is the embedded default, created on first use.
@@ -74,7 +74,7 @@ pub struct StoreError {
     pub source: rusqlite::Error,
 }
 
-/// Where an import process is in the state machine of spec/operations.md.
+/// Where an import process is in the state machine of docs/operations.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessStatus {
     Staged,
@@ -164,7 +164,7 @@ pub struct RunStart {
     pub resumed: bool,
 }
 
-/// One row of the append-only audit table (spec/operations.md, "What a bulk run records").
+/// One row of the append-only audit table (docs/operations.md, "What a bulk run records").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     pub run_id: String,

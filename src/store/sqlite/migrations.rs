@@ -66,7 +66,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_process ON audit (import_supplier, external_account_number, operation);
     ",
     // 2: run fingerprints and commit times, the staged row of each version, and the state
-    // machine of spec/operations.md enforced by the database itself; the audit is append-only.
+    // machine of docs/operations.md enforced by the database itself; the audit is append-only.
     "
     ALTER TABLE runs ADD COLUMN fingerprint TEXT;
     ALTER TABLE runs ADD COLUMN committed_at TEXT;
