@@ -20,7 +20,7 @@ use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
 use crate::settings::Settings;
 use crate::stage::read::{StagedReader, to_text};
-use crate::store::{AuditRecord, CreateItem, ProcessStatus, StagedRef, Store};
+use crate::store::{AccountWritten, AuditRecord, CreateItem, CreateResult, ProcessStatus, StagedRef, Store};
 use crate::workdir::Workdir;
 
 use super::runs::{Counts, export, recover_interrupted};
@@ -132,7 +132,7 @@ pub fn create(
                     .collect();
                 for chunk in items.chunks(job.concurrency) {
                     max_in_flight = max_in_flight.max(chunk.len());
-                    let results = store.create_chunk(schema, &run_id, chunk, job.dry_run)?;
+                    let results = store.create_chunk(schema, &run_id, chunk, job.dry_run, &outcome_of)?;
                     bar.inc(chunk.len() as u64);
                     if job.dry_run {
                         created_rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
@@ -183,6 +183,32 @@ pub fn create(
         eprintln!("team {:?} does not exist: add it with `ferry team add`", job.team);
     }
     Ok(Created { run_id, counts })
+}
+
+/// The guide's create outcome of what the store did with an account.
+fn outcome_of(item: &CreateItem<'_>, written: AccountWritten, attempt: u32, dry_run: bool) -> CreateResult {
+    let (code, body) = match written {
+        AccountWritten::Invalid => (guide::Code::AccountFailedValidation, item.invalid.clone().unwrap_or_default()),
+        AccountWritten::NotStaged => (guide::Code::NotStaged, guide::no_longer_staged(item.external_account_number)),
+        AccountWritten::Rejected { error } => (guide::Code::RecordRejected, guide::record_rejected(&error)),
+        AccountWritten::Created { .. } if dry_run => (guide::Code::DryRunRolledBack, guide::dry_run_rolled_back()),
+        AccountWritten::Created { kraken_account_number } => {
+            return CreateResult {
+                status: guide::Status::Created.code(),
+                error_code: None,
+                body: guide::created(&kraken_account_number),
+                kraken_account_number: Some(kraken_account_number),
+                attempt,
+            };
+        }
+    };
+    CreateResult {
+        status: code.status().code(),
+        error_code: Some(code.as_str().to_owned()),
+        body,
+        kraken_account_number: None,
+        attempt,
+    }
 }
 
 /// What a create run came to.

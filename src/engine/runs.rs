@@ -47,7 +47,12 @@ pub fn finish(
 /// - a create or reprocess run gets its outcomes exported and is marked interrupted; what it
 ///   created stays created.
 pub fn recover_interrupted(store: &mut dyn Store, wd: &Workdir, schema: &Schema, current: &str) -> Result<(), Error> {
-    let creations = store.record_interrupted_creations()?;
+    let interrupted = crate::store::Interrupted {
+        status_code: crate::guide::Code::CreationInterrupted.status().code(),
+        error_code: crate::guide::Code::CreationInterrupted.as_str().to_owned(),
+        body: crate::guide::creation_interrupted(),
+    };
+    let creations = store.record_interrupted_creations(&interrupted)?;
     if !creations.is_empty() {
         eprintln!(
             "{} creations were interrupted before they committed; each is recorded in the audit as a \

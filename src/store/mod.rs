@@ -232,6 +232,33 @@ pub struct CreateItem<'a> {
     pub invalid: Option<String>,
 }
 
+/// What the store did with one account of a create chunk: facts, in no front end's words. The
+/// engine turns them into the guide's outcome ([`OutcomeOf`]).
+#[derive(Debug)]
+pub enum AccountWritten {
+    /// Its process is IMPORTED and its records are written (kept unless it is a dry run).
+    Created { kraken_account_number: String },
+    /// The staged data fails the rules now ([`CreateItem::invalid`]). Nothing was written.
+    Invalid,
+    /// The process is no longer STAGED. Nothing was written.
+    NotStaged,
+    /// Its records could not be written, and what was written of it is undone.
+    Rejected { error: String },
+}
+
+/// Turns what the store did with an account (and its attempt number, and whether the chunk is a
+/// dry run) into the account's create outcome. The engine gives it; the backend calls it inside
+/// the chunk's transaction, so that the audit row commits with the records.
+pub type OutcomeOf<'f> = &'f dyn Fn(&CreateItem<'_>, AccountWritten, u32, bool) -> CreateResult;
+
+/// The audit row's status, code and body for a creation a kill interrupted (given by the engine).
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    pub status_code: u16,
+    pub error_code: String,
+    pub body: String,
+}
+
 /// The create outcome of one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateResult {
@@ -327,11 +354,13 @@ pub trait Store: Send {
         run_id: &str,
         items: &[CreateItem<'_>],
         dry_run: bool,
+        outcome: OutcomeOf<'_>,
     ) -> Result<Vec<CreateResult>, StoreError>;
     /// Records the creations an interrupted chunk left in flight: one failed attempt
-    /// (`500 creation_interrupted`) in the audit of the run that started it, per account;
-    /// the accounts themselves are STAGED with no record and are created again. Returns them.
-    fn record_interrupted_creations(&mut self) -> Result<Vec<AuditRecord>, StoreError>;
+    /// (`interrupted`'s status, code and body) in the audit of the run that started it, per
+    /// account; the accounts themselves are STAGED with no record and are created again.
+    /// Returns them.
+    fn record_interrupted_creations(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError>;
     /// Appends audit rows in one transaction.
     fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError>;
 }

@@ -54,6 +54,7 @@ impl SqliteStore {
         run_id: &str,
         items: &[CreateItem<'_>],
         dry_run: bool,
+        outcome: OutcomeOf<'_>,
     ) -> Result<Vec<CreateResult>, StoreError> {
         let path = self.path.clone();
         let err = err_at(&path);
@@ -72,10 +73,9 @@ impl SqliteStore {
         // of the writer's time). If an account's records fail to write, the chunk is rolled
         // back whole and written again account by account, each in its own savepoint, so that
         // the failing account never takes the others with it.
-        let results = match self.write_chunk(schema, run_id, items, &attempts, dry_run, Isolation::Chunk) {
-            Err(ChunkError::AccountFailed) => {
-                self.write_chunk(schema, run_id, items, &attempts, dry_run, Isolation::Account)
-            }
+        let chunk = Chunk { run_id, items, attempts: &attempts, dry_run, outcome };
+        let results = match self.write_chunk(schema, &chunk, Isolation::Chunk) {
+            Err(ChunkError::AccountFailed) => self.write_chunk(schema, &chunk, Isolation::Account),
             written => written,
         };
         if let Some(checkpointer) = &mut self.checkpointer {
@@ -87,10 +87,9 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn record_interrupted(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
+    pub(super) fn record_interrupted(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError> {
         let err = err_at(&self.path);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-        let body = guide::creation_interrupted();
         let finished_at = now();
         let rows: Vec<AuditRecord> = {
             let mut stmt = tx
@@ -107,9 +106,9 @@ impl SqliteStore {
                     import_supplier: r.get(2)?,
                     external_account_number: r.get(3)?,
                     line: r.get::<_, Option<i64>>(4)?.map(|l| l as u64),
-                    status_code: guide::Code::CreationInterrupted.status().code(),
-                    error_code: Some(INTERRUPTED.to_owned()),
-                    body: body.clone(),
+                    status_code: interrupted.status_code,
+                    error_code: Some(interrupted.error_code.clone()),
+                    body: interrupted.body.clone(),
                     kraken_account_number: None,
                     started_at: r.get(5)?,
                     finished_at: finished_at.clone(),
@@ -128,23 +127,9 @@ impl SqliteStore {
     }
 }
 
-/// The error code of a creation that a kill interrupted.
-pub const INTERRUPTED: &str = guide::Code::CreationInterrupted.as_str();
-
 /// A new Kraken account number: `A-` and 8 random uppercase hex digits.
 fn new_account_number() -> String {
     format!("A-{:08X}", rand::random::<u32>())
-}
-
-/// A create outcome that did not create: `code` with its guide body.
-fn refused(code: guide::Code, body: String, attempt: u32) -> CreateResult {
-    CreateResult {
-        status: code.status().code(),
-        error_code: Some(code.as_str().to_owned()),
-        body,
-        kraken_account_number: None,
-        attempt,
-    }
 }
 
 /// How a chunk's accounts are kept apart when one of them fails to write.
@@ -169,18 +154,26 @@ impl From<rusqlite::Error> for ChunkError {
     }
 }
 
+/// One create chunk as the writer takes it.
+struct Chunk<'c, 'i> {
+    run_id: &'c str,
+    items: &'c [CreateItem<'i>],
+    /// The attempt number and start time of each account.
+    attempts: &'c [(u32, String)],
+    dry_run: bool,
+    outcome: OutcomeOf<'c>,
+}
+
 impl SqliteStore {
     /// Writes one create chunk: every account's records and process, and its audit row, in
     /// one transaction, committed (or rolled back for a dry run, or on any error).
     fn write_chunk(
         &mut self,
         schema: &crate::schema::Schema,
-        run_id: &str,
-        items: &[CreateItem<'_>],
-        attempts: &[(u32, String)],
-        dry_run: bool,
+        chunk: &Chunk<'_, '_>,
         isolation: Isolation,
     ) -> Result<Vec<CreateResult>, ChunkError> {
+        let Chunk { run_id, items, attempts, dry_run, outcome } = *chunk;
         if self.account_write.as_ref().is_none_or(|w| w.schema_hash != schema.hash) {
             self.account_write = None;
             self.account_write = Some(AccountWrite::new(&self.conn, schema)?);
@@ -195,7 +188,7 @@ impl SqliteStore {
         };
         let mut results = Vec::with_capacity(items.len());
         for ((item, &(attempt, ref started_at)), written) in items.iter().zip(attempts).zip(written) {
-            let result = written.outcome(item, attempt, dry_run);
+            let result = outcome(item, written, attempt, dry_run);
             if !dry_run {
                 insert_audit(
                     &tx,
@@ -238,18 +231,6 @@ pub(super) struct AccountWrite {
     taken_sql: String,
 }
 
-/// How one account of a chunk came out of its write.
-enum Written {
-    /// Its process is IMPORTED and its records are written (kept unless it is a dry run).
-    Created { number: String },
-    /// The staged data fails the rules now: the validate 400 body. Nothing was written.
-    Invalid(String),
-    /// The process is no longer STAGED. Nothing was written.
-    NotStaged,
-    /// Its records could not be written, and what was written of it is undone.
-    Rejected(rusqlite::Error),
-}
-
 impl AccountWrite {
     fn new(conn: &Connection, schema: &crate::schema::Schema) -> rusqlite::Result<Self> {
         Ok(Self {
@@ -287,7 +268,7 @@ impl AccountWrite {
 
     /// Writes every account of a chunk at once, its records in multi-row INSERTs
     /// ([`Isolation::Chunk`]). Any account that fails aborts the chunk.
-    fn together(&self, tx: &Connection, items: &[CreateItem<'_>]) -> Result<Vec<Written>, ChunkError> {
+    fn together(&self, tx: &Connection, items: &[CreateItem<'_>]) -> Result<Vec<AccountWritten>, ChunkError> {
         let mut claimed = Vec::with_capacity(items.len());
         for item in items {
             claimed.push(match &item.invalid {
@@ -310,16 +291,20 @@ impl AccountWrite {
                 .map_err(|_| ChunkError::AccountFailed)?;
             start += group.len();
         }
-        let written: Vec<Written> = items
+        let written: Vec<AccountWritten> = items
             .iter()
             .zip(claimed)
             .map(|(item, claim)| match (&item.invalid, claim) {
-                (Some(body), _) => Written::Invalid(body.clone()),
-                (None, Some((number, _))) => Written::Created { number },
-                (None, None) => Written::NotStaged,
+                (Some(_), _) => AccountWritten::Invalid,
+                (None, Some((number, _))) => AccountWritten::Created { kraken_account_number: number },
+                (None, None) => AccountWritten::NotStaged,
             })
             .collect();
-        if items.iter().zip(&written).any(|(item, w)| matches!(w, Written::Created { .. }) && fails_on_purpose(item)) {
+        if items
+            .iter()
+            .zip(&written)
+            .any(|(item, w)| matches!(w, AccountWritten::Created { .. }) && fails_on_purpose(item))
+        {
             return Err(ChunkError::AccountFailed);
         }
         Ok(written)
@@ -327,14 +312,14 @@ impl AccountWrite {
 
     /// Writes one account inside a savepoint ([`Isolation::Account`]): a failure, or a dry
     /// run, undoes this account only.
-    fn alone(&self, tx: &Connection, item: &CreateItem<'_>, dry_run: bool) -> rusqlite::Result<Written> {
-        if let Some(body) = &item.invalid {
-            return Ok(Written::Invalid(body.clone()));
+    fn alone(&self, tx: &Connection, item: &CreateItem<'_>, dry_run: bool) -> rusqlite::Result<AccountWritten> {
+        if item.invalid.is_some() {
+            return Ok(AccountWritten::Invalid);
         }
         tx.prepare_cached("SAVEPOINT account")?.execute([])?;
         let written = (|| {
             let Some((number, created_at)) = self.claim(tx, item)? else {
-                return Ok(Written::NotStaged);
+                return Ok(AccountWritten::NotStaged);
             };
             let account =
                 records::NewAccount { row: item.account, kraken_account_number: &number, created_at: &created_at };
@@ -342,10 +327,10 @@ impl AccountWrite {
             if fails_on_purpose(item) {
                 return Err(rusqlite::Error::InvalidQuery);
             }
-            Ok(Written::Created { number })
+            Ok(AccountWritten::Created { kraken_account_number: number })
         })()
-        .unwrap_or_else(Written::Rejected);
-        if dry_run || !matches!(written, Written::Created { .. }) {
+        .unwrap_or_else(|e| AccountWritten::Rejected { error: e.to_string() });
+        if dry_run || !matches!(written, AccountWritten::Created { .. }) {
             tx.prepare_cached("ROLLBACK TO account")?.execute([])?;
         }
         tx.prepare_cached("RELEASE account")?.execute([])?;
@@ -356,37 +341,6 @@ impl AccountWrite {
 /// Tests fail one chosen account after its records are written.
 fn fails_on_purpose(item: &CreateItem<'_>) -> bool {
     crate::workdir::failpoint_for("create-account-fails", item.external_account_number)
-}
-
-impl Written {
-    /// The create outcome.
-    fn outcome(self, item: &CreateItem<'_>, attempt: u32, dry_run: bool) -> CreateResult {
-        match self {
-            Written::Invalid(body) => CreateResult {
-                status: 400,
-                error_code: Some(crate::outcome::FAILED_VALIDATION.to_owned()),
-                body,
-                kraken_account_number: None,
-                attempt,
-            },
-            Written::NotStaged => {
-                refused(guide::Code::NotStaged, guide::no_longer_staged(item.external_account_number), attempt)
-            }
-            Written::Rejected(e) => {
-                refused(guide::Code::RecordRejected, guide::record_rejected(&e.to_string()), attempt)
-            }
-            Written::Created { .. } if dry_run => {
-                refused(guide::Code::DryRunRolledBack, guide::dry_run_rolled_back(), attempt)
-            }
-            Written::Created { number } => CreateResult {
-                status: guide::Status::Created.code(),
-                error_code: None,
-                body: guide::created(&number),
-                kraken_account_number: Some(number),
-                attempt,
-            },
-        }
-    }
 }
 
 pub(super) fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {

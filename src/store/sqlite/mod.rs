@@ -15,11 +15,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::{new_run_id, now};
-use crate::guide;
 
 use super::{
-    AuditRecord, CreateItem, CreateResult, MigrationStatus, NewVersion, Process, ProcessFilter, ProcessState,
-    ProcessStatus, Run, RunStart, SkipRefused, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, records,
+    AccountWritten, AuditRecord, CreateItem, CreateResult, Interrupted, MigrationStatus, NewVersion, OutcomeOf,
+    Process, ProcessFilter, ProcessState, ProcessStatus, Run, RunStart, SkipRefused, StageSnapshot, StagedRef, Store,
+    StoreError, Supplier, Team, records,
 };
 
 mod checkpointer;
@@ -28,7 +28,6 @@ mod migrations;
 mod stage;
 
 use checkpointer::Checkpointer;
-pub use create::INTERRUPTED;
 use create::{AccountWrite, insert_audit};
 pub use migrations::MIGRATIONS;
 
@@ -515,12 +514,13 @@ impl Store for SqliteStore {
         run_id: &str,
         items: &[CreateItem<'_>],
         dry_run: bool,
+        outcome: OutcomeOf<'_>,
     ) -> Result<Vec<CreateResult>, StoreError> {
-        self.write_create_chunk(schema, run_id, items, dry_run)
+        self.write_create_chunk(schema, run_id, items, dry_run, outcome)
     }
 
-    fn record_interrupted_creations(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
-        self.record_interrupted()
+    fn record_interrupted_creations(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError> {
+        self.record_interrupted(interrupted)
     }
 
     fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError> {
