@@ -37,7 +37,7 @@ mkdir -p "$WORK"
 [ -x "$TIME" ] || { echo "bench: GNU time is needed for peak RSS (apt-get install time)" >&2; exit 2; }
 
 cargo build --release --quiet --bin ferry --example parse_floor
-FERRY=target/release/ferry
+FERRY=${FERRY:-target/release/ferry}  # FERRY=path/to/other/ferry compares another build
 FLOOR=target/release/examples/parse_floor
 
 echo "# ferry flatten benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $THREADS threads, best of $RUNS" >&2
