@@ -6,6 +6,7 @@
 //!
 //! | operation | what it does |
 //! |---|---|
+//! | [`flatten::flatten_dump`] | a dump into Parquet tables and type-level findings |
 //! | [`validate::validate_account`] | one account: the guide's 200 or 400 |
 //! | [`validate::validate_dump`] | every account of a dump: findings, outcomes, a summary |
 //! | [`stage::stage`] | a dump as one resumable run: 201/200/400 per account, staged Parquet |
@@ -18,6 +19,7 @@
 //! ends in [`runs`] (its audit rows exported to `outcomes.parquet`, counted for the exit code).
 
 pub mod create;
+pub mod flatten;
 pub mod pipeline;
 pub mod reprocess;
 pub mod runs;

@@ -135,6 +135,30 @@ pub fn generate(
     Ok(totals)
 }
 
+/// Generates into the files `out` and `manifest` (by extension: plain, .gz or .zst) on a pool of
+/// `threads` workers (all cores when `None`), and finishes the files.
+pub fn generate_files(
+    schema: &Schema,
+    options: &GenerateOptions,
+    threads: Option<usize>,
+    out: &Path,
+    manifest: Option<&Path>,
+) -> Result<Generated, crate::error::Error> {
+    let pool = crate::engine::thread_pool(threads)?;
+    let mut out = create_output(out)?;
+    let mut manifest = manifest.map(create_output).transpose()?;
+    let totals = pool.install(|| match manifest.as_mut() {
+        Some(m) => generate(schema, options, &mut *out, Some(&mut **m)),
+        None => generate(schema, options, &mut *out, None),
+    })?;
+    out.flush()?;
+    drop(out);
+    if let Some(mut m) = manifest {
+        m.flush()?;
+    }
+    Ok(totals)
+}
+
 /// A writer for `path`, compressed by extension (.gz, .zst).
 pub fn create_output(path: &Path) -> io::Result<Box<dyn Write + Send>> {
     let file = io::BufWriter::with_capacity(1 << 20, fs_err::File::create(path)?);
