@@ -187,6 +187,16 @@ pub fn import_status(process: &crate::store::Process) -> String {
     json!({ "status": status, "kraken_account_number": number }).to_string()
 }
 
+/// One entry of a supplier's list of import processes.
+pub fn list_entry(process: &crate::store::Process) -> String {
+    json!({
+        "external_account_number": process.external_account_number,
+        "kraken_account_number": process.kraken_account_number,
+        "account_created_at": process.account_created_at,
+    })
+    .to_string()
+}
+
 /// 404: no import process for the account.
 pub fn no_import_process(external: &str, supplier: &str) -> String {
     json!({ "detail": format!("No import process for account {external} of import supplier {supplier}.") }).to_string()

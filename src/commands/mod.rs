@@ -11,6 +11,7 @@ mod reprocess;
 mod run;
 mod schema;
 mod stage;
+mod status;
 mod supplier;
 mod team;
 mod validate;
@@ -34,8 +35,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Reprocess(args) => reprocess::run(args),
         Command::Skip(args) => process::skip(args),
         Command::Unskip(args) => process::unskip(args),
-        Command::Status(args) => process::status(args),
-        Command::List(args) => process::list(args),
+        Command::Status(args) => status::status(args),
+        Command::List(args) => status::list(args),
         Command::Gc(args) => gc::run(args),
     }
 }

@@ -1,12 +1,8 @@
-//! `ferry skip`, `unskip`, `status` and `list`: operator commands on import processes.
+//! `ferry skip` and `unskip`: operators mark import processes to be skipped, and take it back.
 
-use std::io::Write;
-
-use serde_json::json;
-
-use crate::cli::{ListArgs, ListWhich, SkipArgs, StatusArgs, UnskipArgs};
+use crate::cli::{SkipArgs, UnskipArgs};
 use crate::error::{Error, ExitStatus};
-use crate::store::{ProcessFilter, SkipRefused};
+use crate::store::SkipRefused;
 use crate::workdir::Workdir;
 
 pub(super) fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
@@ -51,63 +47,4 @@ fn set_skipped(
         }
     }
     Ok(if refused > 0 { ExitStatus::Rejected } else { ExitStatus::Clean })
-}
-
-pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
-    let store = crate::store::open(&args.workdir.workdir)?;
-    let (status, body, process) = crate::engine::status::status(store.as_ref(), &args.supplier, &args.account)?;
-    println!("{body}");
-    let Some(process) = process else {
-        eprintln!("{}", status.line());
-        return Ok(ExitStatus::Rejected);
-    };
-    if args.verbose {
-        eprintln!(
-            "process {} {}: {}, staged version {}, skip reason {}, updated {}",
-            process.import_supplier,
-            process.external_account_number,
-            process.status.as_str(),
-            process.current_version.map_or("none".to_owned(), |v| v.to_string()),
-            process.skip_reason.as_deref().unwrap_or("none"),
-            process.updated_at
-        );
-    }
-    Ok(ExitStatus::Clean)
-}
-
-pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
-    let store = crate::store::open(&args.workdir.workdir)?;
-    let filter = match args.which {
-        ListWhich::All => ProcessFilter::All,
-        ListWhich::Pending => ProcessFilter::Pending,
-        ListWhich::Imported => ProcessFilter::Imported,
-    };
-    let processes = crate::engine::status::list(store.as_ref(), &args.supplier, filter)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        for p in &processes {
-            let entry = json!({
-                "external_account_number": p.external_account_number,
-                "kraken_account_number": p.kraken_account_number,
-                "account_created_at": p.account_created_at,
-            });
-            writeln!(out, "{entry}")?;
-        }
-    } else {
-        writeln!(out, "{:<32} {:<9} {:<12} account_created_at", "external_account_number", "status", "kraken")?;
-        for p in &processes {
-            writeln!(
-                out,
-                "{:<32} {:<9} {:<12} {}",
-                p.external_account_number,
-                p.status.as_str(),
-                p.kraken_account_number.as_deref().unwrap_or("-"),
-                p.account_created_at.as_deref().unwrap_or("-")
-            )?;
-        }
-    }
-    out.flush()?;
-    eprintln!("{} import processes of {}", processes.len(), args.supplier);
-    Ok(ExitStatus::Clean)
 }

@@ -14,10 +14,7 @@ pub(super) fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
             let suppliers = store.suppliers()?;
             if json {
                 for s in &suppliers {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "code": s.code, "status": s.status.as_str(), "updated_at": s.updated_at })
-                    );
+                    println!("{}", serde_json::to_string(s).expect("a supplier serialises"));
                 }
             } else if suppliers.is_empty() {
                 eprintln!("no import suppliers yet in {}", args.workdir.workdir.display());

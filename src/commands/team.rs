@@ -26,7 +26,7 @@ pub(super) fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
             let teams = store.teams()?;
             if json {
                 for t in &teams {
-                    println!("{}", serde_json::json!({ "name": t.name, "created_at": t.created_at }));
+                    println!("{}", serde_json::to_string(t).expect("a team serialises"));
                 }
             } else if teams.is_empty() {
                 eprintln!(

@@ -68,7 +68,7 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
             let t = Instant::now();
             let staged = super::stage::stage(&settings, &wd, store.as_mut(), &mut lock, file, filter.as_ref())?;
             steps.push(Step {
-                stage: Stage::Stage.as_str().to_owned(),
+                stage: Stage::Stage,
                 input: Some(file.display().to_string()),
                 supplier: None,
                 dir: format!("runs/{}", staged.run_id),
@@ -96,7 +96,7 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
                 });
             }
             steps.push(Step {
-                stage: Stage::Validate.as_str().to_owned(),
+                stage: Stage::Validate,
                 input: Some(file.display().to_string()),
                 supplier: None,
                 run_id: None,
@@ -212,8 +212,8 @@ fn failed_in(wd: &Workdir, store: &dyn Store, run_id: &str) -> Result<HashSet<(S
     let mut keys = HashSet::new();
     let mut keyless = 0;
     for step in &manifest.steps {
-        match (step.stage.as_str(), &step.run_id) {
-            ("create", Some(id)) => {
+        match (step.stage, &step.run_id) {
+            (Stage::Create, Some(id)) => {
                 keys.extend(store.failed_in_run(id, None)?.into_iter().map(|(s, e, _)| (s, e)));
             }
             _ => {
@@ -293,7 +293,7 @@ fn create_all(
         };
         let created = create(settings, wd, store, lock, &job)?;
         steps.push(Step {
-            stage: Stage::Create.as_str().to_owned(),
+            stage: Stage::Create,
             input: None,
             supplier: Some(supplier.clone()),
             dir: format!("runs/{}", created.run_id),
@@ -319,8 +319,8 @@ pub fn funnel(steps: &[Step], dry_run: bool) -> Funnel {
     let mut already = 0;
     for step in steps {
         for o in &step.outcomes {
-            match step.stage.as_str() {
-                "stage" | "validate" => {
+            match step.stage {
+                Stage::Stage | Stage::Validate => {
                     f.read += o.count;
                     if o.outcome == FAILED_VALIDATION {
                         invalid += o.count;
@@ -328,14 +328,14 @@ pub fn funnel(steps: &[Step], dry_run: bool) -> Funnel {
                     if o.outcome == ALREADY_IMPORTED {
                         already += o.count;
                     }
-                    if step.stage == "stage" && (o.status == 200 || o.status == 201) {
+                    if step.stage == Stage::Stage && (o.status == 200 || o.status == 201) {
                         f.staged += o.count;
                     }
                     if o.status >= 400 && o.outcome != ALREADY_IMPORTED {
                         f.rejected += o.count;
                     }
                 }
-                _ => {
+                Stage::Create => {
                     let would = dry_run && o.outcome == crate::guide::Code::DryRunRolledBack.as_str();
                     if o.status == 201 || would {
                         f.created += o.count;
@@ -392,7 +392,7 @@ fn summary(m: &Manifest, seconds: f64) -> String {
     ));
     for step in &m.steps {
         let what = step.input.as_deref().or(step.supplier.as_deref()).unwrap_or_default();
-        out.push_str(&format!("  {:<8} {:>8.2} s  {what}\n", step.stage, step.seconds));
+        out.push_str(&format!("  {:<8} {:>8.2} s  {what}\n", step.stage.as_str(), step.seconds));
     }
     out
 }
@@ -401,9 +401,9 @@ fn summary(m: &Manifest, seconds: f64) -> String {
 mod tests {
     use super::*;
 
-    fn step(stage: &str, outcomes: &[(u16, &str, u64)]) -> Step {
+    fn step(stage: Stage, outcomes: &[(u16, &str, u64)]) -> Step {
         Step {
-            stage: stage.to_owned(),
+            stage,
             input: None,
             supplier: None,
             run_id: None,
@@ -427,7 +427,7 @@ mod tests {
     fn the_funnel_counts_each_account_once() {
         let steps = [
             step(
-                "stage",
+                Stage::Stage,
                 &[
                     (201, "created", 90),
                     (200, "identical", 5),
@@ -436,7 +436,7 @@ mod tests {
                     (400, crate::guide::Code::Skipped.as_str(), 1),
                 ],
             ),
-            step("create", &[(201, "created", 80), (400, crate::guide::Code::TeamUnknown.as_str(), 15)]),
+            step(Stage::Create, &[(201, "created", 80), (400, crate::guide::Code::TeamUnknown.as_str(), 15)]),
         ];
         let f = funnel(&steps, false);
         assert_eq!(
@@ -444,7 +444,7 @@ mod tests {
             (101, 98, 95, 4, 2, 80, 15)
         );
         let dry = [step(
-            "create",
+            Stage::Create,
             &[(400, crate::guide::Code::DryRunRolledBack.as_str(), 7), (400, "account_record_rejected", 1)],
         )];
         let f = funnel(&dry, true);

@@ -58,7 +58,7 @@ pub struct Input {
 /// One stage over one input (validate, stage) or one supplier (create).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
-    pub stage: String,
+    pub stage: super::Stage,
     pub input: Option<String>,
     pub supplier: Option<String>,
     /// The store run (stage, create); none for validate.

@@ -52,8 +52,9 @@ pub struct Thresholds {
     pub max_count: Vec<(String, u64)>,
 }
 
-/// One stage of a pipeline, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One stage of a pipeline, in the order they run (in manifests: `validate`, `stage`, `create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stage {
     Validate,
     Stage,
@@ -190,7 +191,7 @@ mod tests {
     fn a_minimal_pipeline_takes_the_defaults() {
         let p = load("name = \"n\"\n[source]\npaths = [\"../data/*.ndjson\"]\n").unwrap();
         assert_eq!(p.stages, vec![Stage::Validate, Stage::Stage], "create only when asked");
-        assert_eq!(p.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(p.timezone, crate::settings::DEFAULT_TIMEZONE);
         assert_eq!(p.workdir, Path::new("ferry-data"));
         assert_eq!(p.sources, vec!["data/*.ndjson".to_owned()]);
         assert_eq!(p.report, ReportFormat::ALL.to_vec());

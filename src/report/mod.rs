@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::pipeline::ReportFormat;
 use crate::pipeline::manifest::{Funnel, Input, Manifest, Options, OutcomeCount, ThresholdCheck};
+use crate::pipeline::{ReportFormat, Stage};
 use crate::validation::fold_indices;
 use crate::workdir::Workdir;
 
@@ -160,7 +160,7 @@ type FindingKey = (String, String, String);
 pub fn collect(wd: &Workdir, manifest: &Manifest) -> Result<Report, Error> {
     let mut findings = Vec::new();
     for (i, step) in manifest.steps.iter().enumerate() {
-        if step.stage != "create" {
+        if step.stage != Stage::Create {
             for f in read::findings(&wd.root.join(&step.dir).join("findings.parquet"))? {
                 findings.push((i, f));
             }
@@ -183,7 +183,7 @@ pub fn collect(wd: &Workdir, manifest: &Manifest) -> Result<Report, Error> {
     };
     let mut create = CreateSummary::default();
     let mut by_outcome: BTreeMap<(u16, String), u64> = BTreeMap::new();
-    for step in manifest.steps.iter().filter(|s| s.stage == "create") {
+    for step in manifest.steps.iter().filter(|s| s.stage == Stage::Create) {
         create.seconds += step.seconds;
         for o in &step.outcomes {
             *by_outcome.entry((o.status, o.outcome.clone())).or_default() += o.count;
@@ -212,7 +212,7 @@ pub fn collect(wd: &Workdir, manifest: &Manifest) -> Result<Report, Error> {
             .steps
             .iter()
             .map(|s| StepTiming {
-                stage: s.stage.clone(),
+                stage: s.stage.as_str().to_owned(),
                 what: s.input.clone().or_else(|| s.supplier.clone()).unwrap_or_default(),
                 run_id: s.run_id.clone(),
                 seconds: s.seconds,
@@ -361,7 +361,7 @@ fn key(f: &read::FindingRow) -> FindingKey {
 
 fn diff(wd: &Workdir, previous: &Manifest, current: &[(usize, read::FindingRow)]) -> Result<Diff, Error> {
     let mut before: HashSet<FindingKey> = HashSet::new();
-    for step in previous.steps.iter().filter(|s| s.stage != "create") {
+    for step in previous.steps.iter().filter(|s| s.stage != Stage::Create) {
         for f in read::findings(&wd.root.join(&step.dir).join("findings.parquet"))? {
             before.insert(key(&f));
         }

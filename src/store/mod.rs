@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// An import supplier's migration status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum MigrationStatus {
     Ongoing,
     Paused,
@@ -47,7 +48,7 @@ impl fmt::Display for MigrationStatus {
 }
 
 /// An import supplier as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Supplier {
     pub code: String,
     pub status: MigrationStatus,
@@ -55,7 +56,7 @@ pub struct Supplier {
 }
 
 /// An operations team.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Team {
     pub name: String,
     pub created_at: String,

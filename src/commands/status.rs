@@ -1,0 +1,61 @@
+//! `ferry status` and `ferry list`: what the store knows of import processes, as the guide answers.
+
+use std::io::Write;
+
+use crate::cli::{ListArgs, ListWhich, StatusArgs};
+use crate::error::{Error, ExitStatus};
+use crate::store::ProcessFilter;
+
+pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
+    let store = crate::store::open(&args.workdir.workdir)?;
+    let (status, body, process) = crate::engine::status::status(store.as_ref(), &args.supplier, &args.account)?;
+    println!("{body}");
+    let Some(process) = process else {
+        eprintln!("{}", status.line());
+        return Ok(ExitStatus::Rejected);
+    };
+    if args.verbose {
+        eprintln!(
+            "process {} {}: {}, staged version {}, skip reason {}, updated {}",
+            process.import_supplier,
+            process.external_account_number,
+            process.status.as_str(),
+            process.current_version.map_or("none".to_owned(), |v| v.to_string()),
+            process.skip_reason.as_deref().unwrap_or("none"),
+            process.updated_at
+        );
+    }
+    Ok(ExitStatus::Clean)
+}
+
+pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
+    let store = crate::store::open(&args.workdir.workdir)?;
+    let filter = match args.which {
+        ListWhich::All => ProcessFilter::All,
+        ListWhich::Pending => ProcessFilter::Pending,
+        ListWhich::Imported => ProcessFilter::Imported,
+    };
+    let processes = crate::engine::status::list(store.as_ref(), &args.supplier, filter)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        for p in &processes {
+            writeln!(out, "{}", crate::guide::list_entry(p))?;
+        }
+    } else {
+        writeln!(out, "{:<32} {:<9} {:<12} account_created_at", "external_account_number", "status", "kraken")?;
+        for p in &processes {
+            writeln!(
+                out,
+                "{:<32} {:<9} {:<12} {}",
+                p.external_account_number,
+                p.status.as_str(),
+                p.kraken_account_number.as_deref().unwrap_or("-"),
+                p.account_created_at.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    out.flush()?;
+    eprintln!("{} import processes of {}", processes.len(), args.supplier);
+    Ok(ExitStatus::Clean)
+}
