@@ -77,3 +77,33 @@ fn reprocess_revalidates_in_the_timezone_of_its_run() {
     let again = run(&wd, &["reprocess", "--run", &id, "--today", TODAY]);
     assert_eq!(again.code, 0, "re-validated in New York, the account is created\n{}", again.stderr);
 }
+
+/// A stage killed on the command line is resumed by a pipeline run with the same settings (dump,
+/// schema, reference date and timezone): both resolve them the same way now that the command
+/// line takes `--timezone`. The timezone stays part of what makes two runs the same: the staged
+/// instants of naive datetimes depend on it.
+#[test]
+fn a_pipeline_run_resumes_a_killed_stage_of_the_same_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = probe(tmp.path());
+    let wd = tmp.path().join("work");
+    let killed = ferry_wd(
+        &wd,
+        &["stage", s(&dump), "--today", TODAY, "--timezone", NEW_YORK],
+        &[("FERRY_FAILPOINT", "stage-committed")],
+    );
+    assert_ne!(killed.code, 0, "the failpoint kills the stage");
+    let pipeline = tmp.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"p\"\nworkdir = \"work\"\ntimezone = \"{NEW_YORK}\"\nstages = [\"stage\"]\n[source]\npaths = [\"probe.ndjson\"]\n"
+        ),
+    )
+    .unwrap();
+    let run = crate::harness::ferry(&["run", s(&pipeline), "--today", TODAY]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("resuming run"), "{}", run.stderr);
+    let runs = crate::harness::count(&wd, "SELECT count(*) FROM runs WHERE command = 'stage'");
+    assert_eq!(runs, 1, "one stage run, resumed");
+}
