@@ -24,6 +24,27 @@ pub mod codes {
 
     /// Every code the flattener can report; the schema must give each a severity.
     pub const ENGINE: &[&str] = &[INVALID_JSON, LINE_TOO_LONG, INVALID_TYPE, REQUIRED, NULL, UNKNOWN_FIELD, NOT_A_LIST];
+
+    /// The codes the field rules report when a field names no code of its own (src/rules/field.rs).
+    pub const FIELD: &[&str] = &[
+        "max_length",
+        "blank",
+        "invalid_choice",
+        "unknown_code",
+        "invalid_date",
+        "invalid_datetime",
+        "naive_datetime",
+        "invalid_decimal",
+        "max_whole_digits",
+        "max_decimal_places",
+        "min_value",
+        "max_value",
+        "empty",
+        "date_in_future",
+        "implausible_value",
+        "start_date_later_than_end_date",
+        "start_date_same_as_end_date",
+    ];
 }
 
 /// The attr of a finding about the whole account (or a line that is not an account).

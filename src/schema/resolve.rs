@@ -3,7 +3,7 @@
 //! Every problem is pushed to the caller's list and resolution goes on, so that one run
 //! reports all of a broken schema's problems together.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,7 @@ pub(super) fn resolve(raw: &RawSchema, text: &str, problems: &mut Vec<Problem>) 
         tables: Vec::new(),
         objects: Vec::new(),
         used_tables: HashMap::new(),
+        named: BTreeSet::new(),
     };
     r.rules();
     r.lists();
@@ -67,6 +68,7 @@ pub(super) fn resolve(raw: &RawSchema, text: &str, problems: &mut Vec<Problem>) 
             );
         }
     }
+    r.unreported_rules();
     let Resolver { rules, lists, tables, objects, .. } = r;
     Some(Schema {
         name: name?,
@@ -88,6 +90,8 @@ struct Resolver<'a> {
     objects: Vec<Object>,
     /// Table name → the span of the first list that used it.
     used_tables: HashMap<String, std::ops::Range<usize>>,
+    /// The rule codes the fields name (missing, unique, future, ... codes).
+    named: BTreeSet<String>,
 }
 
 impl<'a> Resolver<'a> {
@@ -135,8 +139,36 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// A `[rules]` entry for a code that nothing reports is a mistake (most likely a misspelt
+    /// code, whose real one then has no severity): every entry must be a code of the engine, the
+    /// field rules, a check, a cross-field rule, or one a field names.
+    fn unreported_rules(&mut self) {
+        let known: BTreeSet<&str> = codes::ENGINE
+            .iter()
+            .chain(codes::FIELD)
+            .chain(crate::rules::cross::CODES)
+            .copied()
+            .chain(Check::ALL.iter().map(|(_, c, _)| c.code()))
+            .chain(self.named.iter().map(String::as_str))
+            .collect();
+        let unknown: Vec<&Sp<String>> =
+            self.raw.rules.iter().map(|(code, _)| code).filter(|c| !known.contains(c.v.as_str())).collect();
+        let problems: Vec<Problem> = unknown
+            .into_iter()
+            .map(|code| {
+                Problem::new(
+                    code.span.clone(),
+                    format!("rule `{}` is not a code that ferry or this schema reports", code.v),
+                )
+                .suggest(&code.v, known.iter().copied())
+            })
+            .collect();
+        self.problems.extend(problems);
+    }
+
     fn rule_code(&mut self, code: &Option<Sp<String>>) -> Option<String> {
         let code = code.as_ref()?;
+        self.named.insert(code.v.clone());
         if !self.rules.contains_key(&code.v) {
             let p = Problem::new(code.span.clone(), format!("rule code `{}` is not listed in [rules]", code.v))
                 .suggest(&code.v, self.raw.rules.iter().map(|(c, _)| c.v.as_str()));
@@ -346,7 +378,15 @@ impl<'a> Resolver<'a> {
         }
         if let Some(check) = &raw.check {
             match Check::ALL.iter().find(|(n, _, _)| *n == check.v) {
-                Some((_, c, _)) if is_string => field.check = Some(*c),
+                Some((_, c, _)) if is_string => {
+                    if !self.rules.contains_key(c.code()) {
+                        self.problems.push(Problem::new(
+                            check.span.clone(),
+                            format!("check `{}` reports `{}`, which has no severity in [rules]", check.v, c.code()),
+                        ));
+                    }
+                    field.check = Some(*c);
+                }
                 Some(_) => self.misplaced(Some(check.span.clone()), "`check` is only allowed on string fields"),
                 None => {
                     let p = Problem::new(check.span.clone(), format!("unknown check `{}`", check.v))
@@ -508,72 +548,4 @@ fn placeholder_field() -> Field {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::schema::Schema;
-
-    fn problems(text: &str) -> Vec<String> {
-        match Schema::from_str("test.toml", text) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.problems.iter().map(|p| p.message.clone()).collect(),
-        }
-    }
-
-    fn head() -> String {
-        format!("name = \"t\"\nversion = 1\nroot = \"a\"\n{}", crate::schema::engine_rules_for_tests())
-    }
-
-    #[test]
-    fn a_minimal_schema_resolves() {
-        let text = format!("{}[tables.a]\nfields = [{{ name = \"x\", type = \"string\" }}]\n", head());
-        assert_eq!(problems(&text), Vec::<String>::new());
-    }
-
-    #[test]
-    fn every_kind_of_mistake_is_reported_together() {
-        let text = format!(
-            r#"{}
-[tables.a]
-fields = [
-  {{ name = "b", type = "list(bs)" }},
-  {{ name = "c", type = "list(missing_table)" }},
-  {{ name = "d", type = "enum(no_such_list)" }},
-  {{ name = "e", type = "decimal(10,2)", min = ">=1" }},
-  {{ name = "f", type = "string", req = true, null_ok = true }},
-  {{ name = "g", type = "int(5..1)" }},
-  {{ name = "h", type = "string", check = "mallo" }},
-  {{ name = "i", type = "string", missing_code = "not_a_rule" }},
-  {{ name = "j", type = "bool", not_blank = true }},
-  {{ name = "k", type = "object(nope)" }},
-]
-[tables.bs]
-same_as = "nothing"
-[tables.orphan]
-fields = [{{ name = "x", type = "string" }}]
-"#,
-            head()
-        );
-        let found = problems(&text);
-        for expected in [
-            "unknown table `missing_table`",
-            "unknown value list `no_such_list`",
-            "unknown minimum `>=1`",
-            "`null_ok` contradicts `req = true`: a required field is never null",
-            "bad type `int(5..1)`: `int(a..b)` needs a range of integers with a <= b",
-            "unknown check `mallo`",
-            "rule code `not_a_rule` is not listed in [rules]",
-            "`not_blank` is only allowed on string fields",
-            "unknown object `nope`",
-            "`same_as` names `nothing`, which is not a table with its own fields",
-            "table `orphan` is not reached from the root",
-        ] {
-            assert!(found.iter().any(|p| p == expected), "missing {expected:?} in {found:#?}");
-        }
-    }
-
-    #[test]
-    fn engine_codes_need_a_severity() {
-        let text = "name = \"t\"\nversion = 1\nroot = \"a\"\n[rules]\n[tables.a]\nfields = []\n";
-        let found = problems(text);
-        assert!(found.iter().any(|p| p.contains("rule `invalid_json` is reported by ferry")), "{found:#?}");
-    }
-}
+mod tests;

@@ -32,6 +32,28 @@ pub struct CrossRule {
     pub check: fn(&Emitter<'_>) -> Vec<Finding>,
 }
 
+/// Every code the cross-field rules report (a rule may report several).
+pub const CODES: &[&str] = &[
+    "agreement_start_date_before_supply_start_date",
+    "balance_mismatch_on_ledger_balance",
+    "bank_account_required",
+    "current_statement_transaction_before_last_statement_closing_date",
+    "customer_with_unknown_occupier",
+    "dd_schedule_without_payment_instruction",
+    "field_not_allowed_for_supply_type",
+    "gaps_in_periods",
+    "gaps_or_overlaps_in_agreement_dates",
+    "ledger_balances_not_equal_to_transfer_balance",
+    "ledger_code_does_not_exist",
+    "net_price_above_gross_price",
+    "obis_medium_mismatch",
+    "overlapping_periods",
+    "reading_value_exceeds_register_digits",
+    "statement_supply_type_not_on_account",
+    "transfer_reading_meter_not_found",
+    "unknown_ledger_identifiers",
+];
+
 /// Every cross-field rule, in the order their findings are listed.
 pub const RULES: &[CrossRule] = &[
     CrossRule { code: "balance_mismatch_on_ledger_balance", check: ledger_balance::check },
