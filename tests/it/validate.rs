@@ -193,3 +193,47 @@ fn outcomes_files_name_their_kind() {
     assert_eq!(runs.len(), 1);
     assert_eq!(outcomes_kind(&runs[0].join("outcomes.parquet")).as_deref(), Some("audit"));
 }
+
+/// A lone surrogate escape (`"\ud800"`) is `invalid_json` wherever it stands, in a `json` field
+/// (`metadata.N.value`, kept as text) as in a string field: no panic, one outcome per line, every
+/// body valid JSON, and stage refuses the line instead of storing text no reader can parse.
+#[test]
+fn a_lone_surrogate_is_invalid_json_in_any_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(crate::harness::repo("data/examples/account.json")).unwrap();
+    let account: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let line = |ext: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut a = account.clone();
+        a["external_account_number"] = serde_json::json!(ext);
+        edit(&mut a);
+        a.to_string()
+    };
+    let json_field = line("IN-JSON", &|a| a["metadata"][0]["value"] = serde_json::json!({ "x": "SURROGATE" }));
+    let string_field = line("IN-STRING", &|a| a["billing_address2"] = serde_json::json!("SURROGATE"));
+    let lines = [
+        line("GOOD-1", &|_| {}),
+        json_field.replace("SURROGATE", "\\ud800"),
+        string_field.replace("SURROGATE", "\\ud800"),
+        line("GOOD-2", &|_| {}),
+    ];
+    let dump = tmp.path().join("surrogates.ndjson");
+    std::fs::write(&dump, lines.join("\n") + "\n").unwrap();
+    let run = ferry(&["validate", s(&dump), "--emit", "outcomes", "--today", "2026-11-27"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let outcomes: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).expect("every outcome is JSON")).collect();
+    let statuses: Vec<(u64, u64)> =
+        outcomes.iter().map(|o| (o["line"].as_u64().unwrap(), o["status"].as_u64().unwrap())).collect();
+    assert_eq!(statuses, [(1, 200), (2, 400), (3, 400), (4, 200)]);
+    for bad in &outcomes[1..3] {
+        assert_eq!(bad["body"]["errors"][0]["code"], "invalid_json", "{bad}");
+    }
+    let wd = tmp.path().join("work");
+    let staged = ferry(&["stage", s(&dump), "--today", "2026-11-27", "--workdir", s(&wd)]);
+    assert_eq!(staged.code, 1, "{}", staged.stderr);
+    assert_eq!(
+        crate::harness::count(&wd, "SELECT count(*) FROM import_processes"),
+        2,
+        "only the good lines are staged"
+    );
+}
