@@ -8,10 +8,11 @@ use crate::diagnostics::ConfigError;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum Error {
-    /// A file could not be read or written; the message names the path.
+    /// A file could not be read or written; the message names the path. Not a `source`: the
+    /// message already carries the cause, and a source would print it a second time.
     #[error("{0}")]
     #[diagnostic(code(ferry::io))]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -28,6 +29,12 @@ pub enum Error {
         #[help]
         help: Option<String>,
     },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
 }
 
 impl From<crate::schema::SchemaError> for Error {

@@ -76,3 +76,15 @@ fn generate_is_deterministic() {
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+/// An I/O error is said once, naming the file (miette printed its cause a second time).
+#[test]
+fn an_io_error_is_said_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("broken.ndjson.gz");
+    std::fs::write(&broken, b"not gzip at all").unwrap();
+    let run = ferry(&["validate", s(&broken)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let said = run.stderr.matches("broken.ndjson.gz").count();
+    assert_eq!(said, 1, "{}", run.stderr);
+}
