@@ -87,6 +87,8 @@ impl InputScope {
 #[derive(Debug, Default)]
 pub struct Tally {
     pub lines: u64,
+    /// Empty or white-space lines, skipped.
+    pub blank: u64,
     pub accounts: u64,
     /// Lines with at least one error (accounts and lines that are not accounts).
     pub rejected_lines: u64,
@@ -99,6 +101,7 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, out: &ChunkOutput) {
         self.lines += out.lines;
+        self.blank += out.blank;
         self.accounts += out.accounts;
         let mut last_rejected = None;
         for f in &out.findings {
@@ -134,6 +137,9 @@ impl Tally {
             self.errors,
             self.warnings
         );
+        if self.blank > 0 {
+            out.push_str(&format!("{} blank lines skipped (empty or only white space: no outcome)\n", self.blank));
+        }
         let mut codes: Vec<_> = self.by_code.iter().collect();
         codes.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
         if !codes.is_empty() {

@@ -28,6 +28,8 @@ pub struct ChunkOutput {
     pub accounts: u64,
     /// Lines that were not empty.
     pub lines: u64,
+    /// Lines that were empty or only white space: skipped, with no outcome.
+    pub blank: u64,
 }
 
 /// Flattens one chunk. Pure: the same chunk always gives the same output.
@@ -35,7 +37,9 @@ pub fn flatten_chunk(schema: &Schema, arrow: &[SchemaRef], chunk: &Chunk) -> Chu
     let mut ctx = Ctx::new(schema);
     match chunk {
         Chunk::Lines { first_line, bytes } => {
-            for (line_no, mut line) in (*first_line..).zip(bytes.split(|b| *b == b'\n')) {
+            // The piece after the chunk's last newline is not a line.
+            let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+            for (line_no, mut line) in (*first_line..).zip(body.split(|b| *b == b'\n')) {
                 if line_no == 1 {
                     line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
                 }
@@ -83,6 +87,7 @@ struct Ctx<'s> {
     account: u32,
     accounts: u64,
     lines: u64,
+    blank: u64,
     supplier_col: Option<usize>,
     account_number_col: Option<usize>,
 }
@@ -101,6 +106,7 @@ impl<'s> Ctx<'s> {
             account: 0,
             accounts: 0,
             lines: 0,
+            blank: 0,
             supplier_col: col("import_supplier"),
             account_number_col: col("external_account_number"),
         }
@@ -109,6 +115,7 @@ impl<'s> Ctx<'s> {
     fn line(&mut self, line_no: u64, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
+            self.blank += 1;
             return;
         }
         self.lines += 1;
@@ -215,7 +222,7 @@ impl<'s> Ctx<'s> {
 
     fn finish(self, arrow: &[SchemaRef]) -> ChunkOutput {
         let tables = self.tables.into_iter().zip(arrow).map(|(t, schema)| t.finish(schema.clone())).collect();
-        ChunkOutput { tables, findings: self.findings, accounts: self.accounts, lines: self.lines }
+        ChunkOutput { tables, findings: self.findings, accounts: self.accounts, lines: self.lines, blank: self.blank }
     }
 
     fn set_str(&mut self, table: TableId, column: usize, value: &str) {

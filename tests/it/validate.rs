@@ -237,3 +237,22 @@ fn a_lone_surrogate_is_invalid_json_in_any_field() {
         "only the good lines are staged"
     );
 }
+
+/// Empty and white-space lines get no outcome, and the summary counts them as skipped.
+#[test]
+fn blank_lines_are_counted_as_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(crate::harness::repo("data/sample.ndjson")).unwrap();
+    let lines: Vec<&str> = sample.lines().take(3).collect();
+    let dump = tmp.path().join("blank.ndjson");
+    std::fs::write(&dump, format!("{}\n{}\n   \n\n\t\r\n{}\n\n", lines[0], lines[1], lines[2])).unwrap();
+    let run = ferry(&["validate", s(&dump), "--emit", "outcomes", "--today", "2026-11-27"]);
+    let outcome_lines: Vec<u64> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(outcome_lines, [1, 2, 6]);
+    assert!(run.stderr.contains("3 lines, 3 accounts"), "{}", run.stderr);
+    assert!(run.stderr.contains("4 blank lines skipped"), "{}", run.stderr);
+}
