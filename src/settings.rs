@@ -62,21 +62,11 @@ pub fn load_schema(path: Option<&Path>) -> Result<Schema, Error> {
 /// A timezone name of the IANA database (`Europe/Berlin`), for `--timezone`.
 pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
     name.parse::<chrono_tz::Tz>().map_err(|_| {
-        let near = strsim_best(name);
-        match near {
+        match crate::diagnostics::closest(name, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())) {
             Some(n) => format!("unknown timezone {name:?} (did you mean {n:?}?)"),
             None => format!("unknown timezone {name:?}: an IANA name such as Europe/Berlin"),
         }
     })
-}
-
-fn strsim_best(name: &str) -> Option<&'static str> {
-    chrono_tz::TZ_VARIANTS
-        .iter()
-        .map(|t| (strsim::jaro_winkler(name, t.name()), t.name()))
-        .filter(|(score, _)| *score > 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| n)
 }
 
 #[cfg(test)]

@@ -30,8 +30,7 @@ pub struct Request {
 }
 
 pub fn reprocess(wd: &Workdir, args: &Request) -> Result<ExitStatus, Error> {
-    let wd = wd.clone();
-    let mut lock = super::create::lock_for_creating(&wd, "reprocess")?;
+    let mut lock = super::create::lock_for_creating(wd, "reprocess")?;
     let mut store = crate::store::open(&wd.root)?;
     let Some(parent) = store.run(&args.run)? else {
         return Err(Error::usage(
@@ -90,7 +89,7 @@ pub fn reprocess(wd: &Workdir, args: &Request) -> Result<ExitStatus, Error> {
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
         eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
         let only = crate::stage::AccountFilter::keys(keys);
-        if super::stage::stage(&settings, &wd, store.as_mut(), &mut lock, dump, Some(&only))?.counts.exit()
+        if super::stage::stage(&settings, wd, store.as_mut(), &mut lock, dump, Some(&only))?.counts.exit()
             == ExitStatus::Rejected
         {
             outcome = ExitStatus::Rejected;
@@ -107,7 +106,7 @@ pub fn reprocess(wd: &Workdir, args: &Request) -> Result<ExitStatus, Error> {
             concurrency: args.concurrency,
             parent: Some(&parent.id),
         };
-        if create(&settings, &wd, store.as_mut(), &mut lock, &job)?.counts.exit() == ExitStatus::Rejected {
+        if create(&settings, wd, store.as_mut(), &mut lock, &job)?.counts.exit() == ExitStatus::Rejected {
             outcome = ExitStatus::Rejected;
         }
     }

@@ -75,9 +75,8 @@ fn is_top_label(label: &str) -> bool {
 const PYTHON_CASEFOLD_LETTERS: [char; 4] = ['\u{130}', '\u{131}', '\u{17f}', '\u{212a}'];
 
 fn is_domain(domain: &str) -> bool {
-    let labels: Vec<&str> = domain.split('.').collect();
-    let Some((top, rest)) = labels.split_last() else { return false };
-    !rest.is_empty() && rest.iter().all(|l| is_label(l)) && is_top_label(top)
+    let Some((rest, top)) = domain.rsplit_once('.') else { return false };
+    rest.split('.').all(is_label) && is_top_label(top)
 }
 
 #[cfg(test)]
