@@ -21,12 +21,15 @@ pub mod codes {
     pub const NULL: &str = "null";
     pub const UNKNOWN_FIELD: &str = "unknown_field";
     pub const NOT_A_LIST: &str = "not_a_list";
+    /// A control or bidirectional control character in a text value (src/text.rs).
+    pub const INVALID_CHARACTERS: &str = "invalid_characters";
 
     /// Every code the flattener can report; the schema must give each a severity.
     pub const ENGINE: &[&str] = &[INVALID_JSON, LINE_TOO_LONG, INVALID_TYPE, REQUIRED, NULL, UNKNOWN_FIELD, NOT_A_LIST];
 
     /// The codes the field rules report when a field names no code of its own (src/rules/field.rs).
     pub const FIELD: &[&str] = &[
+        INVALID_CHARACTERS,
         "max_length",
         "blank",
         "invalid_choice",

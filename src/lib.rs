@@ -50,5 +50,6 @@ pub mod schema;
 pub mod settings;
 pub mod stage;
 pub mod store;
+pub mod text;
 pub mod validation;
 pub mod workdir;

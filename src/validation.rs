@@ -18,12 +18,26 @@ use crate::rules::{RuleContext, validate_tables};
 use crate::schema::{Schema, Severity, UniqueScope};
 
 /// Adds the rule findings of one chunk to its flattener findings, ordered by line.
+///
+/// `invalid_characters` takes precedence: a value that has it gets no other finding (a cross
+/// rule that compared it with another value, say), so that one bad value is one finding.
 pub fn check_chunk(schema: &Schema, ctx: &RuleContext, out: &mut ChunkOutput) {
-    let rules = validate_tables(schema, ctx, &out.tables, &out.findings);
-    if !rules.is_empty() {
-        out.findings.extend(rules);
-        out.findings.sort_by_key(|f| f.line);
+    let mut rules = validate_tables(schema, ctx, &out.tables, &out.findings);
+    if rules.is_empty() {
+        return;
     }
+    let refused: HashSet<(u64, String)> = rules
+        .iter()
+        .filter(|f| f.code == crate::findings::codes::INVALID_CHARACTERS)
+        .map(|f| (f.line, f.attr.clone()))
+        .collect();
+    if !refused.is_empty() {
+        rules.retain(|f| {
+            f.code == crate::findings::codes::INVALID_CHARACTERS || !refused.contains(&(f.line, f.attr.clone()))
+        });
+    }
+    out.findings.extend(rules);
+    out.findings.sort_by_key(|f| f.line);
 }
 
 /// Uniqueness across the whole input (`unique = "input"` on root fields), checked in order.
@@ -58,8 +72,13 @@ impl InputScope {
         for ((name, code), seen) in self.fields.iter().zip(&mut self.seen) {
             let Some(values) = root.column_by_name(name).map(|c| c.as_string::<i32>()) else { continue };
             let severity = schema.severity(code);
+            // A value with control characters has its `invalid_characters` finding and no other.
+            let refused = schema.severity(crate::findings::codes::INVALID_CHARACTERS) != Severity::Off;
             for row in (0..values.len()).filter(|r| values.is_valid(*r)) {
                 let v = values.value(row);
+                if refused && crate::text::first_forbidden(v, false).is_some() {
+                    continue;
+                }
                 if seen.insert(v.to_owned()) || severity == Severity::Off {
                     continue;
                 }
@@ -153,7 +172,8 @@ impl Tally {
         if !patterns.is_empty() {
             out.push_str("top attrs:\n");
             for (pattern, n) in patterns.into_iter().take(top) {
-                out.push_str(&format!("  {pattern:<70} {n:>9}\n"));
+                // An unknown field's attr is a key from the data.
+                out.push_str(&format!("  {:<70} {n:>9}\n", crate::text::escape(pattern)));
             }
         }
         out

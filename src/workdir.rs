@@ -9,6 +9,12 @@
 //! runs/<run-id>/quarantine/<table>.parquet   rows of the accounts that failed validation
 //! staging/<supplier>/<run-id>/<table>.parquet  typed rows of the accounts a run staged
 //! ```
+//!
+//! Every path component that comes from data is confined: `<supplier>` is
+//! [`supplier_component`], an encoding that is the code itself for every valid supplier code
+//! and a safe, distinct name for anything else (`..`, `/tmp/x`, 10,000 characters), whatever
+//! the rule severities say. A location read back from the store is checked again before use
+//! ([`Workdir::staged_path`]), so that not even a damaged store can point ferry outside.
 
 use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, Write};
@@ -33,7 +39,27 @@ impl Workdir {
 
     /// Relative to the root: what the store records as a staged version's location.
     pub fn staging_location(supplier: &str, run_id: &str) -> String {
-        format!("staging/{supplier}/{run_id}")
+        format!("staging/{}/{run_id}", supplier_component(supplier))
+    }
+
+    /// The folder of a staged location the store recorded, refused (exit 2) unless it is a
+    /// plain relative path under `staging/`: no `..`, no root, no drive, no backslash.
+    pub fn staged_path(&self, location: &str) -> Result<PathBuf, Error> {
+        let parts: Vec<&str> = location.split('/').collect();
+        let confined = parts.len() == 3
+            && parts[0] == "staging"
+            && parts[1..].iter().all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains(['\\', ':']));
+        if !confined {
+            return Err(Error::usage(
+                format!(
+                    "the store records a staged location outside {}: {:?}",
+                    self.staging_root().display(),
+                    location
+                ),
+                Some("ferry never writes such a location; the store was changed by hand or is damaged (`ferry check`)"),
+            ));
+        }
+        Ok(self.root.join(location))
     }
 
     pub fn staging_root(&self) -> PathBuf {
@@ -76,6 +102,43 @@ impl Workdir {
             Some("one ferry writes to a work directory at a time; wait for it, or use another --workdir"),
         )
     }
+}
+
+/// The longest supplier folder name; longer encodings keep a prefix and add a hash.
+const MAX_COMPONENT: usize = 96;
+
+/// A supplier code as one safe folder name. `A`–`Z`, `0`–`9`, `_` and `-` stay as they are (so
+/// a valid code is its own folder, and folders from before this encoding keep their names);
+/// every other byte becomes `%XX`, which keeps lower and upper case apart on file systems that
+/// fold case and leaves no `.`, `/` or `\`. The empty code is `%`. An encoding longer than
+/// 96 bytes keeps its first 64 and adds `~` and 16 hex digits of the code's SHA-256. No two
+/// codes share a folder: `%` is always an escape and `~` appears only before the hash.
+pub fn supplier_component(supplier: &str) -> String {
+    use std::fmt::Write as _;
+    if supplier.is_empty() {
+        return "%".to_owned();
+    }
+    let mut out = String::with_capacity(supplier.len());
+    for b in supplier.bytes() {
+        if b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    if out.len() > MAX_COMPONENT {
+        let mut cut = 64;
+        while out.as_bytes()[cut - 1] == b'%' || (cut >= 2 && out.as_bytes()[cut - 2] == b'%') {
+            cut -= 1;
+        }
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(supplier.as_bytes());
+        out.truncate(cut);
+        out.push('~');
+        for b in &digest[..8] {
+            let _ = write!(out, "{b:02x}");
+        }
+    }
+    out
 }
 
 /// Who holds a work directory's lock, as the lock file records it: a sentence for people, then
@@ -203,5 +266,50 @@ mod tests {
         assert!(message.contains("run 20261127T021500Z-3f9a of `ferry create` (pid"), "{message}");
         drop(first);
         assert!(wd.try_lock("stage").unwrap().is_ok(), "the lock goes with its holder");
+    }
+
+    #[test]
+    fn supplier_folders_are_safe_and_distinct() {
+        assert_eq!(supplier_component("ACME_ENERGY"), "ACME_ENERGY", "a valid code is its own folder");
+        assert_eq!(
+            supplier_component("../../escaped"),
+            "%2E%2E%2F%2E%2E%2Fescaped".replace("escaped", "%65%73%63%61%70%65%64")
+        );
+        assert_eq!(supplier_component("."), "%2E");
+        assert_eq!(supplier_component(""), "%");
+        assert_eq!(supplier_component("A\\B"), "A%5CB");
+        assert_ne!(supplier_component("acme"), supplier_component("ACME"), "case-folding file systems");
+        let long = "X".repeat(10_000);
+        let folded = supplier_component(&long);
+        assert!(folded.len() <= MAX_COMPONENT, "{}", folded.len());
+        assert_ne!(folded, supplier_component(&"X".repeat(9_999)));
+        // A cut never splits an escape.
+        for pad in 0..4 {
+            let code = format!("{}{}", "A".repeat(pad), "é".repeat(60));
+            let c = supplier_component(&code);
+            let (head, _) = c.split_once('~').unwrap();
+            assert!(head.len() >= 60 && head.rsplit('%').next().unwrap().len() >= 2, "{c}");
+        }
+        for code in ["ACME", "../../escaped", ".", "", "A\\B", "/tmp/x", &long, "a:b", "ACME\u{202E}"] {
+            let wd = Workdir::new(Path::new("/w"));
+            let location = Workdir::staging_location(code, "20261127T021500Z-3f9a");
+            assert_eq!(wd.staged_path(&location).unwrap(), Path::new("/w").join(&location), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_location_outside_staging_is_refused() {
+        let wd = Workdir::new(Path::new("/w"));
+        for location in [
+            "staging/../../x/r",
+            "/tmp/x/r",
+            "staging/./r",
+            "staging/A\\B/r",
+            "runs/r/x",
+            "staging/A/r/x",
+            "staging//r",
+        ] {
+            assert!(wd.staged_path(location).is_err(), "{location}");
+        }
     }
 }

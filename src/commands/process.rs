@@ -28,8 +28,11 @@ fn set_skipped(
     let mut store = crate::store::open(&wd.root)?;
     let (verb, to) = if skip { ("skipped", "SKIPPED") } else { ("unskipped", "STAGED") };
     let mut refused = 0;
+    let shown = crate::text::escape(supplier);
     for account in accounts {
-        match store.set_skipped(supplier, account, skip, reason)? {
+        let result = store.set_skipped(supplier, account, skip, reason)?;
+        let (supplier, account) = (&shown, crate::text::escape(account));
+        match result {
             Ok(()) => eprintln!("{supplier} {account}: {verb} (now {to})"),
             Err(why) => {
                 refused += 1;

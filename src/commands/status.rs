@@ -17,11 +17,11 @@ pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
     if args.verbose {
         eprintln!(
             "process {} {}: {}, staged version {}, skip reason {}, updated {}",
-            process.import_supplier,
-            process.external_account_number,
+            crate::text::escape(&process.import_supplier),
+            crate::text::escape(&process.external_account_number),
             process.status.as_str(),
             process.current_version.map_or("none".to_owned(), |v| v.to_string()),
-            process.skip_reason.as_deref().unwrap_or("none"),
+            crate::text::escape(process.skip_reason.as_deref().unwrap_or("none")),
             process.updated_at
         );
     }
@@ -48,7 +48,7 @@ pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
             writeln!(
                 out,
                 "{:<32} {:<9} {:<12} {}",
-                p.external_account_number,
+                crate::text::escape(&p.external_account_number),
                 p.status.as_str(),
                 p.kraken_account_number.as_deref().unwrap_or("-"),
                 p.account_created_at.as_deref().unwrap_or("-")
@@ -56,6 +56,6 @@ pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
         }
     }
     out.flush()?;
-    eprintln!("{} import processes of {}", processes.len(), args.supplier);
+    eprintln!("{} import processes of {}", processes.len(), crate::text::escape(&args.supplier));
     Ok(ExitStatus::Clean)
 }

@@ -21,7 +21,7 @@ pub(super) fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
             } else {
                 println!("{:<32} {:<9} updated_at", "code", "status");
                 for s in &suppliers {
-                    println!("{:<32} {:<9} {}", s.code, s.status.as_str(), s.updated_at);
+                    println!("{:<32} {:<9} {}", crate::text::escape(&s.code), s.status.as_str(), s.updated_at);
                 }
             }
             return Ok(ExitStatus::Clean);

@@ -36,7 +36,7 @@ pub(super) fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
             } else {
                 println!("{:<40} created_at", "name");
                 for t in &teams {
-                    println!("{:<40} {}", t.name, t.created_at);
+                    println!("{:<40} {}", crate::text::escape(&t.name), t.created_at);
                 }
             }
         }

@@ -294,7 +294,7 @@ fn prepare_windows(
     to_writer: &std::sync::mpsc::SyncSender<Prepared>,
 ) -> Result<(), Error> {
     for (location, accounts) in by_location {
-        let mut reader = StagedReader::open(schema, &wd.root.join(location))?;
+        let mut reader = StagedReader::open(schema, &wd.staged_path(location)?)?;
         while let Some(window) = reader.next_window(WINDOW)? {
             let end = window.first_account + window.tables[0].num_rows() as u64;
             let here: Vec<(usize, &String)> = accounts

@@ -14,12 +14,14 @@
 //! | [`reprocess::reprocess`] | what failed in a create run, again, as a linked run |
 //! | [`pipeline::run`] | a pipeline file's stages, thresholds, report and manifest |
 //! | [`status::status`], [`status::list`] | an account's import status (200 or 404), a supplier's processes |
+//! | [`gc::select`] | staged folders no committed version references, temporary files |
 //!
 //! Every guide status, code and body comes from [`crate::guide`]; every run that writes the store
 //! ends in [`runs`] (its audit rows exported to `outcomes.parquet`, counted for the exit code).
 
 pub mod create;
 pub mod flatten;
+pub mod gc;
 pub mod pipeline;
 pub mod reprocess;
 pub mod runs;

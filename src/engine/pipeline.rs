@@ -280,7 +280,7 @@ fn create_all(
         if count == 0 {
             continue;
         }
-        eprintln!("run {run_id}: create {count} pending accounts of {supplier}");
+        eprintln!("run {run_id}: create {count} pending accounts of {}", crate::text::escape(&supplier));
         let t = Instant::now();
         let job = Job {
             command: "create",

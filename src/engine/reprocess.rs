@@ -96,7 +96,12 @@ pub fn reprocess(wd: &Workdir, args: &Request) -> Result<ExitStatus, Error> {
         }
     }
     for (supplier, accounts) in by_supplier {
-        eprintln!("reprocessing {} accounts of {supplier} from run {}", accounts.len(), parent.id);
+        eprintln!(
+            "reprocessing {} accounts of {} from run {}",
+            accounts.len(),
+            crate::text::escape(&supplier),
+            parent.id
+        );
         let job = Job {
             command: "reprocess",
             supplier: &supplier,

@@ -2,6 +2,7 @@
 //!
 //! | type | codes |
 //! |---|---|
+//! | every text type below | `invalid_characters` first: such a value gets no other code |
 //! | `string(n)` | `max_length`, `blank` (or the field's missing code), the field's check |
 //! | `enum(list)` / `code(list)` | `invalid_choice` / `unknown_code` (warning) |
 //! | `date` / `datetime` | `invalid_date` / `invalid_datetime`, `naive_datetime` (warning) |
@@ -69,10 +70,30 @@ fn check_values(
 ) {
     let batch = &e.tables[table.0];
     let column = batch.column(KEY_COLUMNS + field.column);
-    let name = &e.schema.table(table).columns[field.column].name;
+    // The value of a list of scalars (`identifiers.0`) is the row itself: its attr has no column.
+    let name = match object {
+        Some(_) => e.schema.table(table).columns[field.column].name.as_str(),
+        None => "",
+    };
     let mut push = |row: usize, code: &str, detail: String, value: Option<&str>| {
         out.extend(e.finding(table, row, name, code, detail, value));
     };
+    let texts = match field.ty {
+        FieldType::String { .. }
+        | FieldType::Enum(_)
+        | FieldType::Code(_)
+        | FieldType::Date
+        | FieldType::DateTime
+        | FieldType::Decimal { .. } => Some(column.as_string::<i32>()),
+        _ => None,
+    };
+    // A value with a control character gets `invalid_characters` and nothing else: what follows
+    // sees it as absent (unless the rule is off).
+    let (masked, dirty) = match texts.map(|t| forbidden_characters(e, field, t, &mut push)) {
+        Some(Some((clean, dirty))) => (Some(clean), dirty),
+        _ => (None, Vec::new()),
+    };
+    let column = masked.as_ref().unwrap_or(column);
     match &field.ty {
         FieldType::String { max_len } => {
             let known = field.known.as_ref().and_then(|k| match e.schema.lists.get(k) {
@@ -110,7 +131,7 @@ fn check_values(
                     // An absent value whose key has a list is required (a value the flattener
                     // already reported is not absent). A key that is invalid, missing or null
                     // decides nothing: its own finding is enough.
-                    for row in (0..values.len()).filter(|r| !values.is_valid(*r)) {
+                    for row in (0..values.len()).filter(|r| !values.is_valid(*r) && dirty.binary_search(r).is_err()) {
                         if keys.is_valid(row)
                             && key_allowed(keys.value(row))
                             && by_key.contains_key(keys.value(row))
@@ -258,6 +279,32 @@ fn check_range(
             push(row, "start_date_same_as_end_date", detail, Some(end));
         }
     }
+}
+
+/// `invalid_characters` for every value of `texts` with a forbidden character; the column
+/// without those values when there were any (and the rule is on), for the other checks.
+fn forbidden_characters(
+    e: &Emitter<'_>,
+    field: &Field,
+    texts: &StringArray,
+    push: &mut impl FnMut(usize, &str, String, Option<&str>),
+) -> Option<(arrow_array::ArrayRef, Vec<usize>)> {
+    if e.schema.severity(crate::findings::codes::INVALID_CHARACTERS) == crate::schema::Severity::Off {
+        return None;
+    }
+    let mut dirty = Vec::new();
+    for (row, v) in strings(texts) {
+        if let Some((at, c)) = crate::text::first_forbidden(v, field.multiline) {
+            let detail = format!("{} has {} at character {at}", quote(v), crate::text::describe(c));
+            push(row, crate::findings::codes::INVALID_CHARACTERS, detail, Some(v));
+            dirty.push(row);
+        }
+    }
+    if dirty.is_empty() {
+        return None;
+    }
+    let clean = texts.iter().enumerate().map(|(r, v)| v.filter(|_| dirty.binary_search(&r).is_err()));
+    Some((std::sync::Arc::new(StringArray::from_iter(clean)), dirty))
 }
 
 /// The valid values of a string column with their rows.

@@ -50,6 +50,9 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, with: &[&Field], 
     let groups = batch.column_by_name(group).expect("key column").as_primitive::<UInt32Type>();
     let code = field.codes.unique.as_deref().unwrap_or("duplicate");
     let name = &e.schema.table(table).columns[field.column].name;
+    // A value with control characters has its `invalid_characters` finding and no other.
+    let refused = e.schema.severity(crate::findings::codes::INVALID_CHARACTERS) != crate::schema::Severity::Off;
+    let dirty = |v: &str| refused && crate::text::first_forbidden(v, field.multiline).is_some();
     // Keys borrow from the column; only composite keys (`unique_with`) are built.
     let mut seen: HashMap<Cow<'_, str>, usize> = HashMap::new();
     let mut current = None;
@@ -58,7 +61,7 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, with: &[&Field], 
             current = Some(groups.value(row));
             seen.clear();
         }
-        if !values.is_valid(row) || others.iter().any(|o| !o.is_valid(row)) {
+        if !values.is_valid(row) || others.iter().any(|o| !o.is_valid(row)) || dirty(values.value(row)) {
             continue;
         }
         let key: Cow<'_, str> = if others.is_empty() {

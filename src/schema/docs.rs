@@ -89,6 +89,9 @@ fn row(schema: &Schema, field: &Field, name: &str) -> String {
     } else if field.not_blank {
         rules.push("not blank".to_owned());
     }
+    if field.multiline {
+        rules.push("may hold line breaks and tabs".to_owned());
+    }
     match field.min {
         Some(MinValue::NonNegative) => rules.push(">= 0".to_owned()),
         Some(MinValue::Positive) => rules.push("> 0".to_owned()),

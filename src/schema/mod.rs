@@ -127,6 +127,9 @@ pub struct Field {
     pub required: bool,
     pub null_ok: bool,
     pub not_blank: bool,
+    /// Free text that may hold line feed, carriage return and tab (`invalid_characters`
+    /// refuses every other control character, and those too in any other field).
+    pub multiline: bool,
     pub min: Option<MinValue>,
     pub min_items: u32,
     pub check: Option<Check>,

@@ -319,6 +319,7 @@ impl<'a> Resolver<'a> {
             required: flag(&raw.req),
             null_ok: flag(&raw.null_ok),
             not_blank: flag(&raw.not_blank),
+            multiline: flag(&raw.multiline),
             min: None,
             min_items: 0,
             check: None,
@@ -347,6 +348,12 @@ impl<'a> Resolver<'a> {
             self.misplaced(
                 raw.not_blank.as_ref().map(|s| s.span.clone()),
                 "`not_blank` is only allowed on string fields",
+            );
+        }
+        if field.multiline && !is_string {
+            self.misplaced(
+                raw.multiline.as_ref().map(|s| s.span.clone()),
+                "`multiline` is only allowed on string fields",
             );
         }
         if let Some(min) = &raw.min {
@@ -531,6 +538,7 @@ fn placeholder_field() -> Field {
         required: false,
         null_ok: true,
         not_blank: false,
+        multiline: false,
         min: None,
         min_items: 0,
         check: None,

@@ -6,6 +6,7 @@ mod create;
 mod flatten;
 mod fuzz;
 mod harness;
+mod hostile;
 mod invariance;
 mod rules;
 mod run;

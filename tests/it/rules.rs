@@ -99,6 +99,18 @@ fn cases() -> Vec<Case> {
     let metadata = json!({ "key": "k", "value": 1 });
     vec![
         c(
+            "invalid_characters",
+            "external_account_number",
+            vec![("/external_account_number", s("A-1\u{1b}[2J"))],
+            vec![("/notes/0/body", s("first line\r\nsecond\tline")), ("/account_campaigns/0/campaign_note", s("a\nb"))],
+        ),
+        c(
+            "invalid_characters",
+            "notes.0.body",
+            vec![("/notes/0/body", s("left\u{202e}right"))],
+            vec![("/customers/0/given_name", s("Zoë\u{200b}"))],
+        ),
+        c(
             "invalid_type",
             "customers.0.given_name",
             vec![("/customers/0/given_name", Some(json!(5)))],
@@ -604,6 +616,49 @@ fn every_code_fires_at_its_attr_and_near_misses_do_not() {
         .filter(|c| !["invalid_json", "line_too_long", "duplicate_external_account_number"].contains(&c.as_str()))
         .collect();
     assert!(untested.is_empty(), "codes without a case: {untested:?}");
+}
+
+/// Every text value of the example, with a control character added, gets `invalid_characters`
+/// at its attr and nothing else: no `max_length`, format, list, uniqueness or cross-rule finding
+/// besides. (A value elsewhere that referred to it, a ledger code say, may now refer to nothing.)
+#[test]
+fn a_control_character_is_the_only_finding_of_its_value() {
+    fn leaves(v: &Value, pointer: String, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::String(s) => out.push((pointer, s.clone())),
+            Value::Array(items) => items.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{pointer}/{i}"), out)),
+            Value::Object(map) => map.iter().for_each(|(k, x)| leaves(x, format!("{pointer}/{k}"), out)),
+            _ => {}
+        }
+    }
+    let mut strings = Vec::new();
+    leaves(&example(), String::new(), &mut strings);
+    let strings: Vec<_> = strings.into_iter().filter(|(p, _)| !p.starts_with("/metadata/")).collect();
+    assert!(strings.len() > 100, "{}", strings.len());
+    let mut failures = Vec::new();
+    for (pointer, value) in &strings {
+        for bad in ["\u{1b}", "\n", "\u{0}", "\u{85}", "\u{2066}"] {
+            let pointer: &'static str = Box::leak(pointer.clone().into_boxed_str());
+            let multiline = pointer.ends_with("/body") || pointer.ends_with("/campaign_note");
+            let found = validate(&apply(&[(pointer, Some(json!(format!("{value}{bad}"))))]));
+            let attr = pointer[1..].replace('/', ".");
+            let want_clean = multiline && bad == "\n";
+            let refused = format!("{value}{bad}");
+            let ok = if want_clean {
+                found.is_empty()
+            } else {
+                let here: Vec<_> = found.iter().filter(|f| f.attr == attr).collect();
+                here.len() == 1
+                    && here[0].code == "invalid_characters"
+                    && found.iter().filter(|f| f.value.as_deref() == Some(refused.as_str())).count() == 1
+            };
+            if !ok {
+                let got: Vec<_> = found.iter().map(|f| format!("{} {}: {}", f.code, f.attr, f.detail)).collect();
+                failures.push(format!("{bad:?} at {attr}: got {got:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// A value at a JSON pointer, and the code and a piece of its detail it must get (or nothing).

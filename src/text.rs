@@ -1,0 +1,101 @@
+//! Characters that must not reach a record or a terminal as they are (`../shared/spec/fields.md`
+//! §1): control characters (U+0000–U+001F, U+007F–U+009F) and bidirectional controls (U+200E,
+//! U+200F, U+202A–U+202E, U+2066–U+2069).
+//!
+//! The `invalid_characters` rule uses [`first_forbidden`]; everything ferry prints for a
+//! terminal from data (lists, status, summaries, paths) goes through [`escape`], so that an
+//! account number cannot forge a row with a newline, move the cursor with ESC, or reverse a line.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// True for a control or bidirectional control character.
+pub fn is_forbidden(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1F}' | '\u{7F}'..='\u{9F}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The first forbidden character of `v` with its position in characters (from 1), leaving out
+/// line feed, carriage return and tab when `multiline`. A byte scan settles the common case:
+/// every forbidden character starts with a byte below 0x20, 0x7F, 0xC2 or 0xE2.
+pub fn first_forbidden(v: &str, multiline: bool) -> Option<(usize, char)> {
+    if !v.bytes().any(|b| b < 0x20 || b == 0x7F || b == 0xC2 || b == 0xE2) {
+        return None;
+    }
+    v.chars()
+        .enumerate()
+        .find(|(_, c)| is_forbidden(*c) && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+        .map(|(i, c)| (i + 1, c))
+}
+
+/// The name of a forbidden character, as a finding's detail says it: `U+001B (ESC)`.
+pub fn describe(c: char) -> String {
+    let name = match c {
+        '\0' => "NUL",
+        '\t' => "tab",
+        '\n' => "line feed",
+        '\r' => "carriage return",
+        '\u{1B}' => "ESC",
+        '\u{7F}' => "DEL",
+        '\u{200E}' => "left-to-right mark",
+        '\u{200F}' => "right-to-left mark",
+        '\u{202A}'..='\u{202E}' => "bidirectional embedding or override",
+        '\u{2066}'..='\u{2069}' => "bidirectional isolate",
+        _ => "control character",
+    };
+    format!("U+{:04X} ({name})", c as u32)
+}
+
+/// `v` with every forbidden character written as `\n`, `\r`, `\t` or `\u{…}`; unchanged (and
+/// not copied) when it has none.
+pub fn escape(v: &str) -> Cow<'_, str> {
+    if first_forbidden(v, false).is_none() {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 8);
+    for c in v.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_forbidden(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_ranges_and_nothing_else() {
+        for c in [
+            '\0', '\u{1F}', '\u{7F}', '\u{85}', '\u{9F}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2066}',
+            '\u{2069}',
+        ] {
+            assert!(is_forbidden(c), "{c:?}");
+            assert_eq!(first_forbidden(&format!("ab{c}"), false), Some((3, c)));
+        }
+        for c in [
+            ' ', '~', '\u{A0}', 'ä', 'ß', '\u{200B}', '\u{200D}', '\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}', '€',
+            '😀',
+        ] {
+            assert!(!is_forbidden(c), "{c:?}");
+            assert_eq!(first_forbidden(&format!("ab{c}"), false), None, "{c:?}");
+        }
+        assert_eq!(first_forbidden("line\nbreak\ttab\r", true), None);
+        assert_eq!(first_forbidden("line\nbreak\u{1B}", true), Some((11, '\u{1B}')));
+        assert_eq!(first_forbidden("line\nbreak", false), Some((5, '\n')));
+    }
+
+    #[test]
+    fn escaping_keeps_one_line_and_leaves_clean_text_alone() {
+        assert!(matches!(escape("ACME-42 Müller"), Cow::Borrowed(_)));
+        assert_eq!(escape("A\nB\u{1B}[31m\u{202E}C\0"), "A\\nB\\u{1b}[31m\\u{202e}C\\u{0}");
+        assert_eq!(describe('\u{1B}'), "U+001B (ESC)");
+        assert_eq!(describe('\u{202E}'), "U+202E (bidirectional embedding or override)");
+    }
+}

@@ -1,0 +1,128 @@
+//! Hostile input and damaged files (issue 19): each attack that once got through, through the
+//! real binary.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::harness::{Run, example_dump, ferry_in, s};
+
+const TODAY: &str = "2026-11-27";
+
+/// `n` copies of the corrected example account, the i-th changed by `edit(i, account)`, as a dump.
+fn dump(dir: &Path, name: &str, n: usize, edit: impl Fn(usize, &mut Value)) -> PathBuf {
+    let example = example_dump(dir, "account.json");
+    let base: Value = serde_json::from_str(std::fs::read_to_string(&example).unwrap().trim()).unwrap();
+    let mut text = String::new();
+    for i in 0..n {
+        let mut account = base.clone();
+        edit(i, &mut account);
+        text.push_str(&serde_json::to_string(&account).unwrap());
+        text.push('\n');
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn pipeline(dir: &Path, dump: &Path, stages: &str, severity: &str) -> PathBuf {
+    let path = dir.join("hostile.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"hostile\"\nworkdir = \"work\"\nstages = [{stages}]\n[source]\npaths = [{:?}]\n\
+             [severity]\n{severity}\n[create]\nteam = \"Migration\"\ncreate_team = true\n",
+            s(dump)
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(dir: &Path, pipeline: &Path) -> Run {
+    ferry_in(dir, &["run", s(pipeline), "--today", TODAY])
+}
+
+/// Every file under `dir`, relative to it.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Supplier codes that are paths (`../../escaped`, `.`, `A\B`, `/tmp/x`, 10,000 characters), with
+/// their rule turned off: everything lands inside the work directory, the run succeeds, and `gc`
+/// selects nothing that a committed version references.
+#[test]
+fn supplier_codes_never_leave_the_work_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The run's directory is two levels down, so that `../../escaped` would land in `tmp`.
+    let home = tmp.path().join("a/b");
+    std::fs::create_dir_all(&home).unwrap();
+    let outside = tmp.path().join(format!("x-{}", std::process::id()));
+    let long = "L".repeat(10_000);
+    let codes: Vec<String> = vec![
+        "../../escaped".into(),
+        ".".into(),
+        "A\\B".into(),
+        format!("{}/y", outside.display()),
+        long,
+        "ACME".into(),
+    ];
+    let dump = dump(&home, "suppliers.ndjson", codes.len(), |i, a| {
+        a["import_supplier"] = Value::from(codes[i].clone());
+        a["external_account_number"] = Value::from(format!("H-{i}"));
+    });
+    let p = pipeline(&home, &dump, "\"stage\", \"create\"", "invalid_import_supplier = \"off\"\nmax_length = \"off\"");
+    let before: Vec<PathBuf> = files(tmp.path()).into_iter().filter(|f| !f.starts_with("a/b")).collect();
+    let r = run(&home, &p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after: Vec<PathBuf> = files(tmp.path()).into_iter().filter(|f| !f.starts_with("a/b")).collect();
+    assert_eq!(before, after, "nothing written outside the run's directory");
+    assert!(!outside.exists());
+    let work = home.join("work");
+    let staged: Vec<PathBuf> = files(&work.join("staging"));
+    assert!(staged.iter().all(|f| f.components().count() == 3), "staging/<supplier>/<run>/<table>: {staged:?}");
+    assert_eq!(crate::harness::count(&work, "SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 6);
+    let gc = ferry_in(&home, &["gc", "--dry-run", "--workdir", "work"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert_eq!(gc.stdout, "", "gc selects nothing that is referenced");
+}
+
+/// Control characters in an account number: `invalid_characters` by default; with the rule off
+/// the account is staged, and `ferry list` and `ferry status` print it escaped, on one line.
+#[test]
+fn control_characters_are_refused_and_never_printed_raw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nasty = "N-1\u{1b}[2J\nACME  N-2  COMPLETED\u{202e}";
+    let dump = dump(tmp.path(), "nasty.ndjson", 1, |_, a| a["external_account_number"] = Value::from(nasty));
+    let v = ferry_in(tmp.path(), &["validate", s(&dump), "--today", TODAY, "--emit", "outcomes"]);
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    let outcome: Value = serde_json::from_str(v.stdout.trim()).unwrap();
+    assert_eq!(outcome["body"]["errors"][0]["code"], "invalid_characters", "{}", v.stdout);
+    assert!(!v.stderr.contains('\u{1b}'), "{}", v.stderr);
+
+    let p = pipeline(tmp.path(), &dump, "\"stage\"", "invalid_characters = \"off\"");
+    let r = run(tmp.path(), &p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = ferry_in(tmp.path(), &["list", "all", "--supplier", "TENTACLE_ENERGY", "--workdir", "work"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(list.stdout.lines().count(), 2, "a header and one row: {:?}", list.stdout);
+    assert!(list.stdout.contains("N-1\\u{1b}[2J\\nACME  N-2  COMPLETED\\u{202e}"), "{:?}", list.stdout);
+    assert!(!list.stdout.contains(['\u{1b}', '\u{202e}']));
+    let status =
+        ferry_in(tmp.path(), &["status", "--supplier", "TENTACLE_ENERGY", nasty, "--verbose", "--workdir", "work"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(!status.stderr.contains(['\u{1b}', '\u{202e}']), "{:?}", status.stderr);
+}
