@@ -1,5 +1,5 @@
-//! Masking personal data in what the report shows: names, e-mail addresses, phone numbers,
-//! IBANs and bank account numbers, dates of birth.
+//! Masking personal data in what the report shows: names, addresses and free text, e-mail
+//! addresses, phone numbers, IBANs and bank account numbers, dates of birth.
 //!
 //! A masked value keeps enough of its shape to recognise the mistake (`j***@e***.de`,
 //! `+49*******23`, `DE89****************00`) and never the whole value. Values are masked by
@@ -7,7 +7,23 @@
 //! like, after the finding's own value is replaced by its masked form.
 
 /// Fields whose values are personal data, by their last attr segment.
-const NAME_FIELDS: &[&str] = &["given_name", "family_name", "account_holder", "salutation"];
+const NAME_FIELDS: &[&str] = &[
+    "given_name",
+    "family_name",
+    "account_holder",
+    "salutation",
+    "billing_address1",
+    "billing_address2",
+    "billing_address3",
+    "billing_address4",
+    "supply_address1",
+    "supply_address2",
+    "supply_address3",
+    "supply_address4",
+    // Free text, which may say anything about a person.
+    "body",
+    "campaign_note",
+];
 const PHONE_FIELDS: &[&str] = &["mobile", "landline", "phone"];
 const NUMBER_FIELDS: &[&str] = &["iban", "account_number", "bank_account.iban", "bank_account.account_number"];
 
@@ -36,10 +52,15 @@ pub fn value(attr: &str, value: &str) -> String {
 }
 
 /// `text` (a detail) with the finding's `raw` value replaced by `masked`, then every word that
-/// looks like an e-mail address, a phone number or an IBAN masked.
+/// looks like an e-mail address, a phone number or an IBAN masked. Details show values through
+/// [`crate::findings::quote`] (escaped, a long value cut to its head), so that form is replaced
+/// first, then the value as it is.
 pub fn detail(text_: &str, raw: Option<&str>, masked: Option<&str>) -> String {
     let replaced = match (raw, masked) {
-        (Some(raw), Some(masked)) if !raw.is_empty() && raw != masked => text_.replace(raw, masked),
+        (Some(raw), Some(masked)) if !raw.is_empty() && raw != masked => {
+            let quoted = crate::findings::quote(raw);
+            text_.replace(&quoted, &crate::findings::quote(masked)).replace(raw, masked)
+        }
         _ => text_.to_owned(),
     };
     text(&replaced)
@@ -128,8 +149,18 @@ mod tests {
         );
         assert_eq!(value("customers.0.date_of_birth", "1997-07-26"), "****-**-**");
         assert_eq!(value("billing_postcode", "2009"), "2009", "not personal data");
+        assert_eq!(value("supply_addresses.0.supply_address1", "Hauptstr. 1"), "H**********");
         let melo = "DE0001234567890123456789012345678";
         assert_eq!(value("supply_addresses.0.supply_points.0.melos.0.melo_number", melo), melo);
+    }
+
+    #[test]
+    fn a_detail_never_keeps_the_value_it_quotes() {
+        for raw in ["Zacharias\u{7}", "Zach \"the\" Zettel", &"Zacharias".repeat(12)] {
+            let masked = value("customers.0.given_name", raw);
+            let shown = detail(&format!("{} is wrong", crate::findings::quote(raw)), Some(raw), Some(&masked));
+            assert!(!shown.contains("acharias") && !shown.contains("ettel"), "{shown}");
+        }
     }
 
     #[test]

@@ -1,4 +1,8 @@
 //! The report as Markdown: the same numbers as the HTML and JSON, for a chat or a ticket.
+//!
+//! Everything that comes from the data (values, details, attrs with unknown keys, suppliers,
+//! account numbers, inputs) is shown only inside code spans ([`code`], [`cell`]), so that no
+//! markup, link or HTML in a dump is ever rendered by whoever opens the report.
 
 use std::fmt::Write;
 
@@ -54,7 +58,7 @@ pub fn render(r: &Report) -> String {
         "\n### Most frequent values (personal data masked)\n\n| attr | code | value | count |\n|---|---|---|---:|"
     );
     for v in &fi.values {
-        let _ = writeln!(s, "| `{}` | `{}` | `{}` | {} |", v.pattern, v.code, v.value.replace('|', "\\|"), v.count);
+        let _ = writeln!(s, "| {} | `{}` | {} | {} |", cell(&v.pattern), v.code, cell(&v.value), v.count);
     }
     let _ = writeln!(s, "\n### Sample accounts\n");
     for sample in &fi.samples {
@@ -64,11 +68,11 @@ pub fn render(r: &Report) -> String {
                 s,
                 "  - line {} {} {}",
                 a.line,
-                a.import_supplier.as_deref().unwrap_or("-"),
-                a.external_account_number.as_deref().unwrap_or("-")
+                code(a.import_supplier.as_deref().unwrap_or("-")),
+                code(a.external_account_number.as_deref().unwrap_or("-"))
             );
             for f in &a.findings {
-                let _ = writeln!(s, "    - {} `{}` at `{}`: {}", f.severity, f.code, f.attr, f.detail);
+                let _ = writeln!(s, "    - {} `{}` at {}: {}", f.severity, f.code, code(&f.attr), code(&f.detail));
             }
         }
     }
@@ -84,7 +88,7 @@ pub fn render(r: &Report) -> String {
             s,
             "| {} | {} | {} | {} | {:.2} |",
             t.stage,
-            t.what,
+            cell(&t.what),
             t.run_id.as_deref().unwrap_or("-"),
             t.accounts,
             t.seconds
@@ -126,10 +130,45 @@ pub fn render(r: &Report) -> String {
 fn counts(s: &mut String, title: &str, what: &str, rows: &[Count]) {
     let _ = writeln!(s, "\n{title}\n\n| {what} | findings |\n|---|---:|");
     for c in rows {
-        let _ = writeln!(s, "| `{}` | {} |", c.key, c.count);
+        let _ = writeln!(s, "| {} | {} |", cell(&c.key), c.count);
     }
+}
+
+/// `text` as an inline code span: control characters escaped, and a fence of more backticks
+/// than the longest run inside it, so that nothing in it ends the span early.
+pub(super) fn code(text: &str) -> String {
+    let text = crate::text::escape(text);
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+/// A code span for a table cell: a `|` would end the cell even inside the span.
+fn cell(text: &str) -> String {
+    code(text).replace('|', "\\|")
 }
 
 pub(super) fn percent(n: u64, of: u64) -> String {
     if of == 0 { "-".to_owned() } else { format!("{:.1} %", n as f64 * 100.0 / of as f64) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_stays_inside_its_code_span() {
+        assert_eq!(code("ACME"), "`ACME`");
+        assert_eq!(code("<img src=x onerror=alert(1)>"), "`<img src=x onerror=alert(1)>`");
+        assert_eq!(code("a `b` c"), "``a `b` c``");
+        assert_eq!(code("`x``"), "``` `x`` ```");
+        assert_eq!(code("one\ntwo"), "`one\\ntwo`");
+        assert_eq!(cell("a|b"), "`a\\|b`");
+    }
 }

@@ -126,3 +126,91 @@ fn control_characters_are_refused_and_never_printed_raw() {
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(!status.stderr.contains(['\u{1b}', '\u{202e}']), "{:?}", status.stderr);
 }
+
+/// The report's sample accounts show personal data masked, however a detail quotes it (escaped,
+/// cut to its head), and report.md shows data only inside code spans.
+#[test]
+fn the_report_masks_names_and_renders_no_markup_from_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), "names.ndjson", 3, |i, a| {
+        a["external_account_number"] = Value::from(format!("R-{i}"));
+        match i {
+            0 => a["customers"][0]["given_name"] = Value::from("Zacharias\u{7}"),
+            1 => a["customers"][0]["family_name"] = Value::from(format!("Zettelmeyer {}", "x".repeat(300))),
+            _ => a["billing_postcode"] = Value::from("<img src=x onerror=alert(1)>|`"),
+        }
+    });
+    let path = tmp.path().join("report.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"names\"\nworkdir = \"work\"\nstages = [\"validate\"]\nreport = [\"html\", \"json\", \"md\"]\n\
+             [source]\npaths = [{:?}]\n",
+            s(&dump)
+        ),
+    )
+    .unwrap();
+    let r = run(tmp.path(), &path);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let runs = tmp.path().join("work/runs");
+    let report_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("report.md").exists())
+        .expect("a report");
+    for name in ["report.md", "report.json", "report.html"] {
+        let text = std::fs::read_to_string(report_dir.join(name)).unwrap();
+        assert!(text.contains("R-0") && text.contains("R-1"), "{name} has the sample accounts");
+        for secret in ["acharias", "ettelmeyer"] {
+            assert!(!text.contains(secret), "{name} shows {secret}");
+        }
+    }
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    let shown: Vec<&str> = md.lines().filter(|l| l.contains("onerror")).collect();
+    assert!(!shown.is_empty());
+    for line in shown {
+        assert!(!outside_code_spans(line).contains("onerror"), "outside a code span: {line}");
+    }
+    let html = std::fs::read_to_string(report_dir.join("report.html")).unwrap();
+    assert!(!html.contains("<img"), "html escapes data");
+}
+
+/// A Markdown line without its code spans: a run of n backticks opens one, the next run of
+/// exactly n closes it (CommonMark); an unclosed run is literal text.
+fn outside_code_spans(line: &str) -> String {
+    let b: Vec<char> = line.chars().collect();
+    let run_at = |i: usize| b[i..].iter().take_while(|c| **c == '`').count();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != '`' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let n = run_at(i);
+        let mut j = i + n;
+        let close = loop {
+            if j >= b.len() {
+                break None;
+            }
+            if b[j] == '`' {
+                let m = run_at(j);
+                if m == n {
+                    break Some(j + m);
+                }
+                j += m;
+            } else {
+                j += 1;
+            }
+        };
+        match close {
+            Some(end) => i = end,
+            None => {
+                out.extend(&b[i..i + n]);
+                i += n;
+            }
+        }
+    }
+    out
+}
