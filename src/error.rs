@@ -22,6 +22,16 @@ pub enum Error {
     #[diagnostic(transparent)]
     Store(#[from] crate::store::StoreError),
 
+    /// A file ferry wrote (the store, a staged file) does not hold what ferry wrote: damaged,
+    /// truncated, copied without its WAL. Nothing is done with it; the message names it.
+    #[error("{message}")]
+    #[diagnostic(code(ferry::damaged))]
+    Damaged {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("{message}")]
     #[diagnostic(code(ferry::usage))]
     Usage {
@@ -55,6 +65,10 @@ impl From<Box<ConfigError>> for Error {
 impl Error {
     pub fn usage(message: impl Into<String>, help: Option<&str>) -> Self {
         Error::Usage { message: message.into(), help: help.map(str::to_owned) }
+    }
+
+    pub fn damaged(message: impl Into<String>, help: &str) -> Self {
+        Error::Damaged { message: message.into(), help: Some(help.to_owned()) }
     }
 }
 

@@ -153,6 +153,7 @@ fn stage_dump(
                                 )?),
                             };
                             let base = set.rows()[0];
+                            let rows_hashes = crate::stage::rows_hashes(&rows.tables, &vec![true; rows.outcomes.len()]);
                             for (i, o) in rows.outcomes.iter().enumerate() {
                                 let o = &mut chunk.outcomes[*o];
                                 let key =
@@ -168,6 +169,7 @@ fn stage_dump(
                                     location: location.clone(),
                                     account_row: base + i as u64,
                                     payload_hash: o.payload_hash.clone().unwrap_or_default(),
+                                    rows_hash: rows_hashes[i].clone().unwrap_or_default(),
                                 });
                             }
                             set.write(vec![rows.tables])?;
@@ -208,8 +210,10 @@ fn stage_dump(
         return Err(e);
     }
     let staging_dirs: Vec<_> = staged.keys().map(|s| wd.root.join(Workdir::staging_location(s, &run.id))).collect();
-    for set in staged.into_values() {
-        set.commit()?;
+    let mut files = Vec::new();
+    for (supplier, set) in staged {
+        let location = Workdir::staging_location(&supplier, &run.id);
+        files.extend(set.commit()?.into_iter().map(|f| (location.clone(), f)));
     }
     for dir in &staging_dirs {
         sync_dir(dir)?;
@@ -222,7 +226,7 @@ fn stage_dump(
     findings_file.commit()?;
     sync_dir(&run_dir)?;
     failpoint("stage-files-durable");
-    store.commit_stage(&run.id)?;
+    store.commit_stage(&run.id, &files)?;
     failpoint("stage-committed");
     let counts = finish(store, wd, schema, run, false)?;
     let elapsed = started.elapsed().as_secs_f64();

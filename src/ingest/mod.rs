@@ -27,6 +27,7 @@ use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use rayon::prelude::*;
 
 pub use flatten::{ChunkOutput, flatten_chunk};
+pub use output::{WrittenFile, checksum};
 pub use reader::{Chunk, DumpReader, MAX_LINE, ReadAhead};
 
 use crate::schema::{ColumnKind, Schema, TableId};

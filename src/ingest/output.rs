@@ -61,9 +61,54 @@ pub fn writer_properties_with(schema: &Schema, table: &str, extra: Vec<KeyValue>
 
 /// A Parquet file being written under a temporary name.
 pub struct PendingFile {
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<Checksummed>,
     tmp: PathBuf,
     path: PathBuf,
+}
+
+/// What a published file holds, as the store records it for a staged file: its name, length
+/// and CRC-32 (the checksum is computed as the bytes are written, at no extra read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub name: String,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+/// A file that counts and checksums what is written to it.
+struct Checksummed {
+    file: File,
+    bytes: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl io::Write for Checksummed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.bytes += n as u64;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The length and CRC-32 of a file, read through.
+pub fn checksum(path: &Path) -> io::Result<(u64, u32)> {
+    let mut file = fs_err::File::open(path)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok((bytes, crc.finalize()));
+        }
+        bytes += n as u64;
+        crc.update(&buf[..n]);
+    }
 }
 
 impl PendingFile {
@@ -71,6 +116,7 @@ impl PendingFile {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("table.parquet");
         let tmp = path.with_file_name(format!(".{name}.tmp"));
         let file = fs_err::File::create(&tmp)?.into_parts().0;
+        let file = Checksummed { file, bytes: 0, crc: crc32fast::Hasher::new() };
         let writer = ArrowWriter::try_new(file, arrow, Some(props)).map_err(io::Error::other)?;
         Ok(Self { writer, tmp, path })
     }
@@ -80,12 +126,15 @@ impl PendingFile {
     }
 
     /// Finishes the file, syncs it and gives it its real name.
-    pub fn commit(self) -> io::Result<()> {
-        let file =
+    pub fn commit(self) -> io::Result<WrittenFile> {
+        let out =
             self.writer.into_inner().map_err(|e| io::Error::other(format!("writing {}: {e}", self.path.display())))?;
-        file.sync_all()?;
-        drop(file);
-        fs_err::rename(&self.tmp, &self.path)
+        out.file.sync_all()?;
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let written = WrittenFile { name, bytes: out.bytes, crc32: out.crc.finalize() };
+        drop(out.file);
+        fs_err::rename(&self.tmp, &self.path)?;
+        Ok(written)
     }
 }
 
@@ -146,9 +195,9 @@ impl TableSet {
         &self.rows
     }
 
-    /// Finishes, syncs and renames every file.
-    pub fn commit(self) -> io::Result<()> {
-        self.files.into_par_iter().try_for_each(PendingFile::commit)
+    /// Finishes, syncs and renames every file; what each holds.
+    pub fn commit(self) -> io::Result<Vec<WrittenFile>> {
+        self.files.into_par_iter().map(PendingFile::commit).collect()
     }
 }
 
@@ -197,7 +246,7 @@ impl TableFiles {
 
     pub fn commit(self) -> io::Result<()> {
         self.tables.commit()?;
-        self.findings.commit()
+        self.findings.commit().map(drop)
     }
 }
 

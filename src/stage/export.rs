@@ -80,5 +80,5 @@ pub fn write_outcomes(schema: &Schema, path: &Path, rows: &[AuditRecord]) -> std
     for chunk in rows.chunks(ROW_GROUP_ROWS) {
         file.write(&to_batch(chunk))?;
     }
-    file.commit()
+    file.commit().map(drop)
 }

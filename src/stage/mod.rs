@@ -377,6 +377,27 @@ impl<'a> Stager<'a> {
 /// with its presence and length. Two accounts hash alike exactly when the schema reads the
 /// same data from them, whatever their key order, whitespace or unknown fields.
 pub fn payload_hashes(tables: &[RecordBatch], wanted: &[bool]) -> Vec<Option<String>> {
+    hashes(tables, wanted, Nulls::Slot)
+}
+
+/// The hash of every wanted account's typed rows, as staged and as read back from the staged
+/// files: a staged version records it, and create compares what it reads. As
+/// [`payload_hashes`], except that a null contributes only its absence (a Parquet reader and an
+/// array builder leave different bytes in a null's slot).
+pub fn rows_hashes(tables: &[RecordBatch], wanted: &[bool]) -> Vec<Option<String>> {
+    hashes(tables, wanted, Nulls::Absent)
+}
+
+/// How a null in a fixed-width column is hashed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nulls {
+    /// Its slot's bytes too, as payload hashes always have been (they must not change).
+    Slot,
+    /// Only its absence.
+    Absent,
+}
+
+fn hashes(tables: &[RecordBatch], wanted: &[bool], nulls: Nulls) -> Vec<Option<String>> {
     let mut bufs: Vec<Vec<u8>> =
         wanted.iter().map(|w| if *w { Vec::with_capacity(4096) } else { Vec::new() }).collect();
     for batch in tables {
@@ -397,13 +418,32 @@ pub fn payload_hashes(tables: &[RecordBatch], wanted: &[bool]) -> Vec<Option<Str
             bufs[*account].extend_from_slice(&((to - from) as u32).to_le_bytes());
         }
         for column in batch.columns().iter().skip(crate::ingest::KEY_COLUMNS) {
-            hash_column(column, &ranges, &mut bufs);
+            hash_column(column, &ranges, &mut bufs, nulls);
         }
     }
     bufs.iter().zip(wanted).map(|(b, w)| w.then(|| format!("{:x}", Sha256::digest(b)))).collect()
 }
 
-fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)], bufs: &mut [Vec<u8>]) {
+/// Each value of a fixed-width column with its presence, little-endian; nothing for a null
+/// (whatever its slot holds: a Parquet reader and an array builder fill it differently).
+fn fixed<T: arrow_array::ArrowPrimitiveType>(
+    column: &arrow_array::ArrayRef,
+    from: usize,
+    to: usize,
+    buf: &mut Vec<u8>,
+) {
+    use arrow_buffer::ToByteSlice;
+    let c = column.as_primitive::<T>();
+    for row in from..to {
+        let valid = c.is_valid(row);
+        buf.push(u8::from(valid));
+        if valid {
+            buf.extend_from_slice(c.value(row).to_byte_slice());
+        }
+    }
+}
+
+fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)], bufs: &mut [Vec<u8>], nulls: Nulls) {
     use arrow_array::types::Int64Type;
     use arrow_schema::DataType;
     let valid = |row: usize| column.is_valid(row);
@@ -427,6 +467,7 @@ fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)],
                 let c = column.as_boolean();
                 buf.extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
             }
+            DataType::Int64 if nulls == Nulls::Absent => fixed::<Int64Type>(column, from, to, buf),
             DataType::Int64 => {
                 let c = column.as_primitive::<Int64Type>();
                 for row in from..to {
@@ -434,6 +475,7 @@ fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)],
                     buf.extend_from_slice(&c.value(row).to_le_bytes());
                 }
             }
+            DataType::UInt32 if nulls == Nulls::Absent => fixed::<UInt32Type>(column, from, to, buf),
             DataType::UInt32 => {
                 let c = column.as_primitive::<UInt32Type>();
                 for row in from..to {
@@ -441,7 +483,11 @@ fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)],
                     buf.extend_from_slice(&c.value(row).to_le_bytes());
                 }
             }
-            other => unreachable!("flattened columns are never {other}"),
+            // The typed columns of staged files (the rows hash of a staged version).
+            DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, from, to, buf),
+            DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, from, to, buf),
+            DataType::Timestamp(..) => fixed::<arrow_array::types::TimestampMicrosecondType>(column, from, to, buf),
+            other => unreachable!("flattened and typed columns are never {other}"),
         }
     }
 }

@@ -192,6 +192,9 @@ pub struct NewVersion {
     /// The account's row in the root table of those files.
     pub account_row: u64,
     pub payload_hash: String,
+    /// The hash of the account's typed rows as written to the staged files
+    /// ([`crate::stage::payload_hashes`] over the typed tables): create compares what it reads.
+    pub rows_hash: String,
 }
 
 /// Which processes `ferry list` shows.
@@ -217,6 +220,8 @@ pub struct StagedRef {
     pub external_account_number: String,
     pub location: String,
     pub account_row: u64,
+    /// The hash of its typed rows when staged (none for versions staged before ferry kept it).
+    pub rows_hash: Option<String>,
 }
 
 /// One account of a create chunk: its staged rows (a window in the flattened text form) and
@@ -319,8 +324,12 @@ pub trait Store: Send {
     /// Adds to the open stage transaction: registers `versions` (each becomes its process's
     /// current version; a new process starts STAGED, a new supplier ONGOING) and appends `audit`.
     fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError>;
-    /// Marks the run committed and commits the stage transaction: all of it happens or none.
-    fn commit_stage(&mut self, run_id: &str) -> Result<(), StoreError>;
+    /// Records the published staged files (`location`: their directory) with their lengths and
+    /// checksums, marks the run committed and commits the stage transaction: all of it or none.
+    fn commit_stage(&mut self, run_id: &str, files: &[(String, crate::ingest::WrittenFile)]) -> Result<(), StoreError>;
+    /// The staged files recorded for a location (none for locations staged before ferry
+    /// recorded them).
+    fn staged_files(&self, location: &str) -> Result<Vec<crate::ingest::WrittenFile>, StoreError>;
     /// Abandons the open stage transaction.
     fn rollback_stage(&mut self) -> Result<(), StoreError>;
     /// The audit rows of one run, in the order they were appended.

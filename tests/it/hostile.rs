@@ -214,3 +214,76 @@ fn outside_code_spans(line: &str) -> String {
     }
     out
 }
+
+/// Stages `n` variants of the example account (account numbers `S-i`) into `work` under `dir`.
+fn staged(dir: &Path, n: usize, address: &str) -> PathBuf {
+    let dump = dump(dir, "staged.ndjson", n, |i, a| {
+        a["external_account_number"] = Value::from(format!("S-{i}"));
+        a["billing_address1"] = Value::from(address);
+    });
+    let r = ferry_in(dir, &["stage", s(&dump), "--today", TODAY, "--workdir", "work"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let t = ferry_in(dir, &["team", "add", "Migration", "--workdir", "work"]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    dir.join("work")
+}
+
+/// The one run folder of a work directory's staged supplier.
+fn staged_dir(work: &Path) -> PathBuf {
+    let supplier = std::fs::read_dir(work.join("staging")).unwrap().next().unwrap().unwrap().path();
+    std::fs::read_dir(supplier).unwrap().next().unwrap().unwrap().path()
+}
+
+fn create(dir: &Path) -> Run {
+    ferry_in(
+        dir,
+        &[
+            "create",
+            "--supplier",
+            "TENTACLE_ENERGY",
+            "--team",
+            "Migration",
+            "--all-pending",
+            "--today",
+            TODAY,
+            "--workdir",
+            "work",
+        ],
+    )
+}
+
+/// Flipped bytes in a staged file: create refuses before creating anything, naming the file.
+#[test]
+fn a_damaged_staged_file_is_named_and_nothing_is_created_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = staged(tmp.path(), 5, "Hauptstr. 1");
+    let file = staged_dir(&work).join("readings.parquet");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&file, bytes).unwrap();
+    let r = create(tmp.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("readings.parquet") && r.stderr.contains("damaged"), "{}", r.stderr);
+    assert_eq!(crate::harness::count(&work, "SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 0);
+}
+
+/// A staged file that decodes but holds other rows (swapped in from another work directory),
+/// with no checksums recorded (a store from before they were): the rows hash names the account.
+#[test]
+fn staged_rows_that_read_back_differently_stop_create() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = staged(tmp.path(), 3, "Hauptstr. 1");
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let other_work = staged(&other, 3, "Nebenstr. 2");
+    std::fs::copy(staged_dir(&other_work).join("accounts.parquet"), staged_dir(&work).join("accounts.parquet"))
+        .unwrap();
+    crate::harness::store(&work).execute("DELETE FROM staged_files", []).unwrap();
+    let r = create(tmp.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("does not hold what was") && r.stderr.contains("account S-0"), "{}", r.stderr);
+    assert_eq!(crate::harness::count(&work, "SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 0);
+}

@@ -106,6 +106,19 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (import_supplier, external_account_number)
     ) WITHOUT ROWID;
     ",
+    // 4: what damage to staged files is checked against: each published file's length and
+    // CRC-32, and each staged version's hash of its typed rows (as create reads them back).
+    // Versions and files staged before this step have none, and are read unchecked.
+    "
+    ALTER TABLE staged_versions ADD COLUMN rows_hash TEXT;
+    CREATE TABLE staged_files (
+        location    TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        bytes       INTEGER NOT NULL,
+        crc32       INTEGER NOT NULL,
+        PRIMARY KEY (location, name)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 impl SqliteStore {

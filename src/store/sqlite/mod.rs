@@ -345,12 +345,41 @@ impl Store for SqliteStore {
         Self::stage_in(&self.conn, last, run_id, versions, audit).map_err(err_at(&self.path))
     }
 
-    fn commit_stage(&mut self, run_id: &str) -> Result<(), StoreError> {
+    fn commit_stage(&mut self, run_id: &str, files: &[(String, crate::ingest::WrittenFile)]) -> Result<(), StoreError> {
         let err = err_at(&self.path);
+        {
+            let mut insert = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO staged_files (location, name, bytes, crc32) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&err)?;
+            for (location, f) in files {
+                insert.execute(params![location, f.name, f.bytes as i64, i64::from(f.crc32)]).map_err(&err)?;
+            }
+        }
         self.conn.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, now()]).map_err(&err)?;
         self.conn.execute_batch("COMMIT").map_err(&err)?;
         self.last_version = None;
         Ok(())
+    }
+
+    fn staged_files(&self, location: &str) -> Result<Vec<crate::ingest::WrittenFile>, StoreError> {
+        let err = err_at(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, bytes, crc32 FROM staged_files WHERE location = ?1 ORDER BY name")
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![location], |r| {
+                Ok(crate::ingest::WrittenFile {
+                    name: r.get(0)?,
+                    bytes: r.get::<_, i64>(1)? as u64,
+                    crc32: r.get::<_, i64>(2)? as u32,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
     }
 
     fn rollback_stage(&mut self) -> Result<(), StoreError> {
@@ -490,7 +519,7 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.external_account_number, v.location, v.account_row
+                "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash
                  FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
                  WHERE p.import_supplier = ?1 AND p.status = 'STAGED'
                  ORDER BY v.location, v.account_row",
@@ -502,6 +531,7 @@ impl Store for SqliteStore {
                     external_account_number: r.get(0)?,
                     location: r.get(1)?,
                     account_row: r.get::<_, i64>(2)? as u64,
+                    rows_hash: r.get(3)?,
                 })
             })
             .map_err(&err)?;

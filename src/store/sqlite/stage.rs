@@ -28,8 +28,8 @@ impl SqliteStore {
         )?;
         let mut version = tx.prepare_cached(
             "INSERT INTO staged_versions (id, import_supplier, external_account_number, run_id, location, account_row,
-                 payload_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 payload_hash, created_at, rows_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         let mut seen = std::collections::HashSet::new();
         for v in versions {
@@ -46,7 +46,8 @@ impl SqliteStore {
                 v.location,
                 v.account_row as i64,
                 v.payload_hash,
-                t
+                t,
+                v.rows_hash
             ])?;
         }
         for a in audit {
