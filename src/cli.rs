@@ -44,6 +44,8 @@ pub enum Command {
     Status(StatusArgs),
     List(ListArgs),
     Gc(GcArgs),
+    Check(CheckArgs),
+    Backup(BackupArgs),
 }
 
 /// Run a pipeline file: its stages over its sources, then the manifest and the report.
@@ -337,6 +339,45 @@ pub enum ListWhich {
     All,
     Pending,
     Imported,
+}
+
+/// Check a work directory for damage, changing nothing.
+///
+/// Runs the store's full integrity check and its foreign keys, checks the state machine's
+/// invariants (an IMPORTED process has its Kraken account number and its create 201, no other
+/// process has one, every current staged version exists), whether the store is older than what
+/// ferry committed to it (a copy without its WAL, an older backup put back), and reads back
+/// every staged file a STAGED process still needs: its length and CRC-32 as written, and each
+/// account's rows as staged. Prints one line per problem; exit 0 when there is none, 2 otherwise.
+///
+/// Every command checks the store when it opens it, but the full check only when ferry.db was
+/// changed behind ferry's back (after a crash, a copy, a restore); run this after a disk or
+/// file-system problem, or before a backup you mean to rely on.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry check --workdir ferry-data")]
+pub struct CheckArgs {
+    /// Schema file the staged files were written with; defaults to the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// Copy the store to DEST, consistently, even while ferry runs.
+///
+/// Uses SQLite's online backup: DEST is one file holding one consistent state of the store
+/// (never copy ferry.db alone: without its ferry.db-wal it can miss committed work, and ferry
+/// refuses such a copy). The copy is checked before it is given its name; DEST must not exist.
+/// Staged files and runs are not copied: back up the whole work directory with the store's copy
+/// in place of ferry.db.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry backup /backups/ferry-$(date +%F).db --workdir ferry-data")]
+pub struct BackupArgs {
+    /// Where the copy goes (a new file).
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
 }
 
 /// Remove staged files that no committed staged version references.

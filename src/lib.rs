@@ -23,13 +23,16 @@
 //!
 //! [`schema`] drives everything: `schemas/account.toml` declares every table, field and rule.
 //! [`guide`] builds every status, guide-level code and body. [`settings`] holds the defaults
-//! (timezone, chunk size); [`clock`] the time; [`workdir`] the work directory, its lock and the
-//! failpoints of the crash tests. [`generate`] makes synthetic dumps of realistic shape, with a
-//! manifest of the findings its injected errors must produce. [`identifiers`] holds the
-//! identifier checks, each agreeing with its reference implementation (docs/identifiers.md).
+//! (timezone, chunk size); [`clock`] the time; [`text`] control characters (refused, escaped);
+//! [`workdir`] the work directory, its confined paths, its lock and the failpoints of the crash
+//! tests. [`generate`] makes synthetic dumps of realistic shape, with a manifest of the findings
+//! its injected errors must produce. [`identifiers`] holds the identifier checks, each agreeing
+//! with its reference implementation (docs/identifiers.md).
 //!
-//! Failures come in three kinds: bad data is a [`findings::Finding`], never an `Err`; config
-//! and usage mistakes are [`error::Error`] diagnostics (exit 2); I/O errors name their path.
+//! Failures come in four kinds: bad data is a [`findings::Finding`], never an `Err`; config
+//! and usage mistakes are [`error::Error`] diagnostics (exit 2); I/O errors name their path;
+//! damage to what ferry wrote (the store, staged files) is `Error::Damaged` (exit 2), never a
+//! finding and never trusted.
 
 pub mod cli;
 pub mod clock;

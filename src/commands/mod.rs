@@ -1,6 +1,7 @@
 //! One file per subcommand, each thin: parse the arguments, resolve the settings, open the work
 //! directory, call one engine operation ([`crate::engine`]), print.
 
+mod check;
 mod create;
 mod flatten;
 mod gc;
@@ -38,5 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Status(args) => status::status(args),
         Command::List(args) => status::list(args),
         Command::Gc(args) => gc::run(args),
+        Command::Check(args) => check::check(args),
+        Command::Backup(args) => check::backup(args),
     }
 }

@@ -19,7 +19,7 @@ use crate::outcome::failed_validation_body;
 use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
 use crate::settings::Settings;
-use crate::stage::read::{StagedReader, to_text};
+use crate::stage::read::to_text;
 use crate::store::{AccountWritten, AuditRecord, CreateItem, CreateResult, ProcessStatus, StagedRef, Store};
 use crate::workdir::Workdir;
 
@@ -114,7 +114,7 @@ pub fn create(
         let by_location = group_by_location(selected);
         // Damage to a staged file stops the run before anything is created from it.
         for location in by_location.keys() {
-            verify_staged_files(store, wd, location)?;
+            super::staged::check_files(store, wd, location)?;
         }
         // Windows are read back and re-validated on one thread while the accounts of the
         // previous window are written on this one (the store has one connection).
@@ -294,38 +294,15 @@ fn prepare_windows(
     schema: &crate::schema::Schema,
     ctx: &RuleContext,
     wd: &Workdir,
-    by_location: &BTreeMap<String, BTreeMap<u64, (String, Option<String>)>>,
+    by_location: &BTreeMap<String, super::staged::Selected>,
     to_writer: &std::sync::mpsc::SyncSender<Prepared>,
 ) -> Result<(), Error> {
     for (location, accounts) in by_location {
         let dir = wd.staged_path(location)?;
-        let unreadable = |e: std::io::Error| {
-            Error::damaged(
-                format!("the staged files in {} cannot be read: {e}", dir.display()),
-                "the files are damaged; restore them from a backup of the work directory, or stage the accounts again",
-            )
-        };
-        let mut reader = StagedReader::open(schema, &dir).map_err(unreadable)?;
-        while let Some(window) = reader.next_window(WINDOW).map_err(unreadable)? {
+        let mut reader = super::staged::Reader::open(schema, &dir)?;
+        while let Some(window) = reader.next_window(WINDOW)? {
             let end = window.first_account + window.tables[0].num_rows() as u64;
-            let selected: Vec<bool> = (window.first_account..end).map(|r| accounts.contains_key(&r)).collect();
-            let hashes = crate::stage::rows_hashes(&window.tables, &selected);
-            for (row, (external, recorded)) in accounts.range(window.first_account..end) {
-                let read = hashes[(row - window.first_account) as usize].as_deref();
-                if let Some(recorded) = recorded
-                    && read != Some(recorded.as_str())
-                {
-                    return Err(Error::damaged(
-                        format!(
-                            "{} does not hold what was staged for account {} (row {row}): its rows read back differently",
-                            dir.display(),
-                            crate::text::escape(external)
-                        ),
-                        "the staged files are damaged; nothing was created from them. Restore the work directory \
-                         from a backup, or stage the accounts again",
-                    ));
-                }
-            }
+            super::staged::check_rows(&dir, &window, accounts)?;
             let here: Vec<(usize, &String)> = accounts
                 .range(window.first_account..end)
                 .map(|(row, (ext, _))| ((row - window.first_account) as usize, ext))
@@ -360,31 +337,9 @@ fn prepare_windows(
     Ok(())
 }
 
-/// Checks every staged file recorded for `location` against its length and CRC-32.
-fn verify_staged_files(store: &dyn Store, wd: &Workdir, location: &str) -> Result<(), Error> {
-    let dir = wd.staged_path(location)?;
-    for file in store.staged_files(location)? {
-        let path = dir.join(&file.name);
-        let problem = match crate::ingest::checksum(&path) {
-            Err(e) => Some(format!("cannot be read ({e})")),
-            Ok((bytes, _)) if bytes != file.bytes => Some(format!("has {bytes} bytes; {} were written", file.bytes)),
-            Ok((_, crc)) if crc != file.crc32 => Some(format!("has CRC-32 {crc:08x}; {:08x} was written", file.crc32)),
-            Ok(_) => None,
-        };
-        if let Some(problem) = problem {
-            return Err(Error::damaged(
-                format!("staged file {} is damaged: it {problem}", path.display()),
-                "nothing was created from it. Restore the work directory from a backup, or stage the accounts again \
-                 (`ferry check` lists every damaged file)",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The selected accounts per staged directory, by their row there.
-fn group_by_location(selected: Vec<StagedRef>) -> BTreeMap<String, BTreeMap<u64, (String, Option<String>)>> {
-    let mut out: BTreeMap<String, BTreeMap<u64, (String, Option<String>)>> = BTreeMap::new();
+pub(super) fn group_by_location(selected: Vec<StagedRef>) -> BTreeMap<String, super::staged::Selected> {
+    let mut out: BTreeMap<String, super::staged::Selected> = BTreeMap::new();
     for s in selected {
         out.entry(s.location).or_default().insert(s.account_row, (s.external_account_number, s.rows_hash));
     }

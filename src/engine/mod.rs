@@ -15,10 +15,12 @@
 //! | [`pipeline::run`] | a pipeline file's stages, thresholds, report and manifest |
 //! | [`status::status`], [`status::list`] | an account's import status (200 or 404), a supplier's processes |
 //! | [`gc::select`] | staged folders no committed version references, temporary files |
+//! | [`check::check`] | everything wrong with a work directory: the store, its invariants, staged files |
 //!
 //! Every guide status, code and body comes from [`crate::guide`]; every run that writes the store
 //! ends in [`runs`] (its audit rows exported to `outcomes.parquet`, counted for the exit code).
 
+pub mod check;
 pub mod create;
 pub mod flatten;
 pub mod gc;
@@ -26,6 +28,7 @@ pub mod pipeline;
 pub mod reprocess;
 pub mod runs;
 pub mod stage;
+mod staged;
 pub mod status;
 pub mod validate;
 

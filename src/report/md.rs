@@ -1,7 +1,7 @@
 //! The report as Markdown: the same numbers as the HTML and JSON, for a chat or a ticket.
 //!
 //! Everything that comes from the data (values, details, attrs with unknown keys, suppliers,
-//! account numbers, inputs) is shown only inside code spans ([`code`], [`cell`]), so that no
+//! account numbers, inputs) is shown only inside code spans (`code`, `cell`), so that no
 //! markup, link or HTML in a dump is ever rendered by whoever opens the report.
 
 use std::fmt::Write;

@@ -278,7 +278,13 @@ pub struct CreateResult {
 /// Opens the work directory's store. The one place that picks the backend: every front end
 /// holds the store as the [`Store`] trait, so a second backend is a new module and this match.
 pub fn open(workdir: &std::path::Path) -> Result<Box<dyn Store>, crate::error::Error> {
-    Ok(Box::new(sqlite::SqliteStore::open(workdir)?))
+    Ok(Box::new(sqlite::SqliteStore::open(workdir, true)?))
+}
+
+/// Opens the store of a work directory even when it is damaged or older than its work
+/// directory, for `ferry check` to say what is wrong.
+pub fn open_unverified(workdir: &std::path::Path) -> Result<Box<dyn Store>, crate::error::Error> {
+    Ok(Box::new(sqlite::SqliteStore::open(workdir, false)?))
 }
 
 /// The operations of the store, for every backend. `Send`: a command hands the store to its
@@ -348,6 +354,13 @@ pub trait Store: Send {
     ) -> Result<Result<(), SkipRefused>, StoreError>;
     /// How many staged versions a run registered.
     fn run_versions(&self, run_id: &str) -> Result<u64, StoreError>;
+    /// What is wrong with the store itself, one sentence each (none when sound): the
+    /// backend's own integrity check, its foreign keys, the state machine's invariants
+    /// (docs/operations.md), and whether it is older than what ferry committed to it.
+    fn problems(&self) -> Result<Vec<String>, StoreError>;
+    /// A consistent copy of the whole store at `dest` (a new file), taken while other ferry
+    /// processes may be writing to it.
+    fn backup(&self, dest: &std::path::Path) -> Result<(), crate::error::Error>;
     /// Every location a staged version references (committed versions only).
     fn staged_locations(&self) -> Result<Vec<String>, StoreError>;
     /// Creates (or extends) the account record tables of `schema`.

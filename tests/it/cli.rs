@@ -21,6 +21,8 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["status", "--help"],
         vec!["list", "--help"],
         vec!["gc", "--help"],
+        vec!["check", "--help"],
+        vec!["backup", "--help"],
         vec!["run", "--help"],
         vec!["report", "--help"],
     ] {

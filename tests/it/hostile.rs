@@ -287,3 +287,170 @@ fn staged_rows_that_read_back_differently_stop_create() {
     assert!(r.stderr.contains("does not hold what was") && r.stderr.contains("account S-0"), "{}", r.stderr);
     assert_eq!(crate::harness::count(&work, "SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 0);
 }
+
+/// `n` bytes of `path` flipped at positions a seeded generator picks (the same every run).
+fn flip(path: &Path, n: usize, seed: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut state = seed;
+    for _ in 0..n {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let at = (state >> 33) as usize % bytes.len();
+        bytes[at] ^= 1 << ((state >> 20) % 8);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// 100 flipped bytes in ferry.db: every command that opens the store, reader or writer, stops
+/// with exit 2 naming it, and nothing is created; `ferry check` says what is wrong.
+#[test]
+fn a_damaged_store_is_refused_by_readers_and_writers() {
+    for seed in 1..=3 {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = staged(tmp.path(), 40, "Hauptstr. 1");
+        flip(&work.join("ferry.db"), 100, seed);
+        let commands: &[&[&str]] = &[
+            &["list", "all", "--supplier", "TENTACLE_ENERGY"],
+            &["status", "--supplier", "TENTACLE_ENERGY", "S-1"],
+            &["supplier", "list"],
+            &["create", "--supplier", "TENTACLE_ENERGY", "--team", "Migration", "--all-pending", "--today", TODAY],
+            &["stage", "staged.ndjson", "--today", TODAY],
+            &["gc", "--dry-run"],
+            &["check"],
+        ];
+        for args in commands {
+            let mut all = args.to_vec();
+            all.extend(["--workdir", "work"]);
+            let r = ferry_in(tmp.path(), &all);
+            assert_eq!(r.code, 2, "seed {seed}, {args:?}: {}{}", r.stdout, r.stderr);
+            assert!(r.stderr.contains("ferry.db") || r.stdout.contains("ferry.db"), "{args:?}: {}", r.stderr);
+        }
+    }
+}
+
+/// An older copy of ferry.db put back (or ferry.db copied without its WAL while ferry ran) is
+/// refused: using it would create again accounts that it does not know were created.
+#[test]
+fn a_store_older_than_its_work_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = staged(tmp.path(), 5, "Hauptstr. 1");
+    let backup = tmp.path().join("before-create.db");
+    let b = ferry_in(tmp.path(), &["backup", s(&backup), "--workdir", "work"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    assert_eq!(create(tmp.path()).code, 0);
+    std::fs::copy(&backup, work.join("ferry.db")).unwrap();
+    let r = create(tmp.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("older than its work directory"), "{}", r.stderr);
+    assert!(r.stderr.contains("ferry.seal"), "it says how to go on: {}", r.stderr);
+    check_says(tmp.path(), "older than its work directory");
+}
+
+/// `ferry check` exits 2 and names `problem` on stdout.
+fn check_says(dir: &Path, problem: &str) {
+    let c = ferry_in(dir, &["check", "--workdir", "work"]);
+    assert_eq!(c.code, 2, "{}", c.stderr);
+    assert!(c.stdout.contains(problem), "{}", c.stdout);
+}
+
+/// Killed during create, then ferry.db-wal lost: either the store had everything (the run
+/// resumes and no account is created twice) or it is refused. Never a silent re-creation.
+#[test]
+fn a_store_without_its_wal_never_creates_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = staged(tmp.path(), 60, "Hauptstr. 1");
+    let killed = crate::harness::ferry_with(
+        tmp.path(),
+        &[
+            "create",
+            "--supplier",
+            "TENTACLE_ENERGY",
+            "--team",
+            "Migration",
+            "--all-pending",
+            "--today",
+            TODAY,
+            "--concurrency",
+            "10",
+            "--workdir",
+            "work",
+        ],
+        &[("FERRY_FAILPOINT", "create-chunk=hit:4")],
+    );
+    assert_ne!(killed.code, 0);
+    let _ = std::fs::remove_file(work.join("ferry.db-wal"));
+    let _ = std::fs::remove_file(work.join("ferry.db-shm"));
+    let r = create(tmp.path());
+    if r.code == 2 {
+        assert!(r.stderr.contains("ferry.db"), "{}", r.stderr);
+        return;
+    }
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let twice = crate::harness::count(
+        &work,
+        "SELECT COUNT(*) FROM (SELECT external_account_number FROM audit WHERE operation = 'create' \
+         AND status_code = 201 GROUP BY 1 HAVING COUNT(*) > 1)",
+    );
+    assert_eq!(twice, 0);
+}
+
+/// `ferry backup` while the store is in use gives a complete store; `ferry check` passes on a
+/// sound work directory and names a damaged staged file.
+#[test]
+fn a_backup_is_a_whole_store_and_check_names_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = staged(tmp.path(), 5, "Hauptstr. 1");
+    let c = ferry_in(tmp.path(), &["check", "--workdir", "work"]);
+    assert_eq!(c.code, 0, "{}{}", c.stdout, c.stderr);
+    assert!(c.stderr.contains("no problems (1 staged locations, 5 staged accounts read back)"), "{}", c.stderr);
+    let dest = tmp.path().join("copy.db");
+    let b = ferry_in(tmp.path(), &["backup", s(&dest), "--workdir", "work"]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    assert_eq!(ferry_in(tmp.path(), &["backup", s(&dest), "--workdir", "work"]).code, 2, "never overwrites");
+    let restored = tmp.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(&dest, restored.join("ferry.db")).unwrap();
+    let list = ferry_in(tmp.path(), &["list", "pending", "--supplier", "TENTACLE_ENERGY", "--workdir", "restored"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(list.stdout.lines().count(), 6, "{}", list.stdout);
+    flip(&staged_dir(&work).join("customers.parquet"), 8, 7);
+    check_says(tmp.path(), "customers.parquet is damaged");
+}
+
+/// `ferry run` killed during create and run again: the killed create run is closed as
+/// interrupted (what it created stays created, its outcomes are exported) and the rest are
+/// created in a new create run, as the README says; every account is created exactly once.
+#[test]
+fn a_pipeline_killed_during_create_finishes_in_a_new_create_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump =
+        dump(tmp.path(), "night.ndjson", 60, |i, a| a["external_account_number"] = Value::from(format!("N-{i}")));
+    let path = tmp.path().join("night.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"night\"\nworkdir = \"work\"\nstages = [\"stage\", \"create\"]\n[source]\npaths = [{:?}]\n\
+             [create]\nteam = \"Migration\"\ncreate_team = true\nconcurrency = 10\n",
+            s(&dump)
+        ),
+    )
+    .unwrap();
+    let killed = crate::harness::ferry_with(
+        tmp.path(),
+        &["run", s(&path), "--today", TODAY],
+        &[("FERRY_FAILPOINT", "create-chunk=hit:3")],
+    );
+    assert_ne!(killed.code, 0);
+    let again = run(tmp.path(), &path);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("was interrupted; the accounts it created stay created"), "{}", again.stderr);
+    let work = tmp.path().join("work");
+    let count = |sql: &str| crate::harness::count(&work, sql);
+    assert_eq!(count("SELECT COUNT(*) FROM runs WHERE command = 'create' AND status = 'interrupted'"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM runs WHERE command = 'create' AND status <> 'interrupted'"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 60);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201"),
+        60,
+        "each account created once"
+    );
+}

@@ -22,9 +22,11 @@ use super::{
     StoreError, Supplier, Team, records,
 };
 
+mod check;
 mod checkpointer;
 mod create;
 mod migrations;
+mod seal;
 mod stage;
 
 use checkpointer::Checkpointer;
@@ -35,6 +37,7 @@ pub use migrations::MIGRATIONS;
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    workdir: PathBuf,
     /// The last staged version id taken inside the open stage transaction.
     last_version: Option<i64>,
     /// Copies the WAL into the database on its own thread while create writes chunks.
@@ -47,18 +50,59 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Its prepared statements are finalized while the connection is still open.
         self.account_write = None;
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+        // A store this process wrote to is left with its WAL copied back into ferry.db (so that
+        // a copy of ferry.db alone, made while no ferry runs, is complete) and sealed as it is.
+        // Failing either only makes the next open check more.
+        if self.conn.total_changes() > 0 {
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let _ = seal::Seal::write(&self.workdir, &self.conn);
+        }
     }
 }
 
 impl SqliteStore {
     /// Opens `<workdir>/ferry.db`, creating the directory and the store on first use and
     /// applying any pending migrations.
-    pub fn open(workdir: &Path) -> Result<Self, crate::error::Error> {
+    ///
+    /// An existing store is refused (exit 2) when it is damaged or older than what ferry
+    /// committed to it (see `seal.rs`); `verify: false` opens it anyway, for `ferry check`.
+    pub fn open(workdir: &Path, verify: bool) -> Result<Self, crate::error::Error> {
         fs_err::create_dir_all(workdir)?;
         let path = workdir.join("ferry.db");
+        let existed = path.exists();
+        if !existed
+            && verify
+            && let Some(sealed) = seal::Seal::read(workdir).filter(|s| s.audit_high > 0)
+        {
+            return Err(crate::error::Error::damaged(
+                format!(
+                    "{} is missing, but ferry committed {} audit rows to it: this work directory's runs and \
+                     staged files belong to a store that is gone",
+                    path.display(),
+                    sealed.audit_high
+                ),
+                "put back ferry.db (a copy made by `ferry backup`), or use a new --workdir; a new store here would \
+                 create every account again",
+            ));
+        }
+        let damage = |e: rusqlite::Error| -> crate::error::Error {
+            if seal::is_damage(&e) {
+                seal::damaged(&path, &e.to_string())
+            } else {
+                StoreError { path: path.display().to_string(), source: e }.into()
+            }
+        };
         let err = |source| StoreError { path: path.display().to_string(), source };
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(damage)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(damage)?;
+        if verify && existed && version > 0 {
+            seal::verify(workdir, &conn)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
@@ -72,9 +116,25 @@ impl SqliteStore {
         // Savepoints (one per created account, when a create chunk is written again after a
         // failing account) journal to temporary storage: memory.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
-        let mut store = Self { conn, path, last_version: None, checkpointer: None, account_write: None };
+        let mut store = Self {
+            conn,
+            path,
+            workdir: workdir.to_owned(),
+            last_version: None,
+            checkpointer: None,
+            account_write: None,
+        };
         store.migrate()?;
+        if verify {
+            store.reseal();
+        }
         Ok(store)
+    }
+
+    /// Records the store as it is now in the seal (best effort: a seal that could not be written
+    /// only makes the next open check more).
+    fn reseal(&self) {
+        let _ = seal::Seal::write(&self.workdir, &self.conn);
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -301,6 +361,7 @@ impl Store for SqliteStore {
         self.conn
             .execute("UPDATE runs SET finished_at = ?2, status = ?3 WHERE id = ?1", params![run_id, now(), status])
             .map_err(&err)?;
+        self.reseal();
         Ok(())
     }
 
@@ -361,6 +422,7 @@ impl Store for SqliteStore {
         self.conn.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, now()]).map_err(&err)?;
         self.conn.execute_batch("COMMIT").map_err(&err)?;
         self.last_version = None;
+        self.reseal();
         Ok(())
     }
 
@@ -499,6 +561,14 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    fn problems(&self) -> Result<Vec<String>, StoreError> {
+        check::problems(&self.conn, &self.workdir).map_err(|e| self.err(e))
+    }
+
+    fn backup(&self, dest: &Path) -> Result<(), crate::error::Error> {
+        check::backup(&self.conn, dest)
+    }
+
     fn staged_locations(&self) -> Result<Vec<String>, StoreError> {
         let err = err_at(&self.path);
         let mut stmt =
@@ -546,7 +616,11 @@ impl Store for SqliteStore {
         dry_run: bool,
         outcome: OutcomeOf<'_>,
     ) -> Result<Vec<CreateResult>, StoreError> {
-        self.write_create_chunk(schema, run_id, items, dry_run, outcome)
+        let results = self.write_create_chunk(schema, run_id, items, dry_run, outcome)?;
+        if !dry_run {
+            self.reseal();
+        }
+        Ok(results)
     }
 
     fn record_interrupted_creations(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError> {
@@ -570,7 +644,7 @@ mod tests {
     #[test]
     fn a_new_store_is_migrated_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path(), true).unwrap();
         assert_eq!(store.version().unwrap(), MIGRATIONS.len());
         assert_eq!(store.set_supplier_status("TENTACLE_ENERGY", MigrationStatus::Paused).unwrap(), None);
         assert_eq!(
@@ -580,7 +654,7 @@ mod tests {
         assert!(store.add_team("A").unwrap());
         assert!(!store.add_team("A").unwrap(), "adding a team twice is a no-op");
         drop(store);
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), true).unwrap();
         assert_eq!(store.suppliers().unwrap()[0].status, MigrationStatus::Ongoing);
         assert_eq!(store.teams().unwrap().len(), 1);
     }
@@ -588,10 +662,10 @@ mod tests {
     #[test]
     fn a_store_from_a_newer_ferry_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
+        drop(SqliteStore::open(dir.path(), true).unwrap());
         let conn = Connection::open(dir.path().join("ferry.db")).unwrap();
         conn.pragma_update(None, "user_version", (MIGRATIONS.len() + 1) as i64).unwrap();
         drop(conn);
-        assert!(SqliteStore::open(dir.path()).is_err());
+        assert!(SqliteStore::open(dir.path(), true).is_err());
     }
 }

@@ -1,0 +1,125 @@
+//! `ferry check` and `ferry backup` on the embedded store: everything that can be wrong with
+//! it, and a consistent copy of it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::seal;
+use crate::error::Error;
+use crate::store::StoreError;
+
+/// The state machine of docs/operations.md as queries for what it forbids: each returns the
+/// offending processes (supplier, account) and the sentence that says what is wrong.
+const INVARIANTS: &[(&str, &str)] = &[
+    (
+        "an IMPORTED process without its Kraken account number or creation time",
+        "SELECT import_supplier, external_account_number FROM import_processes
+         WHERE status = 'IMPORTED' AND (kraken_account_number IS NULL OR account_created_at IS NULL)",
+    ),
+    (
+        "a process that is not IMPORTED but has a Kraken account number",
+        "SELECT import_supplier, external_account_number FROM import_processes
+         WHERE status <> 'IMPORTED' AND kraken_account_number IS NOT NULL",
+    ),
+    (
+        "a process whose current staged version is missing or another process's",
+        "SELECT p.import_supplier, p.external_account_number FROM import_processes p
+         LEFT JOIN staged_versions v ON v.id = p.current_version
+         WHERE v.id IS NULL OR v.import_supplier <> p.import_supplier
+            OR v.external_account_number <> p.external_account_number",
+    ),
+    (
+        "an IMPORTED process with no create 201 in the audit for its Kraken account number",
+        "SELECT p.import_supplier, p.external_account_number FROM import_processes p
+         WHERE p.status = 'IMPORTED' AND NOT EXISTS (
+             SELECT 1 FROM audit a
+             WHERE a.import_supplier = p.import_supplier AND a.external_account_number = p.external_account_number
+               AND a.operation = 'create' AND a.status_code = 201
+               AND a.kraken_account_number = p.kraken_account_number)",
+    ),
+    (
+        "a creation in flight for a run that has finished",
+        "SELECT i.import_supplier, i.external_account_number FROM create_intents i
+         JOIN runs r ON r.id = i.run_id WHERE r.finished_at IS NOT NULL",
+    ),
+];
+
+/// At most this many processes are named per broken invariant.
+const SHOWN: usize = 5;
+
+pub(super) fn problems(conn: &Connection, workdir: &Path) -> rusqlite::Result<Vec<String>> {
+    let db = workdir.join("ferry.db");
+    let mut out: Vec<String> =
+        seal::integrity_problems(conn, 100)?.into_iter().map(|p| format!("{}: {p}", db.display())).collect();
+    if !out.is_empty() {
+        // The rest reads tables that the integrity check found damaged.
+        return Ok(out);
+    }
+    let mut fk = conn.prepare("PRAGMA foreign_key_check")?;
+    let broken = fk.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1).ok(), r.get::<_, String>(2)?)))?;
+    for row in broken {
+        let (table, rowid, parent) = row?;
+        out.push(format!(
+            "{}: row {} of {table} refers to a missing row of {parent}",
+            db.display(),
+            rowid.map_or("?".to_owned(), |r| r.to_string())
+        ));
+    }
+    for (what, sql) in INVARIANTS {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt
+            .query_map([], |r| Ok(format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if !rows.is_empty() {
+            let shown: Vec<String> = rows.iter().take(SHOWN).map(|r| crate::text::escape(r).into_owned()).collect();
+            let more = if rows.len() > SHOWN { format!(" and {} more", rows.len() - SHOWN) } else { String::new() };
+            out.push(format!("{}: {what}: {}{more}", db.display(), shown.join(", ")));
+        }
+    }
+    if let Err(crate::error::Error::Damaged { message, .. }) = seal::verify(workdir, conn) {
+        out.push(message);
+    }
+    Ok(out)
+}
+
+/// Copies the store to `dest` through SQLite's online backup, in one step (so the copy is one
+/// consistent snapshot, whatever other processes commit meanwhile), to a temporary name that is
+/// synced, checked and renamed.
+pub(super) fn backup(conn: &Connection, dest: &Path) -> Result<(), Error> {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "ferry.db".to_owned());
+    let tmp = dest.with_file_name(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let at = |source| StoreError { path: tmp.display().to_string(), source };
+    {
+        let mut copy = Connection::open(&tmp).map_err(at)?;
+        {
+            let backup = rusqlite::backup::Backup::new(conn, &mut copy).map_err(at)?;
+            // Every page in one step: one read transaction, one consistent state.
+            loop {
+                match backup.step(-1).map_err(at)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More => {}
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        // A copy with no WAL beside it: one file is the whole store.
+        copy.pragma_update(None, "journal_mode", "DELETE").map_err(at)?;
+        let problems = seal::integrity_problems(&copy, 5).map_err(at)?;
+        if !problems.is_empty() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::damaged(
+                format!("the copy of the store does not pass the integrity check: {}", problems.join("; ")),
+                "the store itself is damaged: run `ferry check`",
+            ));
+        }
+    }
+    fs_err::File::open(&tmp)?.sync_all()?;
+    fs_err::rename(&tmp, dest)?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::workdir::sync_dir(parent)?;
+    }
+    Ok(())
+}
