@@ -472,13 +472,12 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_, '_> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         if self.field.ty == FieldType::Json {
             let raw: &'de RawValue = Deserialize::deserialize(d)?;
-            // Capturing the text does not decode its strings, so an escape that names no
-            // character (a lone surrogate, `"\ud800"`) would pass here and break every reader
-            // of the stored JSON. Decoding it finds that: the line is then `invalid_json`, as
-            // for the same escape in a string field.
-            if raw.get().contains("\\u")
-                && let Err(e) = serde_json::from_str::<serde_json::Value>(raw.get())
-            {
+            // Capturing the text neither decodes its strings nor reads its numbers, so an escape
+            // that names no character (a lone surrogate, `"\ud800"`) or a number no reader can
+            // hold (`1e400`) would pass here and break every reader of the stored JSON. Decoding
+            // it finds both: the line is then `invalid_json`, as for the same text in any other
+            // field.
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(raw.get()) {
                 // The message without the position inside the value; the line's column follows.
                 let message = e.to_string();
                 let message = message.split(" at line ").next().unwrap_or_default();

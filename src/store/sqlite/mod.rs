@@ -168,12 +168,24 @@ const PROCESS_COLUMNS: &str = "import_supplier, external_account_number, status,
     EXISTS (SELECT 1 FROM create_intents i WHERE i.import_supplier = import_processes.import_supplier
             AND i.external_account_number = import_processes.external_account_number)";
 
+/// A status column read as its enum: a value the CHECK constraint forbids (a damaged or
+/// hand-edited store) is an error, never a default.
+fn status_column<T>(r: &rusqlite::Row<'_>, column: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = r.get(column)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("{:?} is not a status this store allows", crate::text::escape(&text)).into(),
+        )
+    })
+}
+
 fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Process> {
-    let status: String = r.get(2)?;
     Ok(Process {
         import_supplier: r.get(0)?,
         external_account_number: r.get(1)?,
-        status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Staged),
+        status: status_column(r, 2, ProcessStatus::parse)?,
         current_version: r.get(3)?,
         skip_reason: r.get(4)?,
         kraken_account_number: r.get(5)?,
@@ -192,10 +204,9 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let status: String = r.get(1)?;
                 Ok(Supplier {
                     code: r.get(0)?,
-                    status: MigrationStatus::parse(&status).unwrap_or(MigrationStatus::Ongoing),
+                    status: status_column(r, 1, MigrationStatus::parse)?,
                     updated_at: r.get(2)?,
                 })
             })
@@ -380,11 +391,10 @@ impl Store for SqliteStore {
             .map_err(&err)?;
         let mut rows = stmt.query([]).map_err(&err)?;
         while let Some(r) = rows.next().map_err(&err)? {
-            let status: String = r.get(2).map_err(&err)?;
             snapshot.processes.insert(
                 (r.get(0).map_err(&err)?, r.get(1).map_err(&err)?),
                 ProcessState {
-                    status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Staged),
+                    status: status_column(r, 2, ProcessStatus::parse).map_err(&err)?,
                     payload_hash: r.get(3).map_err(&err)?,
                     kraken_account_number: r.get(4).map_err(&err)?,
                 },
