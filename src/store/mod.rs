@@ -62,17 +62,25 @@ pub struct Team {
     pub created_at: String,
 }
 
-/// What the store failed at, with the database's path.
+/// What the store failed at, with the database's path. SQLite's error is in the message, not a
+/// `source`: a source would print the same sentence a second time.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("store {path}: {source}")]
+#[error("store {path}: {error}{}", code_of(error))]
 #[diagnostic(
     code(ferry::store),
     help("is another ferry process using this work directory, or is the file not a ferry store?")
 )]
 pub struct StoreError {
     pub path: String,
-    #[source]
-    pub source: rusqlite::Error,
+    pub error: rusqlite::Error,
+}
+
+/// ` (SQLite: <code>)` when the error has a result code its message does not already give.
+fn code_of(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(code, Some(_)) => format!(" (SQLite: {code})"),
+        _ => String::new(),
+    }
 }
 
 /// Where an import process is in the state machine of docs/operations.md.

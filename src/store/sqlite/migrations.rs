@@ -135,12 +135,13 @@ impl SqliteStore {
             ));
         }
         let path = self.path.display().to_string();
-        let err = |source| StoreError { path: path.clone(), source };
+        let err = |source| StoreError { path: path.clone(), error: source };
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction().map_err(err)?;
             tx.execute_batch(step).map_err(err)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
             tx.commit().map_err(err)?;
+            self.migrated = true;
         }
         Ok(())
     }

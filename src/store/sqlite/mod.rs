@@ -38,6 +38,8 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     workdir: PathBuf,
+    /// Migrations ran: the store changed although no row did.
+    migrated: bool,
     /// The last staged version id taken inside the open stage transaction.
     last_version: Option<i64>,
     /// Copies the WAL into the database on its own thread while create writes chunks.
@@ -56,7 +58,7 @@ impl Drop for SqliteStore {
         // A store this process wrote to is left with its WAL copied back into ferry.db (so that
         // a copy of ferry.db alone, made while no ferry runs, is complete) and sealed as it is.
         // Failing either only makes the next open check more.
-        if self.conn.total_changes() > 0 {
+        if self.migrated || self.conn.total_changes() > 0 {
             let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             let _ = seal::Seal::write(&self.workdir, &self.conn);
         }
@@ -92,10 +94,10 @@ impl SqliteStore {
             if seal::is_damage(&e) {
                 seal::damaged(&path, &e.to_string())
             } else {
-                StoreError { path: path.display().to_string(), source: e }.into()
+                StoreError { path: path.display().to_string(), error: e }.into()
             }
         };
-        let err = |source| StoreError { path: path.display().to_string(), source };
+        let err = |source| StoreError { path: path.display().to_string(), error: source };
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(damage)?;
@@ -120,6 +122,7 @@ impl SqliteStore {
             conn,
             path,
             workdir: workdir.to_owned(),
+            migrated: false,
             last_version: None,
             checkpointer: None,
             account_write: None,
@@ -138,12 +141,12 @@ impl SqliteStore {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError { path: self.path.display().to_string(), source }
+        StoreError { path: self.path.display().to_string(), error: source }
     }
 }
 
 fn err_at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError { path: path.display().to_string(), source }
+    move |source| StoreError { path: path.display().to_string(), error: source }
 }
 
 const RUN_COLUMNS: &str = "id, command, fingerprint, pid, started_at, committed_at, finished_at, status, args, parent";
@@ -220,7 +223,7 @@ impl Store for SqliteStore {
         status: MigrationStatus,
     ) -> Result<Option<MigrationStatus>, StoreError> {
         let path = self.path.display().to_string();
-        let err = |source| StoreError { path: path.clone(), source };
+        let err = |source| StoreError { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(err)?;
         let before: Option<String> = tx
             .query_row("SELECT status FROM import_suppliers WHERE code = ?1", params![code], |r| r.get(0))
