@@ -56,7 +56,11 @@ impl Workdir {
                     self.staging_root().display(),
                     location
                 ),
-                Some("ferry never writes such a location; the store was changed by hand or is damaged (`ferry check`)"),
+                Some(
+                    "nothing is read from it. ferry before 2026-12-07 wrote such locations for supplier codes that \
+                     are paths; stage those accounts again. Otherwise the store was changed by hand or is damaged \
+                     (`ferry check`)",
+                ),
             ));
         }
         Ok(self.root.join(location))
