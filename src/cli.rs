@@ -46,6 +46,7 @@ pub enum Command {
     Gc(GcArgs),
     Check(CheckArgs),
     Backup(BackupArgs),
+    Serve(ServeArgs),
 }
 
 /// Run a pipeline file: its stages over its sources, then the manifest and the report.
@@ -339,6 +340,44 @@ pub enum ListWhich {
     All,
     Pending,
     Imported,
+}
+
+/// Serve the guide's HTTP API on a work directory's store.
+///
+/// Endpoints (the platform's paths, trailing slash included): POST
+/// /v1/data-import/validate-account/ (200 with the validated account, 400 with the error
+/// envelope, as `ferry validate --account`); GET
+/// /v1/data-import/account-transfer-status/SUPPLIER/ACCOUNT/ (the status, or 404); GET
+/// /v1/data-import/{all,pending,imported}-account-import-processes/SUPPLIER/ (JSON arrays); GET
+/// /healthz and /readyz. Every error is JSON. Stage and create are not on the API yet: use
+/// `ferry stage` and `ferry create` (stop the server first: it holds the lock).
+///
+/// The server holds the work directory's lock while it runs (CLI readers keep working beside
+/// it). It prints `listening on http://ADDR` on stderr once it accepts connections (port 0
+/// picks a free one), and a line per request. SIGINT or SIGTERM: /readyz answers 503, requests
+/// in flight finish (at most --drain-timeout), the lock is released. TLS belongs to a reverse
+/// proxy in front of it.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry serve --workdir ferry-data --listen 127.0.0.1:8080\n  \
+curl -s -X POST -H 'Content-Type: application/json' --data @data/examples/account.json \\\n    \
+http://127.0.0.1:8080/v1/data-import/validate-account/")]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The largest request body, in bytes; larger is 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body: usize,
+    /// Seconds that requests in flight get to finish after SIGINT or SIGTERM.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub drain_timeout: u64,
+    /// Schema file; defaults to the built-in schemas/account.toml.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
 }
 
 /// Check a work directory for damage, changing nothing.

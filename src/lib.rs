@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! front ends      cli + commands/   parse arguments, resolve settings::Settings once, call the engine, print
-//!                 (serve, push: next)
+//!                 serve/ the HTTP front end (validate, status, lists so far); push: next
 //! engine/         the guide's operations: validate (one account, a dump), stage, create,
 //!                 reprocess, status, list, and pipeline runs (pipeline/: the file, manifest)
 //!   dump.ndjson[.gz|.zst]
@@ -50,6 +50,7 @@ pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod schema;
+pub mod serve;
 pub mod settings;
 pub mod stage;
 pub mod store;

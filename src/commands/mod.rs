@@ -11,6 +11,7 @@ mod report;
 mod reprocess;
 mod run;
 mod schema;
+mod serve;
 mod stage;
 mod status;
 mod supplier;
@@ -41,5 +42,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Gc(args) => gc::run(args),
         Command::Check(args) => check::check(args),
         Command::Backup(args) => check::backup(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -112,6 +112,36 @@ pub fn validate_account(settings: &Settings, text: &str) -> Option<outcome::Outc
     chunk_outcomes(schema, &out).into_iter().next()
 }
 
+/// The validate operation on a request body: as [`validate_account`], and a body that is not
+/// UTF-8 or holds nothing is the guide's 400 with one `invalid_json` error, like any line that
+/// is not an account.
+pub fn validate_request(settings: &Settings, body: &[u8]) -> outcome::Outcome {
+    let problem = match std::str::from_utf8(body) {
+        Ok(text) => match validate_account(settings, text) {
+            Some(result) => return result,
+            None => "the request body holds no JSON".to_owned(),
+        },
+        Err(e) => format!("the request body is not UTF-8 (byte {})", e.valid_up_to() + 1),
+    };
+    let finding = Finding {
+        line: 1,
+        import_supplier: None,
+        external_account_number: None,
+        attr: findings::NON_FIELD_ERRORS.to_owned(),
+        code: findings::codes::INVALID_JSON.to_owned(),
+        severity: crate::schema::Severity::Error,
+        detail: problem,
+        value: None,
+    };
+    outcome::Outcome {
+        line: 1,
+        import_supplier: None,
+        external_account_number: None,
+        status: 400,
+        body: outcome::failed_validation_body(&[finding]),
+    }
+}
+
 /// One JSON object per line.
 fn write_json_lines(out: &mut impl Write, values: impl Iterator<Item = serde_json::Value>) -> std::io::Result<()> {
     for value in values {

@@ -23,6 +23,7 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["gc", "--help"],
         vec!["check", "--help"],
         vec!["backup", "--help"],
+        vec!["serve", "--help"],
         vec!["run", "--help"],
         vec!["report", "--help"],
     ] {

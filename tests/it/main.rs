@@ -11,6 +11,7 @@ mod invariance;
 mod rules;
 mod run;
 mod schema;
+mod serve;
 mod settings;
 mod stage;
 mod store;

@@ -1,0 +1,261 @@
+//! `ferry serve`: the guide's HTTP API on the engine and the store of one work directory.
+//!
+//! This is the read side and validate: `POST /v1/data-import/validate-account/`, the transfer
+//! status, the three lists of a supplier's import processes, `/healthz` and `/readyz`. Every
+//! handler translates: the engine decides ([`crate::engine`]) and [`crate::guide`] builds every
+//! guide body; the errors of HTTP itself (404 for an unknown path, 405, 413, 415, 500, 503) are
+//! built once, in `errors.rs`.
+//!
+//! The server holds the work directory's lock while it runs, like every writer: a CLI writer
+//! started meanwhile is refused, and `ferry serve` started while one runs exits 2 naming it.
+//! The store is opened once; its calls run on the blocking pool, one at a time (SQLite has one
+//! connection here). SIGINT or SIGTERM: `/readyz` answers 503, no new connections are taken,
+//! requests in flight finish (at most `--drain-timeout`), then the lock is released.
+
+mod errors;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::{Error, ExitStatus};
+use crate::settings::Settings;
+use crate::store::{ProcessFilter, Store};
+use crate::workdir::Workdir;
+
+/// How the server listens and drains.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    /// The largest request body; larger is 413.
+    pub max_body: usize,
+    /// How long requests in flight may take to finish after SIGINT/SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+/// What every handler shares.
+struct App {
+    settings: Settings,
+    store: Mutex<Box<dyn Store>>,
+    /// False once a shutdown signal came: `/readyz` answers 503.
+    ready: AtomicBool,
+}
+
+type Shared = Arc<App>;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<ExitStatus, Error> {
+    let mut lock = wd.lock("serve")?;
+    lock.describe(None)?;
+    let mut store = crate::store::open(&wd.root)?;
+    // Creations a kill interrupted are recorded first, as every writer does.
+    crate::engine::runs::recover_interrupted(store.as_mut(), wd, &settings.schema, "")?;
+    let app = Arc::new(App { settings, store: Mutex::new(store), ready: AtomicBool::new(true) });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::usage(format!("cannot start the server's runtime: {e}"), None))?;
+    runtime.block_on(run(app, options))?;
+    drop(lock);
+    Ok(ExitStatus::Clean)
+}
+
+async fn run(app: Shared, options: &Options) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|e| {
+        Error::usage(format!("cannot listen on {}: {e}", options.listen), Some("pick another --listen address"))
+    })?;
+    let address = listener.local_addr()?;
+    eprintln!("listening on http://{address}");
+    let router = router(app.clone(), options.max_body);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signalled = {
+        let app = app.clone();
+        async move {
+            shutdown_signal().await;
+            app.ready.store(false, Ordering::SeqCst);
+            eprintln!("shutting down: finishing the requests in flight");
+            let _ = stop.send(());
+        }
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(signalled);
+    let drain = options.drain_timeout;
+    tokio::select! {
+        served = server => served.map_err(Error::from)?,
+        () = async { let _ = stopped.await; tokio::time::sleep(drain).await } => {
+            eprintln!("requests still in flight after {} s: stopping them", drain.as_secs());
+        }
+    }
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// The platform's paths, trailing slash included.
+fn router(app: Shared, max_body: usize) -> Router {
+    Router::new()
+        .route("/v1/data-import/validate-account/", post(validate))
+        .route("/v1/data-import/account-transfer-status/{supplier}/{account}/", get(status))
+        .route("/v1/data-import/all-account-import-processes/{supplier}/", get(list_all))
+        .route("/v1/data-import/pending-account-import-processes/{supplier}/", get(list_pending))
+        .route("/v1/data-import/imported-account-import-processes/{supplier}/", get(list_imported))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { errors::not_found() })
+        .method_not_allowed_fallback(|| async { errors::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| refuse_large(max_body, request, next)))
+        .layer(axum::middleware::from_fn(log))
+        .with_state(app)
+}
+
+/// 413 at once for a body whose declared length is past the limit, before any of it is read
+/// (a chunked body is cut at the limit as it is read: `DefaultBodyLimit`).
+async fn refuse_large(max_body: usize, request: Request, next: Next) -> Response {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return errors::too_large();
+    }
+    next.run(request).await
+}
+
+/// One line per request on stderr: method, path, status, milliseconds. Never a header (the
+/// token) or a body (personal data).
+async fn log(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    eprintln!(
+        "{method} {} {} {:.1} ms",
+        crate::text::escape(&path),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    response
+}
+
+/// A JSON body with its status.
+fn json(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Runs a store call on the blocking pool; a panic in it is a JSON 500, and the server goes on.
+async fn with_store<T: Send + 'static>(
+    app: &Shared,
+    call: impl FnOnce(&dyn Store) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Response> {
+    let app = app.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let store = app.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        call(store.as_ref())
+    })
+    .await;
+    match joined {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(errors::internal(&e.to_string())),
+        Err(_) => Err(errors::internal("the request's handler failed")),
+    }
+}
+
+async fn validate(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if let Some(refused) = errors::not_json_content(&headers) {
+        return refused;
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return errors::body_rejected(&rejection),
+    };
+    let joined =
+        tokio::task::spawn_blocking(move || crate::engine::validate::validate_request(&app.settings, &body)).await;
+    match joined {
+        Ok(result) => json(result.status, result.body),
+        Err(_) => errors::internal("the request's handler failed"),
+    }
+}
+
+async fn status(State(app): State<Shared>, Path((supplier, account)): Path<(String, String)>) -> Response {
+    let answer = with_store(&app, move |store| crate::engine::status::status(store, &supplier, &account)).await;
+    match answer {
+        Ok((status, body, _)) => json(status.code(), body),
+        Err(refused) => refused,
+    }
+}
+
+async fn list(app: Shared, supplier: String, which: ProcessFilter) -> Response {
+    let answer = with_store(&app, move |store| {
+        let processes = crate::engine::status::list(store, &supplier, which)?;
+        let mut body = String::from("[");
+        for (i, p) in processes.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&crate::guide::list_entry(p));
+        }
+        body.push(']');
+        Ok(body)
+    })
+    .await;
+    match answer {
+        Ok(body) => json(200, body),
+        Err(refused) => refused,
+    }
+}
+
+async fn list_all(State(app): State<Shared>, Path(supplier): Path<String>) -> Response {
+    list(app, supplier, ProcessFilter::All).await
+}
+
+async fn list_pending(State(app): State<Shared>, Path(supplier): Path<String>) -> Response {
+    list(app, supplier, ProcessFilter::Pending).await
+}
+
+async fn list_imported(State(app): State<Shared>, Path(supplier): Path<String>) -> Response {
+    list(app, supplier, ProcessFilter::Imported).await
+}
+
+async fn healthz() -> Response {
+    json(200, serde_json::json!({ "status": "ok" }).to_string())
+}
+
+async fn readyz(State(app): State<Shared>) -> Response {
+    if app.ready.load(Ordering::SeqCst) {
+        json(200, serde_json::json!({ "status": "ready" }).to_string())
+    } else {
+        errors::draining()
+    }
+}

@@ -1,0 +1,177 @@
+//! `ferry serve`: the real binary on 127.0.0.1:0, a real HTTP client (ureq), no mocks.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{example_dump, ferry, ferry_in, repo, s};
+
+const TODAY: &str = "2026-11-27";
+const VALIDATE: &str = "/v1/data-import/validate-account/";
+
+/// A running `ferry serve`, stopped (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(workdir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--today", TODAY, "--workdir", s(workdir)])
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "ferry serve stopped before it listened");
+            if let Some(address) = line.trim().strip_prefix("listening on ") {
+                break address.to_owned();
+            }
+        };
+        // Keep draining its log, so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Server { child, base, agent }
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        let mut response =
+            self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type).send(body).unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut response = self.agent.get(format!("{}{path}", self.base)).call().unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+    }
+
+    /// Sends `request` as it is over a new connection; the response's head and body.
+    fn raw(&self, request: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.base.trim_start_matches("http://")).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (head.to_owned(), body.to_owned())
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The guide's example gets the CLI's 400, the corrected copy its 200: the same bodies as
+/// `ferry validate --account`, byte for byte the bodies of `--emit outcomes`.
+#[test]
+fn validate_answers_as_the_cli_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("work"));
+    for (example, status) in [("guide-account.json", 400), ("account.json", 200)] {
+        let path = repo(&format!("data/examples/{example}"));
+        let (code, body) = server.post(VALIDATE, "application/json", &std::fs::read(&path).unwrap());
+        assert_eq!(code, status, "{example}: {body}");
+        let cli = ferry(&["validate", "--account", s(&path), "--today", TODAY]);
+        assert_eq!(json(&body), json(&cli.stdout), "{example}");
+        // The same line as a dump: the same bytes in, the same body out (a json field keeps
+        // its text as given, so the request is the dump's line).
+        let dump = example_dump(tmp.path(), example);
+        let (_, line_body) = server.post(VALIDATE, "application/json", &std::fs::read(&dump).unwrap());
+        let outcomes = ferry(&["validate", s(&dump), "--emit", "outcomes", "--today", TODAY]);
+        let outcome = json(outcomes.stdout.trim());
+        assert_eq!(line_body, outcome["body"].to_string(), "{example}: byte for byte");
+        if status == 400 {
+            assert_eq!(json(&body)["errors"].as_array().unwrap().len(), 8, "the guide example's 8 errors");
+        }
+    }
+}
+
+/// Every malformed request gets its status and a JSON body, and the server keeps serving.
+#[test]
+fn bad_requests_are_json_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("work"));
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (VALIDATE, "text/plain", b"{}".to_vec(), 415, "unsupported_media_type"),
+        (VALIDATE, "application/json", b"nope".to_vec(), 400, "account_failed_validation"),
+        (VALIDATE, "application/json", b"[1, 2]".to_vec(), 400, "account_failed_validation"),
+        (VALIDATE, "application/json", b"".to_vec(), 400, "account_failed_validation"),
+        (VALIDATE, "application/json; charset=utf-8", vec![0xff, 0xfe], 400, "account_failed_validation"),
+        ("/v1/data-import/nothing-here/", "application/json", b"{}".to_vec(), 404, "not_found"),
+        ("/healthz", "application/json", b"{}".to_vec(), 405, "method_not_allowed"),
+    ];
+    for (path, content_type, body, status, code) in cases {
+        let (got, text) = server.post(path, content_type, &body);
+        assert_eq!(got, status, "{path} {content_type}: {text}");
+        assert_eq!(json(&text)["code"], code, "{path} {content_type}");
+    }
+    assert_eq!(server.get("/healthz"), (200, r#"{"status":"ok"}"#.to_owned()));
+    // A 64 MiB body is refused from its Content-Length, before the server reads it.
+    let (head, body) = server.raw(&format!(
+        "POST {VALIDATE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+        64 << 20
+    ));
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert_eq!(json(&body)["code"], "request_too_large");
+}
+
+/// Status and lists answer from the store as `ferry status` and `ferry list --json` do; the
+/// server holds the lock, so a CLI writer is refused while it runs and works after SIGTERM.
+#[test]
+fn status_and_lists_come_from_the_store_and_the_lock_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let dump = example_dump(tmp.path(), "account.json");
+    let staged = ferry_in(tmp.path(), &["stage", s(&dump), "--today", TODAY, "--workdir", "work"]);
+    assert_eq!(staged.code, 0, "{}", staged.stderr);
+    let server = Server::start(&work);
+    let (code, body) = server.get("/v1/data-import/account-transfer-status/TENTACLE_ENERGY/EXTERNAL-1234/");
+    assert_eq!((code, json(&body)), (200, serde_json::json!({ "status": "UNKNOWN", "kraken_account_number": "" })));
+    let cli = ferry_in(tmp.path(), &["status", "--supplier", "TENTACLE_ENERGY", "EXTERNAL-1234", "--workdir", "work"]);
+    assert_eq!(body, cli.stdout.trim(), "the CLI's body, byte for byte");
+    let (code, body) = server.get("/v1/data-import/account-transfer-status/TENTACLE_ENERGY/NOPE/");
+    assert_eq!(code, 404, "{body}");
+    assert!(json(&body)["detail"].as_str().unwrap().contains("NOPE"));
+    for (which, n) in [("all", 1), ("pending", 1), ("imported", 0)] {
+        let (code, body) = server.get(&format!("/v1/data-import/{which}-account-import-processes/TENTACLE_ENERGY/"));
+        assert_eq!(code, 200);
+        let entries = json(&body);
+        assert_eq!(entries.as_array().unwrap().len(), n, "{which}: {body}");
+        let cli =
+            ferry_in(tmp.path(), &["list", which, "--supplier", "TENTACLE_ENERGY", "--json", "--workdir", "work"]);
+        let cli: Vec<Value> = cli.stdout.lines().map(json).collect();
+        assert_eq!(entries, Value::Array(cli), "{which}");
+    }
+    let refused = ferry_in(tmp.path(), &["stage", s(&dump), "--today", TODAY, "--workdir", "work"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("ferry serve"), "{}", refused.stderr);
+    let second = ferry_in(tmp.path(), &["serve", "--listen", "127.0.0.1:0", "--workdir", "work"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert_eq!(server.get("/readyz").0, 200);
+    assert_eq!(server.terminate(), 0);
+    let after = ferry_in(tmp.path(), &["stage", s(&dump), "--today", TODAY, "--workdir", "work"]);
+    assert_eq!(after.code, 0, "the lock went with the server: {}", after.stderr);
+}
