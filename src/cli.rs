@@ -345,18 +345,22 @@ pub enum ListWhich {
 /// Serve the guide's HTTP API on a work directory's store.
 ///
 /// Endpoints (the platform's paths, trailing slash included): POST
-/// /v1/data-import/validate-account/ (200 with the validated account, 400 with the error
-/// envelope, as `ferry validate --account`); GET
+/// /v1/data-import/validate-account/ (200 or the 400 envelope, as `ferry validate --account`);
+/// POST /v1/data-import/account-import-process/create-or-update/ (stage one account: 201, 200
+/// update, 400 as `ferry stage` answers); POST /v1/data-import/account-import-process/process/
+/// with {"external_account_number", "import_supplier_code", "operations_team_name", "dry_run"}
+/// (create: 201 with the Kraken account number, 400 as `ferry create` answers, 429 at once
+/// past --create-limit creates in flight, with Retry-After: 1); GET
 /// /v1/data-import/account-transfer-status/SUPPLIER/ACCOUNT/ (the status, or 404); GET
 /// /v1/data-import/{all,pending,imported}-account-import-processes/SUPPLIER/ (JSON arrays); GET
-/// /healthz and /readyz. Every error is JSON. Stage and create are not on the API yet: use
-/// `ferry stage` and `ferry create` (stop the server first: it holds the lock).
+/// /healthz and /readyz. Every error is JSON.
 ///
-/// The server holds the work directory's lock while it runs (CLI readers keep working beside
-/// it). It prints `listening on http://ADDR` on stderr once it accepts connections (port 0
-/// picks a free one), and a line per request. SIGINT or SIGTERM: /readyz answers 503, requests
-/// in flight finish (at most --drain-timeout), the lock is released. TLS belongs to a reverse
-/// proxy in front of it.
+/// Stages and creates go to one writer that batches them (one run, one commit for what is
+/// waiting). The server holds the work directory's lock while it runs (CLI readers keep working
+/// beside it). It prints `listening on http://ADDR` on stderr once it accepts connections (port
+/// 0 picks a free one), and a line per request. SIGINT or SIGTERM: /readyz answers 503,
+/// requests in flight finish (at most --drain-timeout), the lock is released. TLS belongs to a
+/// reverse proxy in front of it.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ferry serve --workdir ferry-data --listen 127.0.0.1:8080\n  \
 curl -s -X POST -H 'Content-Type: application/json' --data @data/examples/account.json \\\n    \
@@ -371,6 +375,9 @@ pub struct ServeArgs {
     /// Seconds that requests in flight get to finish after SIGINT or SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub drain_timeout: u64,
+    /// Creates in flight at most; the next one gets 429 at once (1 to 40, the platform's limit).
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
+    pub create_limit: u32,
     /// Schema file; defaults to the built-in schemas/account.toml.
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! front ends      cli + commands/   parse arguments, resolve settings::Settings once, call the engine, print
-//!                 serve/ the HTTP front end (validate, status, lists so far); push: next
+//!                 serve/ the HTTP front end (one writer thread batches stages and creates);
+//!                 push: next
 //! engine/         the guide's operations: validate (one account, a dump), stage, create,
 //!                 reprocess, status, list, and pipeline runs (pipeline/: the file, manifest)
 //!   dump.ndjson[.gz|.zst]

@@ -16,6 +16,9 @@ use crate::schema::Schema;
 /// today there.
 pub const DEFAULT_TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::Berlin;
 
+/// The platform's limit of account creations in flight (the guide's 429 past it).
+pub const CREATE_LIMIT: usize = 40;
+
 /// Bytes of input per parallel chunk, cut at the next newline.
 pub const DEFAULT_CHUNK_SIZE: usize = 2 << 20;
 

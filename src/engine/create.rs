@@ -186,7 +186,7 @@ pub fn create(
     if !team_known {
         eprintln!("team {:?} does not exist: add it with `ferry team add`", job.team);
     }
-    Ok(Created { run_id, counts })
+    Ok(Created { run_id, counts, rows })
 }
 
 /// The guide's create outcome of what the store did with an account.
@@ -219,6 +219,8 @@ fn outcome_of(item: &CreateItem<'_>, written: AccountWritten, attempt: u32, dry_
 pub struct Created {
     pub run_id: String,
     pub counts: Counts,
+    /// Every outcome of the run, in order (for a dry run, the only record of them).
+    pub rows: Vec<AuditRecord>,
 }
 
 /// The STAGED processes to create, and the outcomes of the accounts that cannot be.

@@ -20,6 +20,7 @@
 //! Every guide status, code and body comes from [`crate::guide`]; every run that writes the store
 //! ends in [`runs`] (its audit rows exported to `outcomes.parquet`, counted for the exit code).
 
+pub mod api;
 pub mod check;
 pub mod create;
 pub mod flatten;

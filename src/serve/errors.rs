@@ -19,6 +19,10 @@ pub(super) fn method_not_allowed() -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed on this path.")
 }
 
+pub(super) fn bad_request(detail: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid_request", detail)
+}
+
 pub(super) fn internal(detail: &str) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", detail)
 }

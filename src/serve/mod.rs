@@ -1,18 +1,24 @@
 //! `ferry serve`: the guide's HTTP API on the engine and the store of one work directory.
 //!
-//! This is the read side and validate: `POST /v1/data-import/validate-account/`, the transfer
-//! status, the three lists of a supplier's import processes, `/healthz` and `/readyz`. Every
-//! handler translates: the engine decides ([`crate::engine`]) and [`crate::guide`] builds every
-//! guide body; the errors of HTTP itself (404 for an unknown path, 405, 413, 415, 500, 503) are
-//! built once, in `errors.rs`.
+//! Validate, stage (create-or-update), create (process), the transfer status, the three lists
+//! of a supplier's import processes, `/healthz` and `/readyz`. Every handler translates: the
+//! engine decides ([`crate::engine`], [`crate::engine::api`] for stage and create) and
+//! [`crate::guide`] builds every guide body; the errors of HTTP itself (404 for an unknown path,
+//! 405, 413, 415, 400 for a create request without its fields, 500, 503) are built once, in
+//! `errors.rs`.
+//!
+//! Stage and create go to one writer thread (`writer.rs`) that owns the store and batches them.
+//! At most `--create-limit` creates (40, the platform's) are in flight: the next one gets the
+//! guide's 429 at once, with `Retry-After: 1`, never a queue; an account in flight shows
+//! `IN_PROGRESS` in the status. Reads use a second connection to the store.
 //!
 //! The server holds the work directory's lock while it runs, like every writer: a CLI writer
 //! started meanwhile is refused, and `ferry serve` started while one runs exits 2 naming it.
-//! The store is opened once; its calls run on the blocking pool, one at a time (SQLite has one
-//! connection here). SIGINT or SIGTERM: `/readyz` answers 503, no new connections are taken,
-//! requests in flight finish (at most `--drain-timeout`), then the lock is released.
+//! SIGINT or SIGTERM: `/readyz` answers 503, no new connections are taken, requests in flight
+//! finish (at most `--drain-timeout`), the writer finishes its batch, then the lock is released.
 
 mod errors;
+mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -40,12 +47,20 @@ pub struct Options {
     pub max_body: usize,
     /// How long requests in flight may take to finish after SIGINT/SIGTERM.
     pub drain_timeout: Duration,
+    /// Creates in flight at most (1 to 40).
+    pub create_limit: usize,
 }
 
 /// What every handler shares.
 struct App {
-    settings: Settings,
+    settings: Arc<Settings>,
+    /// The readers' connection (the writer thread has its own).
     store: Mutex<Box<dyn Store>>,
+    /// To the writer thread.
+    work: Mutex<std::sync::mpsc::Sender<writer::Work>>,
+    /// One permit per create in flight.
+    creates: Arc<tokio::sync::Semaphore>,
+    create_limit: usize,
     /// False once a shutdown signal came: `/readyz` answers 503.
     ready: AtomicBool,
 }
@@ -54,28 +69,56 @@ type Shared = Arc<App>;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<ExitStatus, Error> {
+    if !(1..=crate::settings::CREATE_LIMIT).contains(&options.create_limit) {
+        return Err(Error::usage(
+            format!("--create-limit must be 1 to {}", crate::settings::CREATE_LIMIT),
+            Some("the platform allows 40 creations in flight"),
+        ));
+    }
     let mut lock = wd.lock("serve")?;
     lock.describe(None)?;
     let mut store = crate::store::open(&wd.root)?;
     // Creations a kill interrupted are recorded first, as every writer does.
     crate::engine::runs::recover_interrupted(store.as_mut(), wd, &settings.schema, "")?;
-    let app = Arc::new(App { settings, store: Mutex::new(store), ready: AtomicBool::new(true) });
+    store.ensure_record_tables(&settings.schema)?;
+    let reader = crate::store::open(&wd.root)?;
+    let settings = Arc::new(settings);
+    let (to_writer, work) = std::sync::mpsc::channel();
+    let writer = {
+        let (settings, wd) = (settings.clone(), wd.clone());
+        std::thread::spawn(move || writer::run(&settings, &wd, store, lock, &work))
+    };
+    let app = Arc::new(App {
+        settings,
+        store: Mutex::new(reader),
+        work: Mutex::new(to_writer),
+        creates: Arc::new(tokio::sync::Semaphore::new(options.create_limit)),
+        create_limit: options.create_limit,
+        ready: AtomicBool::new(true),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::usage(format!("cannot start the server's runtime: {e}"), None))?;
-    runtime.block_on(run(app, options))?;
+    let served = runtime.block_on(run(app, options));
+    // Every handler is gone with the runtime, and with them the writer's senders: it finishes
+    // its batch, and its store is checkpointed and sealed before its lock is released.
+    drop(runtime);
+    let (store, lock) = writer.join().map_err(|_| Error::usage("the server's writer failed", None))?;
+    drop(store);
     drop(lock);
+    served?;
     Ok(ExitStatus::Clean)
 }
 
 async fn run(app: Shared, options: &Options) -> Result<(), Error> {
+    let app_for_router = app.clone();
     let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|e| {
         Error::usage(format!("cannot listen on {}: {e}", options.listen), Some("pick another --listen address"))
     })?;
     let address = listener.local_addr()?;
     eprintln!("listening on http://{address}");
-    let router = router(app.clone(), options.max_body);
+    let router = router(app_for_router, options.max_body);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let signalled = {
         let app = app.clone();
@@ -124,6 +167,8 @@ async fn shutdown_signal() {
 fn router(app: Shared, max_body: usize) -> Router {
     Router::new()
         .route("/v1/data-import/validate-account/", post(validate))
+        .route("/v1/data-import/account-import-process/create-or-update/", post(stage))
+        .route("/v1/data-import/account-import-process/process/", post(create))
         .route("/v1/data-import/account-transfer-status/{supplier}/{account}/", get(status))
         .route("/v1/data-import/all-account-import-processes/{supplier}/", get(list_all))
         .route("/v1/data-import/pending-account-import-processes/{supplier}/", get(list_pending))
@@ -188,11 +233,7 @@ async fn with_store<T: Send + 'static>(
     }
 }
 
-async fn validate(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+async fn validate(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     if let Some(refused) = errors::not_json_content(&headers) {
         return refused;
     }
@@ -206,6 +247,76 @@ async fn validate(
         Ok(result) => json(result.status, result.body),
         Err(_) => errors::internal("the request's handler failed"),
     }
+}
+
+/// Sends `work` to the writer and waits for its answer.
+async fn to_writer(app: &Shared, work: impl FnOnce(writer::Reply) -> writer::Work) -> Response {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let sent = app.work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(work(reply));
+    if sent.is_err() {
+        return errors::draining();
+    }
+    match answer.await {
+        Ok(Ok(answer)) => json(answer.status, answer.body),
+        Ok(Err(why)) => errors::internal(&why),
+        Err(_) => errors::internal("the server's writer stopped"),
+    }
+}
+
+/// Create-or-update: stage one account (201 first time, 200 update, 400 as the guide says).
+async fn stage(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Some(refused) = errors::not_json_content(&headers) {
+        return refused;
+    }
+    match body {
+        Ok(body) => to_writer(&app, |reply| writer::Work::Stage { body, reply }).await,
+        Err(rejection) => errors::body_rejected(&rejection),
+    }
+}
+
+/// The process (create) request's body.
+#[derive(serde::Deserialize)]
+struct CreateRequest {
+    external_account_number: String,
+    import_supplier_code: String,
+    operations_team_name: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Process: create one account from its staged data; 429 at once past the limit in flight.
+async fn create(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Some(refused) = errors::not_json_content(&headers) {
+        return refused;
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return errors::body_rejected(&rejection),
+    };
+    let request: CreateRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return errors::bad_request(&format!(
+                "the create request must be a JSON object with external_account_number, import_supplier_code, operations_team_name and optionally dry_run: {e}"
+            ));
+        }
+    };
+    // The permit lives until the answer is back, whatever happens to the request meanwhile.
+    let Ok(_permit) = app.creates.clone().try_acquire_owned() else {
+        let body = crate::guide::concurrency_limit(&format!("{} account creations are in flight.", app.create_limit));
+        let mut response = json(crate::guide::Code::ConcurrencyLimitExceeded.status().code(), body);
+        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        return response;
+    };
+    let CreateRequest { external_account_number, import_supplier_code, operations_team_name, dry_run } = request;
+    to_writer(&app, |reply| writer::Work::Create {
+        supplier: import_supplier_code,
+        team: operations_team_name,
+        dry_run,
+        account: external_account_number,
+        reply,
+    })
+    .await
 }
 
 async fn status(State(app): State<Shared>, Path((supplier, account)): Path<(String, String)>) -> Response {

@@ -20,8 +20,13 @@ struct Server {
 
 impl Server {
     fn start(workdir: &Path) -> Server {
+        Self::start_with(workdir, &[])
+    }
+
+    fn start_with(workdir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["serve", "--listen", "127.0.0.1:0", "--today", TODAY, "--workdir", s(workdir)])
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
             .spawn()
@@ -174,4 +179,115 @@ fn status_and_lists_come_from_the_store_and_the_lock_is_held() {
     assert_eq!(server.terminate(), 0);
     let after = ferry_in(tmp.path(), &["stage", s(&dump), "--today", TODAY, "--workdir", "work"]);
     assert_eq!(after.code, 0, "the lock went with the server: {}", after.stderr);
+}
+
+const STAGE: &str = "/v1/data-import/account-import-process/create-or-update/";
+const CREATE: &str = "/v1/data-import/account-import-process/process/";
+
+fn create_body(account: &str, team: &str, dry_run: bool) -> Vec<u8> {
+    serde_json::json!({
+        "external_account_number": account,
+        "import_supplier_code": "TENTACLE_ENERGY",
+        "operations_team_name": team,
+        "dry_run": dry_run,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Stage and create through the API: every outcome of the guide, with the bodies the CLI's
+/// stage and create give, and the store changed only by what is not a dry run.
+#[test]
+fn stage_and_create_answer_as_the_guide_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
+    let server = Server::start(&work);
+    let account = std::fs::read(repo("data/examples/account.json")).unwrap();
+    let (code, body) = server.post(STAGE, "application/json", &account);
+    assert_eq!(
+        (code, json(&body)),
+        (201, serde_json::json!({"import_supplier": "TENTACLE_ENERGY", "external_account_number": "EXTERNAL-1234"}))
+    );
+    assert_eq!(server.post(STAGE, "application/json", &account).0, 200, "an update");
+    let guide = std::fs::read(repo("data/examples/guide-account.json")).unwrap();
+    let (code, body) = server.post(STAGE, "application/json", &guide);
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("account_failed_validation")));
+
+    let (code, body) = server.post(CREATE, "application/json", &create_body("EXTERNAL-1234", "Migration", true));
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("dry_run_rolled_back")), "{body}");
+    let (_, status) = server.get("/v1/data-import/account-transfer-status/TENTACLE_ENERGY/EXTERNAL-1234/");
+    assert_eq!(json(&status)["status"], "UNKNOWN", "a dry run changes nothing");
+    let (code, body) = server.post(CREATE, "application/json", &create_body("EXTERNAL-1234", "Nobody", false));
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("operations_team_name_does_not_exist")));
+    let (code, body) = server.post(CREATE, "application/json", &create_body("NOT-STAGED", "Migration", false));
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("import_process_does_not_exist")));
+    let (code, body) = server.post(CREATE, "application/json", &create_body("EXTERNAL-1234", "Migration", false));
+    assert_eq!(code, 201, "{body}");
+    let number = json(&body)["kraken_account_number"].as_str().unwrap().to_owned();
+    assert!(number.len() == 10 && number.starts_with("A-"), "{number}");
+    let (code, body) = server.post(CREATE, "application/json", &create_body("EXTERNAL-1234", "Migration", false));
+    assert_eq!(code, 400);
+    assert_eq!(json(&body)["kraken_account_number"], number.as_str(), "already imported, with both numbers");
+    assert_eq!(json(&body)["external_account_number"], "EXTERNAL-1234");
+    let (code, body) = server.post(STAGE, "application/json", &account);
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("account_import_process_already_imported")));
+    let (_, status) = server.get("/v1/data-import/account-transfer-status/TENTACLE_ENERGY/EXTERNAL-1234/");
+    assert_eq!(json(&status), serde_json::json!({"status": "COMPLETED", "kraken_account_number": number}));
+    let (code, body) = server.post(CREATE, "application/json", b"{\"external_account_number\": 5}");
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(server.terminate(), 0);
+    let created =
+        crate::harness::count(&work, "SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201");
+    assert_eq!(created, 1);
+}
+
+/// 100 concurrent creates while the writer is held back (each chunk pauses 2 s): exactly the
+/// limit get through, the rest get 429 at once with Retry-After; every accepted one is then 201
+/// and each account exists once.
+#[test]
+fn creates_past_the_limit_get_429_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
+    let base: Value = serde_json::from_str(&text).unwrap();
+    let mut dump = String::new();
+    for i in 0..100 {
+        let mut a = base.clone();
+        a["external_account_number"] = Value::from(format!("C-{i}"));
+        dump.push_str(&format!("{a}\n"));
+    }
+    std::fs::write(tmp.path().join("c.ndjson"), dump).unwrap();
+    assert_eq!(ferry_in(tmp.path(), &["stage", "c.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
+    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
+    let work = tmp.path().join("work");
+    let server = Server::start_with(&work, &[("FERRY_FAILPOINT", "create-chunk=sleep:2000")]);
+    let answers: Vec<(u16, String, Option<String>)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let server = &server;
+                threads.spawn(move || {
+                    let mut response = server
+                        .agent
+                        .post(format!("{}{CREATE}", server.base))
+                        .header("Content-Type", "application/json")
+                        .send(&create_body(&format!("C-{i}"), "Migration", false)[..])
+                        .unwrap();
+                    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                    (response.status().as_u16(), response.body_mut().read_to_string().unwrap(), retry)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = answers.iter().filter(|(code, _, _)| *code == 201).count();
+    let refused: Vec<_> = answers.iter().filter(|(code, _, _)| *code == 429).collect();
+    assert_eq!((accepted, refused.len()), (40, 60), "{:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    for (_, body, retry) in refused {
+        assert_eq!(json(body)["code"], "concurrency_limit_exceeded");
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    let count = |sql: &str| crate::harness::count(&work, sql);
+    assert_eq!(server.terminate(), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 40);
+    assert_eq!(count("SELECT COUNT(DISTINCT kraken_account_number) FROM import_processes"), 40);
 }
