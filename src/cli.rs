@@ -39,6 +39,7 @@ pub enum Command {
     Reprocess(ReprocessArgs),
     Supplier(SupplierArgs),
     Team(TeamArgs),
+    Token(TokenArgs),
     Skip(SkipArgs),
     Unskip(UnskipArgs),
     Status(StatusArgs),
@@ -495,6 +496,41 @@ pub enum TeamCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Manage the API tokens of `ferry serve`.
+///
+/// A token has a name and a role: viewer (validate, status, lists) or importer (also stage and
+/// create). `add` prints the key once, on stdout: the store keeps only its SHA-256. Requests
+/// send it as `Authorization: Token <key>`. A revoked token is refused at once, also by a
+/// running server.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ferry token add nightly-push --role importer > push.key\n  ferry token list\n  \
+ferry token revoke nightly-push")]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; its key goes to stdout, once.
+    Add {
+        /// Letters, digits, '-', '_' or '.', 1 to 64 (it is printed in logs).
+        name: String,
+        /// viewer: validate and read; importer: also stage and create.
+        #[arg(long, value_parser = ["viewer", "importer"])]
+        role: String,
+    },
+    /// Every token: name, role, created, revoked (JSON lines with --json; never the key).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: requests with its key get 401 from then on.
+    Revoke { name: String },
 }
 
 /// Flatten a dump into one Parquet file per table, plus findings.parquet.

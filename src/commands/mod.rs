@@ -16,6 +16,7 @@ mod stage;
 mod status;
 mod supplier;
 mod team;
+mod token;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Schema(args) => schema::run(args),
         Command::Supplier(args) => supplier::run(args),
         Command::Team(args) => team::run(args),
+        Command::Token(args) => token::run(args),
         Command::Stage(args) => stage::run(args),
         Command::Create(args) => create::run(args),
         Command::Reprocess(args) => reprocess::run(args),

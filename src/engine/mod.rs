@@ -31,6 +31,7 @@ pub mod runs;
 pub mod stage;
 mod staged;
 pub mod status;
+pub mod tokens;
 pub mod validate;
 
 use std::io::IsTerminal;

@@ -19,6 +19,22 @@ pub(super) fn method_not_allowed() -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed on this path.")
 }
 
+/// 401: no key, or not a live token's (`presented` tells which).
+pub(super) fn unauthenticated(presented: bool) -> Response {
+    let mut response = if presented {
+        error(StatusCode::UNAUTHORIZED, "authentication_failed", "Invalid token.")
+    } else {
+        error(StatusCode::UNAUTHORIZED, "not_authenticated", "Authentication credentials were not provided.")
+    };
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Token"));
+    response
+}
+
+/// 403: the token's role may not do this.
+pub(super) fn forbidden() -> Response {
+    error(StatusCode::FORBIDDEN, "permission_denied", "You do not have permission to perform this action.")
+}
+
 pub(super) fn bad_request(detail: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid_request", detail)
 }

@@ -34,6 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::engine::tokens::Role;
 use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
 use crate::store::{ProcessFilter, Store};
@@ -82,6 +83,11 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
     crate::engine::runs::recover_interrupted(store.as_mut(), wd, &settings.schema, "")?;
     store.ensure_record_tables(&settings.schema)?;
     let reader = crate::store::open(&wd.root)?;
+    if reader.tokens()?.iter().all(|t| t.revoked_at.is_some()) {
+        eprintln!(
+            "no API tokens: every request but /healthz gets 401; add one with `ferry token add NAME --role importer`"
+        );
+    }
     let settings = Arc::new(settings);
     let (to_writer, work) = std::sync::mpsc::channel();
     let writer = {
@@ -165,22 +171,41 @@ async fn shutdown_signal() {
 
 /// The platform's paths, trailing slash included.
 fn router(app: Shared, max_body: usize) -> Router {
-    Router::new()
+    let viewer = Router::new()
         .route("/v1/data-import/validate-account/", post(validate))
-        .route("/v1/data-import/account-import-process/create-or-update/", post(stage))
-        .route("/v1/data-import/account-import-process/process/", post(create))
         .route("/v1/data-import/account-transfer-status/{supplier}/{account}/", get(status))
         .route("/v1/data-import/all-account-import-processes/{supplier}/", get(list_all))
         .route("/v1/data-import/pending-account-import-processes/{supplier}/", get(list_pending))
         .route("/v1/data-import/imported-account-import-processes/{supplier}/", get(list_imported))
-        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), |s, r, n| require(s, Role::Viewer, r, n)));
+    let importer = Router::new()
+        .route("/v1/data-import/account-import-process/create-or-update/", post(stage))
+        .route("/v1/data-import/account-import-process/process/", post(create))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), |s, r, n| require(s, Role::Importer, r, n)));
+    Router::new()
+        .merge(viewer)
+        .merge(importer)
+        .route("/healthz", get(healthz))
         .fallback(|| async { errors::not_found() })
         .method_not_allowed_fallback(|| async { errors::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| refuse_large(max_body, request, next)))
         .layer(axum::middleware::from_fn(log))
         .with_state(app)
+}
+
+/// 401 without a live token's key in `Authorization: Token <key>`, 403 when its role is below
+/// `needed`.
+async fn require(State(app): State<Shared>, needed: Role, request: Request, next: Next) -> Response {
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let presented = header.is_some();
+    match with_store(&app, move |store| crate::engine::tokens::authenticate(store, header.as_deref())).await {
+        Err(refused) => refused,
+        Ok(None) => errors::unauthenticated(presented),
+        Ok(Some((_, role))) if role < needed => errors::forbidden(),
+        Ok(Some(_)) => next.run(request).await,
+    }
 }
 
 /// 413 at once for a body whose declared length is past the limit, before any of it is read

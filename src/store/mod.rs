@@ -62,6 +62,16 @@ pub struct Team {
     pub created_at: String,
 }
 
+/// An API token of `ferry serve` (the key's hash stays in the store).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Token {
+    pub name: String,
+    /// `viewer` (validate and read) or `importer` (also stage and create).
+    pub role: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
 /// What the store failed at, with the database's path. SQLite's error is in the message, not a
 /// `source`: a source would print the same sentence a second time.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -311,6 +321,14 @@ pub trait Store: Send {
     fn teams(&self) -> Result<Vec<Team>, StoreError>;
     /// Adds a team; false when it already exists.
     fn add_team(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Every API token, by name.
+    fn tokens(&self) -> Result<Vec<Token>, StoreError>;
+    /// Adds an API token with the SHA-256 (hex) of its key; false when the name is taken.
+    fn add_token(&mut self, name: &str, role: &str, key_sha256: &str) -> Result<bool, StoreError>;
+    /// Revokes a token; false when there is no such token, or it was revoked already.
+    fn revoke_token(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// The live (not revoked) token whose key has this SHA-256.
+    fn token_by_key(&self, key_sha256: &str) -> Result<Option<Token>, StoreError>;
 
     /// Starts a run, or resumes the unfinished run with the same fingerprint.
     fn begin_run(

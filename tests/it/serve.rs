@@ -11,11 +11,22 @@ use crate::harness::{example_dump, ferry, ferry_in, repo, s};
 const TODAY: &str = "2026-11-27";
 const VALIDATE: &str = "/v1/data-import/validate-account/";
 
-/// A running `ferry serve`, stopped (SIGKILL) when dropped.
+/// A running `ferry serve`, stopped (SIGKILL) when dropped. Requests carry an importer token's
+/// key unless `key` is changed.
 struct Server {
     child: Child,
     base: String,
     agent: ureq::Agent,
+    key: Option<String>,
+    /// Everything the server printed on stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Makes a token in a work directory (the server must not run); its key.
+fn token(workdir: &Path, name: &str, role: &str) -> String {
+    let made = ferry(&["token", "add", name, "--role", role, "--workdir", s(workdir)]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    made.stdout.trim().to_owned()
 }
 
 impl Server {
@@ -24,6 +35,7 @@ impl Server {
     }
 
     fn start_with(workdir: &Path, env: &[(&str, &str)]) -> Server {
+        let key = token(workdir, &format!("importer-{}", std::process::id()), "importer");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["serve", "--listen", "127.0.0.1:0", "--today", TODAY, "--workdir", s(workdir)])
             .envs(env.iter().copied())
@@ -40,20 +52,35 @@ impl Server {
                 break address.to_owned();
             }
         };
-        // Keep draining its log, so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        // Keep reading its log, so that it never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(line.clone()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                kept.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Server { child, base, agent }
+        Server { child, base, agent, key: Some(key), log }
     }
 
     fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
-        let mut response =
-            self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type).send(body).unwrap();
+        let mut request = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type);
+        if let Some(key) = &self.key {
+            request = request.header("Authorization", format!("Token {key}"));
+        }
+        let mut response = request.send(body).unwrap();
         (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        let mut response = self.agent.get(format!("{}{path}", self.base)).call().unwrap();
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            request = request.header("Authorization", format!("Token {key}"));
+        }
+        let mut response = request.call().unwrap();
         (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
     }
 
@@ -270,6 +297,7 @@ fn creates_past_the_limit_get_429_at_once() {
                         .agent
                         .post(format!("{}{CREATE}", server.base))
                         .header("Content-Type", "application/json")
+                        .header("Authorization", format!("Token {}", server.key.as_ref().unwrap()))
                         .send(&create_body(&format!("C-{i}"), "Migration", false)[..])
                         .unwrap();
                     let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
@@ -290,4 +318,40 @@ fn creates_past_the_limit_get_429_at_once() {
     assert_eq!(server.terminate(), 0);
     assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 40);
     assert_eq!(count("SELECT COUNT(DISTINCT kraken_account_number) FROM import_processes"), 40);
+}
+
+/// Every endpoint but /healthz wants a live token: none or a wrong key is 401, a viewer may not
+/// stage or create (403), a token revoked while the server runs is refused at once, and no key
+/// is ever printed in the server's log.
+#[test]
+fn tokens_guard_every_endpoint_but_healthz() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let viewer = token(&work, "viewer", "viewer");
+    let mut server = Server::start(&work);
+    let importer = server.key.clone().unwrap();
+    let account = std::fs::read(repo("data/examples/account.json")).unwrap();
+    for (key, status, code) in [
+        (None, 401, "not_authenticated"),
+        (Some("ferry_0000".to_owned()), 401, "authentication_failed"),
+        (Some(viewer.clone()), 403, "permission_denied"),
+    ] {
+        server.key = key;
+        let (got, body) = server.post(STAGE, "application/json", &account);
+        assert_eq!((got, json(&body)["code"].as_str()), (status, Some(code)), "{body}");
+    }
+    assert_eq!(server.get("/healthz").0, 200, "no token needed");
+    assert_eq!(server.post(VALIDATE, "application/json", &account).0, 200, "a viewer validates");
+    assert_eq!(server.get("/readyz").0, 200, "and reads");
+    let revoked = ferry(&["token", "revoke", "viewer", "--workdir", s(&work)]);
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert_eq!(server.get("/readyz").0, 401, "revoked while the server runs");
+    server.key = Some(importer.clone());
+    assert_eq!(server.post(STAGE, "application/json", &account).0, 201);
+    let list = ferry(&["token", "list", "--json", "--workdir", s(&work)]);
+    assert!(!list.stdout.contains("ferry_"), "never a key: {}", list.stdout);
+    assert_eq!(list.stdout.lines().count(), 2);
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains(&format!("POST {STAGE} 201")), "the log has the requests: {log}");
+    assert!(!log.contains(&importer) && !log.contains(&viewer), "{log}");
 }

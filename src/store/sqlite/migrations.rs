@@ -119,6 +119,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (location, name)
     ) WITHOUT ROWID;
     ",
+    // 5: the API tokens of `ferry serve`: a name, a role, and the SHA-256 of the key (the key
+    // itself is shown once, when it is made, and never stored).
+    "
+    CREATE TABLE api_tokens (
+        name        TEXT PRIMARY KEY,
+        role        TEXT NOT NULL CHECK (role IN ('viewer', 'importer')),
+        key_sha256  TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    ",
 ];
 
 impl SqliteStore {

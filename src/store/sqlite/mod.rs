@@ -19,7 +19,7 @@ use crate::clock::{new_run_id, now};
 use super::{
     AccountWritten, AuditRecord, CreateItem, CreateResult, Interrupted, MigrationStatus, NewVersion, OutcomeOf,
     Process, ProcessFilter, ProcessState, ProcessStatus, Run, RunStart, SkipRefused, StageSnapshot, StagedRef, Store,
-    StoreError, Supplier, Team, records,
+    StoreError, Supplier, Team, Token, records,
 };
 
 mod check;
@@ -182,6 +182,10 @@ fn status_column<T>(r: &rusqlite::Row<'_>, column: usize, parse: fn(&str) -> Opt
             format!("{:?} is not a status this store allows", crate::text::escape(&text)).into(),
         )
     })
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    Ok(Token { name: r.get(0)?, role: r.get(1)?, created_at: r.get(2)?, revoked_at: r.get(3)? })
 }
 
 fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Process> {
@@ -572,6 +576,48 @@ impl Store for SqliteStore {
             .query_row("SELECT count(*) FROM staged_versions WHERE run_id = ?1", params![run_id], |r| r.get(0))
             .map_err(err_at(&self.path))?;
         Ok(n as u64)
+    }
+
+    fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, role, created_at, revoked_at FROM api_tokens ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], token_row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn add_token(&mut self, name: &str, role: &str, key_sha256: &str) -> Result<bool, StoreError> {
+        let added = self
+            .conn
+            .execute(
+                "INSERT INTO api_tokens (name, role, key_sha256, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO NOTHING",
+                params![name, role, key_sha256, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(added == 1)
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<bool, StoreError> {
+        let revoked = self
+            .conn
+            .execute(
+                "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(revoked == 1)
+    }
+
+    fn token_by_key(&self, key_sha256: &str) -> Result<Option<Token>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT name, role, created_at, revoked_at FROM api_tokens
+                 WHERE key_sha256 = ?1 AND revoked_at IS NULL",
+            )
+            .and_then(|mut s| s.query_row(params![key_sha256], token_row).optional())
+            .map_err(|e| self.err(e))
     }
 
     fn problems(&self) -> Result<Vec<String>, StoreError> {

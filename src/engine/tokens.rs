@@ -1,0 +1,93 @@
+//! API tokens for `ferry serve`: made by `ferry token add` (the key is shown once and stored
+//! only as its SHA-256), checked on every request but `/healthz`.
+//!
+//! A key is `ferry_` and 64 hex digits from the operating system's random source (256 bits).
+//! A request presents it as `Authorization: Token <key>`; the server looks up the SHA-256 of
+//! what it was given, so no key is ever compared with another, character by character or at
+//! all, and nothing about a key can be timed out of the server. `viewer` may validate and read;
+//! `importer` may also stage and create.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::store::{Store, Token};
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Validate, status and lists.
+    Viewer,
+    /// Also stage and create.
+    Importer,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "viewer" => Some(Role::Viewer),
+            "importer" => Some(Role::Importer),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Importer => "importer",
+        }
+    }
+}
+
+/// Token names: letters, digits, `-`, `_` and `.`, 1 to 64 of them (they are printed in logs).
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn key_hash(key: &str) -> String {
+    format!("{:x}", Sha256::digest(key.as_bytes()))
+}
+
+/// Makes a token; returns its key (shown once: the store keeps only its hash).
+pub fn add(store: &mut dyn Store, name: &str, role: Role) -> Result<String, Error> {
+    if !valid_name(name) {
+        return Err(Error::usage(
+            format!("a token name is 1 to 64 letters, digits, '-', '_' or '.': {:?}", crate::text::escape(name)),
+            None,
+        ));
+    }
+    let bytes: [u8; 32] = rand::random();
+    let key = format!("ferry_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    if !store.add_token(name, role.as_str(), &key_hash(&key))? {
+        return Err(Error::usage(
+            format!("a token named {name:?} exists"),
+            Some("revoke it first (`ferry token revoke NAME`), or choose another name"),
+        ));
+    }
+    Ok(key)
+}
+
+/// Who a request is, from its `Authorization` header: `Ok(None)` when the header is missing or
+/// not `Token <key>`, or the key is not a live token's.
+pub fn authenticate(store: &dyn Store, authorization: Option<&str>) -> Result<Option<(Token, Role)>, Error> {
+    let Some(key) = authorization.and_then(|h| h.strip_prefix("Token ")).map(str::trim) else { return Ok(None) };
+    let hash = key_hash(key);
+    let Some(token) = store.token_by_key(&hash)? else { return Ok(None) };
+    let role = Role::parse(&token.role);
+    Ok(role.map(|role| (token, role)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_names() {
+        assert!(Role::Importer > Role::Viewer);
+        assert_eq!(Role::parse("viewer"), Some(Role::Viewer));
+        assert_eq!(Role::parse("admin"), None);
+        assert!(valid_name("nightly-push.2026"));
+        for bad in ["", "a b", "ключ", "x\\ny", &"a".repeat(65)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+}
