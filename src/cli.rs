@@ -354,7 +354,8 @@ pub enum ListWhich {
 /// past --create-limit creates in flight, with Retry-After: 1); GET
 /// /v1/data-import/account-transfer-status/SUPPLIER/ACCOUNT/ (the status, or 404); GET
 /// /v1/data-import/{all,pending,imported}-account-import-processes/SUPPLIER/ (JSON arrays); GET
-/// /healthz and /readyz. Every error is JSON.
+/// /healthz, /readyz and /metrics (Prometheus). Every error is JSON. Every endpoint but
+/// /healthz wants `Authorization: Token <key>` (`ferry token add`).
 ///
 /// Stages and creates go to one writer that batches them (one run, one commit for what is
 /// waiting). The server holds the work directory's lock while it runs (CLI readers keep working

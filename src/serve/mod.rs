@@ -64,6 +64,8 @@ struct App {
     create_limit: usize,
     /// False once a shutdown signal came: `/readyz` answers 503.
     ready: AtomicBool,
+    /// What `GET /metrics` renders.
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 type Shared = Arc<App>;
@@ -94,7 +96,16 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
         let (settings, wd) = (settings.clone(), wd.clone());
         std::thread::spawn(move || writer::run(&settings, &wd, store, lock, &work))
     };
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    // One server per process: the recorder is this process's.
+    let _ = metrics::set_global_recorder(recorder);
+    metrics::describe_counter!("ferry_http_requests_total", "HTTP requests answered, by route and status");
+    metrics::describe_histogram!("ferry_http_request_seconds", "Time to answer a request, by route");
+    metrics::describe_gauge!("ferry_creates_in_flight", "Create requests holding one of the --create-limit permits");
+    metrics::describe_counter!("ferry_creates_refused_total", "Create requests answered 429 at the limit");
     let app = Arc::new(App {
+        metrics,
         settings,
         store: Mutex::new(reader),
         work: Mutex::new(to_writer),
@@ -178,6 +189,7 @@ fn router(app: Shared, max_body: usize) -> Router {
         .route("/v1/data-import/pending-account-import-processes/{supplier}/", get(list_pending))
         .route("/v1/data-import/imported-account-import-processes/{supplier}/", get(list_imported))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), |s, r, n| require(s, Role::Viewer, r, n)));
     let importer = Router::new()
         .route("/v1/data-import/account-import-process/create-or-update/", post(stage))
@@ -223,8 +235,16 @@ async fn refuse_large(max_body: usize, request: Request, next: Next) -> Response
 /// token) or a body (personal data).
 async fn log(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    // The route (`/v1/.../{supplier}/`), not the path: account numbers are no metric labels.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ferry_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("ferry_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     eprintln!(
         "{method} {} {} {:.1} ms",
         crate::text::escape(&path),
@@ -328,20 +348,30 @@ async fn create(State(app): State<Shared>, headers: HeaderMap, body: Result<Byte
     };
     // The permit lives until the answer is back, whatever happens to the request meanwhile.
     let Ok(_permit) = app.creates.clone().try_acquire_owned() else {
+        metrics::counter!("ferry_creates_refused_total").increment(1);
         let body = crate::guide::concurrency_limit(&format!("{} account creations are in flight.", app.create_limit));
         let mut response = json(crate::guide::Code::ConcurrencyLimitExceeded.status().code(), body);
         response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         return response;
     };
+    let in_flight = || (app.create_limit - app.creates.available_permits()) as f64;
+    metrics::gauge!("ferry_creates_in_flight").set(in_flight());
     let CreateRequest { external_account_number, import_supplier_code, operations_team_name, dry_run } = request;
-    to_writer(&app, |reply| writer::Work::Create {
+    let answer = to_writer(&app, |reply| writer::Work::Create {
         supplier: import_supplier_code,
         team: operations_team_name,
         dry_run,
         account: external_account_number,
         reply,
     })
-    .await
+    .await;
+    metrics::gauge!("ferry_creates_in_flight").set(in_flight() - 1.0);
+    answer
+}
+
+/// Prometheus text: requests by route and status, their times, creates in flight and refused.
+async fn render_metrics(State(app): State<Shared>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
 async fn status(State(app): State<Shared>, Path((supplier, account)): Path<(String, String)>) -> Response {

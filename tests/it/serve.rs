@@ -35,7 +35,9 @@ impl Server {
     }
 
     fn start_with(workdir: &Path, env: &[(&str, &str)]) -> Server {
-        let key = token(workdir, &format!("importer-{}", std::process::id()), "importer");
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let key = token(workdir, &format!("importer-{n}"), "importer");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["serve", "--listen", "127.0.0.1:0", "--today", TODAY, "--workdir", s(workdir)])
             .envs(env.iter().copied())
@@ -314,6 +316,11 @@ fn creates_past_the_limit_get_429_at_once() {
         assert_eq!(json(body)["code"], "concurrency_limit_exceeded");
         assert_eq!(retry.as_deref(), Some("1"));
     }
+    let (code, metrics) = server.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("ferry_creates_refused_total 60"), "{metrics}");
+    let answered = format!("ferry_http_requests_total{{route=\"{CREATE}\",status=\"429\"}} 60");
+    assert!(metrics.contains(&answered), "{metrics}");
     let count = |sql: &str| crate::harness::count(&work, sql);
     assert_eq!(server.terminate(), 0);
     assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 40);
@@ -354,4 +361,77 @@ fn tokens_guard_every_endpoint_but_healthz() {
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains(&format!("POST {STAGE} 201")), "the log has the requests: {log}");
     assert!(!log.contains(&importer) && !log.contains(&viewer), "{log}");
+}
+
+/// kill -9 while creates are in flight; restart, send them all again: every account exists
+/// exactly once, and the audit shows the interrupted attempts.
+#[test]
+fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
+    let base: Value = serde_json::from_str(&text).unwrap();
+    let dump: String = (0..30)
+        .map(|i| {
+            let mut a = base.clone();
+            a["external_account_number"] = Value::from(format!("K-{i}"));
+            format!("{a}\n")
+        })
+        .collect();
+    std::fs::write(tmp.path().join("k.ndjson"), dump).unwrap();
+    assert_eq!(ferry_in(tmp.path(), &["stage", "k.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
+    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
+    let work = tmp.path().join("work");
+    let send_all = |server: &Server| -> Vec<u16> {
+        std::thread::scope(|threads| {
+            let handles: Vec<_> = (0..30)
+                .map(|i| {
+                    threads.spawn(move || {
+                        let request = server
+                            .agent
+                            .post(format!("{}{CREATE}", server.base))
+                            .header("Content-Type", "application/json")
+                            .header("Authorization", format!("Token {}", server.key.as_ref().unwrap()));
+                        request
+                            .send(&create_body(&format!("K-{i}"), "Migration", false)[..])
+                            .map_or(0, |r| r.status().as_u16())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    {
+        let mut held = Server::start_with(&work, &[("FERRY_FAILPOINT", "create-chunk=sleep:5000")]);
+        let killer = std::thread::spawn({
+            let (pid, base, key) = (held.child.id(), held.base.clone(), held.key.clone().unwrap());
+            move || {
+                // The chunk's intents are committed before it is written: IN_PROGRESS meanwhile.
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let in_progress = (0..30)
+                    .filter(|i| {
+                        let url = format!("{base}/v1/data-import/account-transfer-status/TENTACLE_ENERGY/K-{i}/");
+                        let mut r = agent.get(url).header("Authorization", format!("Token {key}")).call().unwrap();
+                        r.body_mut().read_to_string().unwrap().contains("IN_PROGRESS")
+                    })
+                    .count();
+                Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+                in_progress
+            }
+        });
+        let answers = send_all(&held);
+        assert!(killer.join().unwrap() > 0, "accounts in flight show IN_PROGRESS");
+        assert!(answers.iter().all(|code| *code != 201), "nothing committed before the kill: {answers:?}");
+        let _ = held.child.wait();
+        held.key = None;
+    }
+    let server = Server::start(&work);
+    let answers = send_all(&server);
+    assert!(answers.iter().all(|code| *code == 201), "{answers:?}");
+    assert_eq!(send_all(&server), vec![400; 30], "already imported");
+    assert_eq!(server.terminate(), 0);
+    let count = |sql: &str| crate::harness::count(&work, sql);
+    assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 30);
+    assert_eq!(count("SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201"), 30);
+    assert!(count("SELECT COUNT(*) FROM audit WHERE error_code = 'creation_interrupted'") > 0);
 }
