@@ -231,9 +231,25 @@ async fn refuse_large(max_body: usize, request: Request, next: Next) -> Response
     next.run(request).await
 }
 
-/// One line per request on stderr: method, path, status, milliseconds. Never a header (the
-/// token) or a body (personal data).
+/// The request's id: the caller's `x-request-id` when it is a plain token (letters, digits, `-`,
+/// `_`, `.`, at most 64), else 16 random hex digits. Every response carries it back.
+fn request_id(request: &Request) -> String {
+    let given = request.headers().get("x-request-id").and_then(|v| v.to_str().ok());
+    match given {
+        Some(id)
+            if (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
+        {
+            id.to_owned()
+        }
+        _ => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// One line per request on stderr: request id, method, path, status, milliseconds. Never a
+/// header (the token) or a body (personal data).
 async fn log(request: Request, next: Next) -> Response {
+    let id = request_id(&request);
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     // The route (`/v1/.../{supplier}/`), not the path: account numbers are no metric labels.
     let route = request
@@ -246,11 +262,15 @@ async fn log(request: Request, next: Next) -> Response {
     metrics::counter!("ferry_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("ferry_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     eprintln!(
-        "{method} {} {} {:.1} ms",
+        "{id} {method} {} {} {:.1} ms",
         crate::text::escape(&path),
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1e3
     );
+    let mut response = response;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     response
 }
 

@@ -86,6 +86,18 @@ impl Server {
         (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
     }
 
+    /// The server's log once it holds `text` (its lines are read on another thread), at most 5 s.
+    fn log_with(&self, text: &str) -> String {
+        for _ in 0..100 {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(text) {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the server's log never said {text:?}: {}", self.log.lock().unwrap());
+    }
+
     /// Sends `request` as it is over a new connection; the response's head and body.
     fn raw(&self, request: &str) -> (String, String) {
         use std::io::{Read, Write};
@@ -358,8 +370,16 @@ fn tokens_guard_every_endpoint_but_healthz() {
     let list = ferry(&["token", "list", "--json", "--workdir", s(&work)]);
     assert!(!list.stdout.contains("ferry_"), "never a key: {}", list.stdout);
     assert_eq!(list.stdout.lines().count(), 2);
-    let log = server.log.lock().unwrap().clone();
-    assert!(log.contains(&format!("POST {STAGE} 201")), "the log has the requests: {log}");
+    let log = server.log_with(&format!("POST {STAGE} 201"));
+    // Every response carries a request id, the caller's when it gives a sane one.
+    let mut response =
+        server.agent.get(format!("{}/healthz", server.base)).header("x-request-id", "push-7.1").call().unwrap();
+    assert_eq!(response.headers().get("x-request-id").unwrap(), "push-7.1");
+    let _ = response.body_mut().read_to_string();
+    let response = server.agent.get(format!("{}/healthz", server.base)).header("x-request-id", "a b").call().unwrap();
+    let id = response.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+    server.log_with("push-7.1 GET /healthz 200");
     assert!(!log.contains(&importer) && !log.contains(&viewer), "{log}");
 }
 
