@@ -194,7 +194,8 @@ impl WorkdirLock {
 }
 
 /// The environment variable naming a failpoint (tests only): `NAME` aborts the process
-/// there, `NAME=hit:N` aborts the N-th time it gets there, `NAME=sleep:MILLIS` pauses there.
+/// there, `NAME=hit:N` aborts the N-th time it gets there, `NAME=sleep:MILLIS` pauses there,
+/// `NAME=panic` panics there (for the server's test that a failed handler is a JSON 500).
 pub const FAILPOINT_VAR: &str = "FERRY_FAILPOINT";
 
 /// Aborts the process, as a kill would, when `FERRY_FAILPOINT` names this point (or pauses
@@ -207,6 +208,9 @@ pub fn failpoint(name: &str) {
         return;
     }
     let action = action.as_deref().unwrap_or("abort");
+    if action == "panic" {
+        panic!("failpoint {name}");
+    }
     if let Some(ms) = action.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
         return;

@@ -257,7 +257,11 @@ async fn log(request: Request, next: Next) -> Response {
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let started = Instant::now();
-    let response = next.run(request).await;
+    // A panic anywhere below is this request's JSON 500; the server goes on serving.
+    let response = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.run(request))).await {
+        Ok(response) => response,
+        Err(_) => errors::internal("the request's handler failed"),
+    };
     let status = response.status().as_u16().to_string();
     metrics::counter!("ferry_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("ferry_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
@@ -302,6 +306,7 @@ async fn validate(State(app): State<Shared>, headers: HeaderMap, body: Result<By
     if let Some(refused) = errors::not_json_content(&headers) {
         return refused;
     }
+    crate::workdir::failpoint("serve-validate");
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return errors::body_rejected(&rejection),

@@ -455,3 +455,17 @@ fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
     assert_eq!(count("SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201"), 30);
     assert!(count("SELECT COUNT(*) FROM audit WHERE error_code = 'creation_interrupted'") > 0);
 }
+
+/// A panic in a handler is that request's JSON 500, and the server goes on serving.
+#[test]
+fn a_failed_handler_is_a_json_500_and_the_server_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&tmp.path().join("work"), &[("FERRY_FAILPOINT", "serve-validate=panic")]);
+    let account = std::fs::read(repo("data/examples/account.json")).unwrap();
+    for _ in 0..3 {
+        let (code, body) = server.post(VALIDATE, "application/json", &account);
+        assert_eq!((code, json(&body)["code"].as_str()), (500, Some("server_error")), "{body}");
+    }
+    assert_eq!(server.get("/healthz").0, 200);
+    assert_eq!(server.get("/v1/data-import/all-account-import-processes/X/"), (200, "[]".to_owned()));
+}
