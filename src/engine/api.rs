@@ -51,8 +51,7 @@ pub fn stage_requests(
     let mut lines: Vec<(usize, String)> = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
         match std::str::from_utf8(body) {
-            // JSON strings cannot hold raw line breaks: a pretty-printed object is one line.
-            Ok(text) if !text.trim().is_empty() => lines.push((i, text.replace(['\n', '\r'], " "))),
+            Ok(text) if !text.trim().is_empty() => lines.push((i, super::validate::one_line(text))),
             _ => {
                 let refused = super::validate::validate_request(settings, body);
                 answers[i] = Some(Answer { status: refused.status, body: refused.body });

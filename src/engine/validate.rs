@@ -104,12 +104,16 @@ pub fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>, emit:
 /// holds no JSON object.
 pub fn validate_account(settings: &Settings, text: &str) -> Option<outcome::Outcome> {
     let (schema, ctx): (&Schema, &RuleContext) = (&settings.schema, &settings.rules);
-    // JSON strings cannot hold raw newlines, so a pretty-printed object becomes one line.
-    let line: String = text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
-    let chunk = Chunk::Lines { first_line: 1, bytes: line.into_bytes() };
+    let chunk = Chunk::Lines { first_line: 1, bytes: one_line(text).into_bytes() };
     let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
     check_chunk(schema, ctx, &mut out);
     chunk_outcomes(schema, &out).into_iter().next()
+}
+
+/// An account's JSON text as one dump line: JSON strings cannot hold raw line breaks, so a
+/// pretty-printed object stays the same object with its breaks as spaces.
+pub(crate) fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
 }
 
 /// The validate operation on a request body: as [`validate_account`], and a body that is not

@@ -235,21 +235,26 @@ fn staged_dir(work: &Path) -> PathBuf {
 }
 
 fn create(dir: &Path) -> Run {
-    ferry_in(
-        dir,
-        &[
-            "create",
-            "--supplier",
-            "TENTACLE_ENERGY",
-            "--team",
-            "Migration",
-            "--all-pending",
-            "--today",
-            TODAY,
-            "--workdir",
-            "work",
-        ],
-    )
+    create_with(dir, &[], &[])
+}
+
+/// `ferry create` of every pending account of the example's supplier, with more arguments and
+/// environment variables.
+fn create_with(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = vec![
+        "create",
+        "--supplier",
+        "TENTACLE_ENERGY",
+        "--team",
+        "Migration",
+        "--all-pending",
+        "--today",
+        TODAY,
+        "--workdir",
+        "work",
+    ];
+    args.extend(extra);
+    crate::harness::ferry_with(dir, &args, env)
 }
 
 /// Flipped bytes in a staged file: create refuses before creating anything, naming the file.
@@ -358,24 +363,7 @@ fn check_says(dir: &Path, problem: &str) {
 fn a_store_without_its_wal_never_creates_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let work = staged(tmp.path(), 60, "Hauptstr. 1");
-    let killed = crate::harness::ferry_with(
-        tmp.path(),
-        &[
-            "create",
-            "--supplier",
-            "TENTACLE_ENERGY",
-            "--team",
-            "Migration",
-            "--all-pending",
-            "--today",
-            TODAY,
-            "--concurrency",
-            "10",
-            "--workdir",
-            "work",
-        ],
-        &[("FERRY_FAILPOINT", "create-chunk=hit:4")],
-    );
+    let killed = create_with(tmp.path(), &["--concurrency", "10"], &[("FERRY_FAILPOINT", "create-chunk=hit:4")]);
     assert_ne!(killed.code, 0);
     let _ = std::fs::remove_file(work.join("ferry.db-wal"));
     let _ = std::fs::remove_file(work.join("ferry.db-shm"));
