@@ -5,8 +5,8 @@
 #             accounts as a dump (accounts/s)
 #   create    POST process/ at 40 clients for every staged account, beside `ferry create
 #             --all-pending` on a copy of the same staged work directory
-# and the server's peak RSS. The load generator is bench/serve_load.py (Python 3, standard
-# library); GNU time (/usr/bin/time) gives peak RSS.
+# and the server's peak RSS. The load generator is examples/serve_load.rs (Rust, so that the
+# client takes little of the cores the server shares); GNU time (/usr/bin/time) gives peak RSS.
 #
 # Usage: bench/serve.sh          (ACCOUNTS, default 2000, and WORK override defaults)
 set -euo pipefail
@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 ACCOUNTS=${ACCOUNTS:-2000}
 WORK=${WORK:-$(mktemp -d)}
 FERRY=${FERRY:-target/release/ferry}
-[ -n "${FERRY_SKIP_BUILD:-}" ] || cargo build --release --quiet
+[ -n "${FERRY_SKIP_BUILD:-}" ] || cargo build --release --quiet --bin ferry --example serve_load
+LOAD=${LOAD:-target/release/examples/serve_load}
 mkdir -p "$WORK"
 DUMP="$WORK/accounts.ndjson"
 "$FERRY" generate --accounts "$ACCOUNTS" --seed 13 --error-rate 0 --out "$DUMP" 2>/dev/null
@@ -37,7 +38,7 @@ echo "ferry validate (dump): $(python3 -c "print(round($ACCOUNTS / ($(date +%s.%
 KEY=$("$FERRY" token add bench --role importer --workdir "$WORK/v" 2>/dev/null)
 serve "$WORK/v"
 for clients in 1 8 40; do
-  python3 bench/serve_load.py "$BASE" "$KEY" /v1/data-import/validate-account/ "$DUMP" "$clients"
+  "$LOAD" "$BASE" "$KEY" /v1/data-import/validate-account/ "$DUMP" "$clients"
 done
 stop
 
@@ -59,5 +60,5 @@ for line in open(sys.argv[1]):
                       "operations_team_name": "Migration", "dry_run": False}))
 PY
 serve "$WORK/s"
-python3 bench/serve_load.py "$BASE" "$KEY" /v1/data-import/account-import-process/process/ "$WORK/creates.ndjson" 40
+"$LOAD" "$BASE" "$KEY" /v1/data-import/account-import-process/process/ "$WORK/creates.ndjson" 40
 stop

@@ -92,14 +92,14 @@ pub struct CreateBatch {
     pub accounts: Vec<String>,
 }
 
-/// Creates a batch as one run (a dry run rolls each account back): per account, in order, its
-/// outcome as the guide says (201, or 400 not staged, team unknown, invalid now, already
-/// imported, the dry-run sentence).
+/// Creates a batch within the session's run for its supplier and team (a dry run rolls each
+/// account back): per account, in order, its outcome as the guide says (201, or 400 not
+/// staged, team unknown, invalid now, already imported, the dry-run sentence).
 pub fn create_requests(
     settings: &Settings,
     wd: &Workdir,
     store: &mut dyn Store,
-    lock: &mut WorkdirLock,
+    session: &mut super::create::Session,
     batch: &CreateBatch,
 ) -> Result<Vec<Answer>, Error> {
     let accounts = &batch.accounts;
@@ -112,19 +112,14 @@ pub fn create_requests(
         concurrency: crate::settings::CREATE_LIMIT,
         parent: None,
     };
-    let created = super::create::create(settings, wd, store, lock, &job)?;
+    let rows = session.create(settings, wd, store, &job)?;
     accounts
         .iter()
         .map(|account| {
-            // An account's last outcome in the run: an interrupted attempt the run retried
-            // comes before the one that counts.
-            created
-                .rows
-                .iter()
-                .rev()
+            rows.iter()
                 .find(|r| r.external_account_number.as_deref() == Some(account.as_str()))
                 .map(Answer::from)
-                .ok_or_else(|| Error::usage(format!("account {account} got no outcome from its create run"), None))
+                .ok_or_else(|| Error::usage(format!("account {account} got no outcome from its batch"), None))
         })
         .collect()
 }

@@ -19,7 +19,7 @@ use crate::outcome::failed_validation_body;
 use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
 use crate::settings::Settings;
-use crate::stage::read::to_text;
+use crate::stage::read::{Window, to_text};
 use crate::store::{AccountWritten, AuditRecord, CreateItem, CreateResult, ProcessStatus, StagedRef, Store};
 use crate::workdir::Workdir;
 
@@ -122,38 +122,10 @@ pub fn create(
         std::thread::scope(|threads| -> Result<(), Error> {
             let reader = threads.spawn(move || prepare_windows(schema, ctx, wd, &by_location, &to_writer));
             for window in prepared {
-                let items: Vec<CreateItem<'_>> = window
-                    .accounts
-                    .iter()
-                    .map(|a| CreateItem {
-                        import_supplier: supplier,
-                        external_account_number: &a.external_account_number,
-                        line: a.line,
-                        tables: &window.text,
-                        account: a.row,
-                        invalid: a.invalid.clone(),
-                    })
-                    .collect();
-                for chunk in items.chunks(job.concurrency) {
-                    max_in_flight = max_in_flight.max(chunk.len());
-                    let results = store.create_chunk(schema, &run_id, chunk, job.dry_run, &outcome_of)?;
-                    bar.inc(chunk.len() as u64);
-                    if job.dry_run {
-                        created_rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
-                            run_id: run_id.clone(),
-                            operation: "create".to_owned(),
-                            attempt: r.attempt,
-                            import_supplier: Some(supplier.to_owned()),
-                            external_account_number: Some(item.external_account_number.to_owned()),
-                            line: Some(item.line),
-                            status_code: r.status,
-                            error_code: r.error_code,
-                            body: r.body,
-                            kraken_account_number: r.kraken_account_number,
-                            started_at: now(),
-                            finished_at: now(),
-                        }));
-                    }
+                let rows = write_window(store, schema, &run_id, supplier, &window, job, &mut max_in_flight)?;
+                bar.inc(window.accounts.len() as u64);
+                if job.dry_run {
+                    created_rows.extend(rows);
                 }
             }
             reader.join().expect("the window reader does not panic")
@@ -165,18 +137,15 @@ pub fn create(
             early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
         }
     }
-    let rows = if job.dry_run {
+    let (rows, counts) = if job.dry_run {
         early.extend(created_rows);
-        early
+        export(schema, wd, &run_id, &early)?;
+        let counts = Counts::of(&early, 0);
+        (early, counts)
     } else {
         store.append_audit(&early)?;
-        store.run_audit(&run_id)?
+        close_run(store, wd, schema, &run_id)?
     };
-    export(schema, wd, &run_id, &rows)?;
-    let counts = Counts::of(&rows, 0);
-    if !job.dry_run {
-        store.finish_run(&run_id, if counts.exit() == ExitStatus::Rejected { "rejected" } else { "clean" })?;
-    }
     let mode = if job.dry_run { " (dry run: nothing was kept)" } else { "" };
     eprintln!(
         "{}at most {max_in_flight} accounts in flight (limit {}){mode}",
@@ -187,6 +156,152 @@ pub fn create(
         eprintln!("team {:?} does not exist: add it with `ferry team add`", job.team);
     }
     Ok(Created { run_id, counts, rows })
+}
+
+/// Exports a create run's outcomes and marks it finished, clean or rejected.
+fn close_run(
+    store: &mut dyn Store,
+    wd: &Workdir,
+    schema: &crate::schema::Schema,
+    run_id: &str,
+) -> Result<(Vec<AuditRecord>, Counts), Error> {
+    let rows = store.run_audit(run_id)?;
+    export(schema, wd, run_id, &rows)?;
+    let counts = Counts::of(&rows, 0);
+    store.finish_run(run_id, if counts.exit() == ExitStatus::Rejected { "rejected" } else { "clean" })?;
+    Ok((rows, counts))
+}
+
+/// The create batches of a long-lived writer (`ferry serve`): one run per supplier and team
+/// for the writer's life instead of one per batch, and staged locations kept open between
+/// batches ([`super::staged::OpenLocations`]), so that a batch costs its accounts' writes and
+/// not a run's start, export and fsyncs. Each batch goes through the same selection, re-check
+/// and chunked writes as [`create`]. A kill leaves the runs open: the next writer's
+/// [`recover_interrupted`] records the creations in flight and exports and closes them.
+pub struct Session {
+    /// Makes the runs' fingerprints this session's own: a run is never resumed by another.
+    id: String,
+    /// (supplier, team) → run.
+    runs: Vec<((String, String), String)>,
+    staged: super::staged::OpenLocations<std::sync::Arc<Checked>>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self { id: new_run_id(), runs: Vec::new(), staged: super::staged::OpenLocations::default() }
+    }
+}
+
+impl Session {
+    /// Creates `accounts` (none twice) of one supplier for one team; returns one outcome row
+    /// per account (a dry run keeps nothing and records nothing).
+    pub fn create(
+        &mut self,
+        settings: &Settings,
+        wd: &Workdir,
+        store: &mut dyn Store,
+        job: &Job<'_>,
+    ) -> Result<Vec<AuditRecord>, Error> {
+        let (schema, ctx) = (&settings.schema, &settings.rules);
+        let (supplier, team) = (job.supplier, job.team);
+        let run_id = if job.dry_run { new_run_id() } else { self.run(settings, store, supplier, team)? };
+        let (selected, mut early) = select(store, supplier, job.accounts.as_deref())?;
+        for row in &mut early {
+            row.run_id.clone_from(&run_id);
+        }
+        let mut rows = Vec::new();
+        if store.teams()?.iter().any(|t| t.name == team) {
+            for (location, accounts) in group_by_location(selected) {
+                let (dir, windows) =
+                    self.staged.windows(store, wd, schema, &location, &accounts, WINDOW, |_, window| {
+                        let every = vec![true; window.tables[0].num_rows()];
+                        Ok(std::sync::Arc::new(check_window(schema, ctx, window, &every)))
+                    })?;
+                for checked in windows {
+                    let prepared = Prepared { text: checked.text.clone(), accounts: checked.pick(&dir, &accounts)? };
+                    rows.extend(write_window(store, schema, &run_id, supplier, &prepared, job, &mut 0)?);
+                }
+            }
+        } else {
+            let body = guide::team_unknown(team);
+            for s in selected {
+                early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
+            }
+        }
+        if !job.dry_run {
+            store.append_audit(&early)?;
+        }
+        rows.extend(early);
+        Ok(rows)
+    }
+
+    /// This session's run for a supplier and team, begun on first use.
+    fn run(&mut self, settings: &Settings, store: &mut dyn Store, supplier: &str, team: &str) -> Result<String, Error> {
+        if let Some((_, id)) = self.runs.iter().find(|((s, t), _)| s == supplier && t == team) {
+            return Ok(id.clone());
+        }
+        let fingerprint = format!("{:x}", Sha256::digest(format!("serve\n{}\n{supplier}\n{team}", self.id)));
+        let run_args = serde_json::json!({
+            "supplier": supplier, "team": team, "timezone": settings.timezone().name(), "session": self.id,
+        })
+        .to_string();
+        let id = store.begin_run(COMMAND, &fingerprint, &run_args, None)?.run.id;
+        self.runs.push(((supplier.to_owned(), team.to_owned()), id.clone()));
+        Ok(id)
+    }
+
+    /// Exports and closes every run of the session.
+    pub fn finish(self, store: &mut dyn Store, wd: &Workdir, schema: &crate::schema::Schema) -> Result<(), Error> {
+        for (_, run_id) in self.runs {
+            close_run(store, wd, schema, &run_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the accounts of one prepared window in chunks of at most `job.concurrency`; returns
+/// each one's outcome as an audit row (for a dry run, the only record of it).
+fn write_window(
+    store: &mut dyn Store,
+    schema: &crate::schema::Schema,
+    run_id: &str,
+    supplier: &str,
+    window: &Prepared,
+    job: &Job<'_>,
+    max_in_flight: &mut usize,
+) -> Result<Vec<AuditRecord>, Error> {
+    let items: Vec<CreateItem<'_>> = window
+        .accounts
+        .iter()
+        .map(|a| CreateItem {
+            import_supplier: supplier,
+            external_account_number: &a.external_account_number,
+            line: a.line,
+            tables: &window.text,
+            account: a.row,
+            invalid: a.invalid.clone(),
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(items.len());
+    for chunk in items.chunks(job.concurrency) {
+        *max_in_flight = (*max_in_flight).max(chunk.len());
+        let results = store.create_chunk(schema, run_id, chunk, job.dry_run, &outcome_of)?;
+        rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
+            run_id: run_id.to_owned(),
+            operation: "create".to_owned(),
+            attempt: r.attempt,
+            import_supplier: Some(supplier.to_owned()),
+            external_account_number: Some(item.external_account_number.to_owned()),
+            line: Some(item.line),
+            status_code: r.status,
+            error_code: r.error_code,
+            body: r.body,
+            kraken_account_number: r.kraken_account_number,
+            started_at: now(),
+            finished_at: now(),
+        }));
+    }
+    Ok(rows)
 }
 
 /// The guide's create outcome of what the store did with an account.
@@ -229,15 +344,17 @@ fn select(
     supplier: &str,
     accounts: Option<&[String]>,
 ) -> Result<(Vec<StagedRef>, Vec<AuditRecord>), Error> {
-    let pending = store.pending_versions(supplier)?;
-    let Some(accounts) = accounts else { return Ok((pending, Vec::new())) };
-    let mut by_account: HashMap<String, StagedRef> =
-        pending.into_iter().map(|p| (p.external_account_number.clone(), p)).collect();
+    let Some(accounts) = accounts else { return Ok((store.pending_versions(supplier)?, Vec::new())) };
+    let mut listed = std::collections::HashSet::new();
     let mut selected = Vec::new();
     let mut early = Vec::new();
     for ext in accounts {
         let ext = ext.as_str();
-        if let Some(found) = by_account.remove(ext) {
+        if !listed.insert(ext) {
+            // Listed twice: the first mention is being created.
+            continue;
+        }
+        if let Some(found) = store.pending_version(supplier, ext)? {
             selected.push(found);
             continue;
         }
@@ -246,9 +363,8 @@ fn select(
                 (guide::Code::AlreadyImported, guide::already_imported(ext, p.kraken_account_number.as_deref()))
             }
             Some(p) if p.status == ProcessStatus::Skipped => (guide::Code::Skipped, guide::skipped(ext)),
-            // Listed twice: the first mention is being created.
-            Some(_) => continue,
-            None => (guide::Code::NotStaged, guide::not_staged(ext, supplier)),
+            // STAGED without a committed version is not staged either.
+            Some(_) | None => (guide::Code::NotStaged, guide::not_staged(ext, supplier)),
         };
         early.push(audit("", ext, supplier, code, &body));
     }
@@ -303,40 +419,101 @@ fn prepare_windows(
         let dir = wd.staged_path(location)?;
         let mut reader = super::staged::Reader::open(schema, &dir)?;
         while let Some(window) = reader.next_window(WINDOW)? {
-            let end = window.first_account + window.tables[0].num_rows() as u64;
-            super::staged::check_rows(&dir, &window, accounts)?;
-            let here: Vec<(usize, &String)> = accounts
-                .range(window.first_account..end)
-                .map(|(row, (ext, _))| ((row - window.first_account) as usize, ext))
-                .collect();
-            if here.is_empty() {
-                continue;
-            }
-            let text = to_text(schema, &window.tables);
-            let mut by_line: HashMap<u64, Vec<Finding>> = HashMap::new();
-            for f in validate_tables(schema, ctx, &text, &[]) {
-                by_line.entry(f.line).or_default().push(f);
-            }
-            let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
-            let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
-            let accounts = here
-                .into_iter()
-                .map(|(row, ext)| {
-                    let line = lines.value(row);
-                    PreparedAccount {
-                        external_account_number: ext.clone(),
-                        row,
-                        line,
-                        invalid: by_line.get(&line).and_then(|f| invalid_body(f)),
-                    }
-                })
-                .collect();
-            if to_writer.send(Prepared { text, accounts }).is_err() {
+            let Some(prepared) = prepare(schema, ctx, &dir, &window, accounts)? else { continue };
+            if to_writer.send(prepared).is_err() {
                 return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// One staged window's selected accounts, checked against their rows hashes and re-validated;
+/// `None` when the window holds none of them.
+fn prepare(
+    schema: &crate::schema::Schema,
+    ctx: &RuleContext,
+    dir: &std::path::Path,
+    window: &Window,
+    accounts: &super::staged::Selected,
+) -> Result<Option<Prepared>, Error> {
+    let first = window.first_account;
+    let keep: Vec<bool> =
+        (first..first + window.tables[0].num_rows() as u64).map(|r| accounts.contains_key(&r)).collect();
+    if !keep.contains(&true) {
+        return Ok(None);
+    }
+    let checked = check_window(schema, ctx, window, &keep);
+    let accounts = checked.pick(dir, accounts)?;
+    Ok(Some(Prepared { text: checked.text, accounts }))
+}
+
+/// Accounts of a staged window back in the flattened text form and checked by the rules
+/// again: what creating any of them needs.
+struct Checked {
+    text: Vec<arrow_array::RecordBatch>,
+    /// One per account of `text`, in order.
+    accounts: Vec<CheckedAccount>,
+}
+
+struct CheckedAccount {
+    staged_row: u64,
+    line: u64,
+    /// The hash of its typed rows as read back.
+    hash: Option<String>,
+    /// The validate 400 body when the rules find an error now.
+    invalid: Option<String>,
+}
+
+/// Turns the accounts of `window` with `keep[row]` back into text and runs the rules over them.
+fn check_window(schema: &crate::schema::Schema, ctx: &RuleContext, window: &Window, keep: &[bool]) -> Checked {
+    let hashes = crate::stage::rows_hashes(&window.tables, keep);
+    let tables = if keep.iter().all(|k| *k) {
+        std::borrow::Cow::Borrowed(&window.tables)
+    } else {
+        let parents: Vec<Option<usize>> = schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect();
+        std::borrow::Cow::Owned(crate::stage::typed::select_accounts(&window.tables, &parents, keep))
+    };
+    let text = to_text(schema, &tables);
+    let mut by_line: HashMap<u64, Vec<Finding>> = HashMap::new();
+    for f in validate_tables(schema, ctx, &text, &[]) {
+        by_line.entry(f.line).or_default().push(f);
+    }
+    let lines = text[0].column_by_name(crate::ingest::LINE).expect("key column");
+    let lines = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt64Type>(lines);
+    let kept = keep.iter().enumerate().filter(|(_, k)| **k).map(|(row, _)| row);
+    let accounts = kept
+        .enumerate()
+        .map(|(text_row, row)| {
+            let line = lines.value(text_row);
+            CheckedAccount {
+                staged_row: window.first_account + row as u64,
+                line,
+                hash: hashes[row].clone(),
+                invalid: by_line.get(&line).and_then(|f| invalid_body(f)),
+            }
+        })
+        .collect();
+    Checked { text, accounts }
+}
+
+impl Checked {
+    /// The `selected` accounts among these, each compared with the rows hash recorded when it
+    /// was staged.
+    fn pick(&self, dir: &std::path::Path, selected: &super::staged::Selected) -> Result<Vec<PreparedAccount>, Error> {
+        let mut out = Vec::new();
+        for (row, account) in self.accounts.iter().enumerate() {
+            let Some((external, recorded)) = selected.get(&account.staged_row) else { continue };
+            super::staged::check_hash(dir, account.staged_row, external, recorded.as_deref(), account.hash.as_deref())?;
+            out.push(PreparedAccount {
+                external_account_number: external.clone(),
+                row,
+                line: account.line,
+                invalid: account.invalid.clone(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// The selected accounts per staged directory, by their row there.

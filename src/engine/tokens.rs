@@ -69,16 +69,71 @@ pub fn add(store: &mut dyn Store, name: &str, role: Role) -> Result<String, Erro
 /// Who a request is, from its `Authorization` header: `Ok(None)` when the header is missing or
 /// not `Token <key>`, or the key is not a live token's.
 pub fn authenticate(store: &dyn Store, authorization: Option<&str>) -> Result<Option<(Token, Role)>, Error> {
-    let Some(key) = authorization.and_then(|h| h.strip_prefix("Token ")).map(str::trim) else { return Ok(None) };
-    let hash = key_hash(key);
+    let Some(hash) = presented_hash(authorization) else { return Ok(None) };
     let Some(token) = store.token_by_key(&hash)? else { return Ok(None) };
     let role = Role::parse(&token.role);
     Ok(role.map(|role| (token, role)))
 }
 
+/// The SHA-256 of the key in an `Authorization: Token <key>` header.
+fn presented_hash(authorization: Option<&str>) -> Option<String> {
+    authorization.and_then(|h| h.strip_prefix("Token ")).map(|key| key_hash(key.trim()))
+}
+
+/// What a server remembers of the keys it was shown, for at most [`Keyring::FRESH`] each: so
+/// that a request costs a hash, not a store query, and a revoked token stops working within
+/// that time. Bounded: past [`Keyring::MOST`] keys (someone trying random keys) it forgets all.
+#[derive(Default)]
+pub struct Keyring {
+    known: std::collections::HashMap<String, (std::time::Instant, Option<(String, Role)>)>,
+}
+
+impl Keyring {
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    const MOST: usize = 1024;
+
+    /// The token name and role of a header's key, when it is remembered and fresh: `Some(None)`
+    /// for a key known to be no live token's; `None` when the store must be asked.
+    pub fn recall(&self, authorization: Option<&str>) -> Option<Option<(String, Role)>> {
+        let Some(hash) = presented_hash(authorization) else { return Some(None) };
+        let (at, who) = self.known.get(&hash)?;
+        (at.elapsed() < Self::FRESH).then(|| who.clone())
+    }
+
+    /// Asks the store about a header's key and remembers the answer.
+    pub fn learn(&mut self, store: &dyn Store, authorization: Option<&str>) -> Result<Option<(String, Role)>, Error> {
+        let Some(hash) = presented_hash(authorization) else { return Ok(None) };
+        let who = authenticate(store, authorization)?.map(|(token, role)| (token.name, role));
+        if self.known.len() >= Self::MOST {
+            self.known.clear();
+        }
+        self.known.insert(hash, (std::time::Instant::now(), who.clone()));
+        Ok(who)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_keyring_remembers_for_a_second_and_forgets_revoked_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::open(dir.path()).unwrap();
+        let key = add(store.as_mut(), "night", Role::Importer).unwrap();
+        let header = format!("Token {key}");
+        let mut keyring = Keyring::default();
+        assert_eq!(keyring.recall(Some(&header)), None, "not seen yet: ask the store");
+        assert_eq!(keyring.recall(None), Some(None), "no header: nobody, without the store");
+        assert_eq!(keyring.learn(store.as_ref(), Some(&header)).unwrap(), Some(("night".to_owned(), Role::Importer)));
+        assert_eq!(keyring.recall(Some(&header)), Some(Some(("night".to_owned(), Role::Importer))));
+        assert!(store.revoke_token("night").unwrap());
+        assert!(keyring.recall(Some(&header)).is_some(), "still remembered within the second");
+        std::thread::sleep(Keyring::FRESH);
+        assert_eq!(keyring.recall(Some(&header)), None, "stale: ask again");
+        assert_eq!(keyring.learn(store.as_ref(), Some(&header)).unwrap(), None, "revoked");
+        assert_eq!(keyring.recall(Some("Token ferry_nope")), None);
+    }
 
     #[test]
     fn roles_and_names() {

@@ -120,13 +120,53 @@ pub(crate) fn one_line(text: &str) -> String {
 /// UTF-8 or holds nothing is the guide's 400 with one `invalid_json` error, like any line that
 /// is not an account.
 pub fn validate_request(settings: &Settings, body: &[u8]) -> outcome::Outcome {
-    let problem = match std::str::from_utf8(body) {
-        Ok(text) => match validate_account(settings, text) {
-            Some(result) => return result,
-            None => "the request body holds no JSON".to_owned(),
-        },
-        Err(e) => format!("the request body is not UTF-8 (byte {})", e.valid_up_to() + 1),
-    };
+    validate_requests(settings, &[body]).pop().expect("one outcome per body")
+}
+
+/// [`validate_request`] for many bodies at once, as one chunk of a dump (one line each), so
+/// that a server validating requests that arrive together pays the rules' fixed costs once.
+/// Every rule looks at one account, so each body's outcome is the one it gets alone.
+pub fn validate_requests(settings: &Settings, bodies: &[&[u8]]) -> Vec<outcome::Outcome> {
+    let (schema, ctx): (&Schema, &RuleContext) = (&settings.schema, &settings.rules);
+    let mut outcomes: Vec<Option<outcome::Outcome>> = vec![None; bodies.len()];
+    let mut problems: Vec<Option<String>> = vec![None; bodies.len()];
+    let mut lines = String::new();
+    let mut body_of_line = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match std::str::from_utf8(body) {
+            Ok(text) if !text.trim().is_empty() => {
+                lines.push_str(&one_line(text));
+                lines.push('\n');
+                body_of_line.push(i);
+            }
+            Ok(_) => problems[i] = Some("the request body holds no JSON".to_owned()),
+            Err(e) => problems[i] = Some(format!("the request body is not UTF-8 (byte {})", e.valid_up_to() + 1)),
+        }
+    }
+    if !body_of_line.is_empty() {
+        let chunk = Chunk::Lines { first_line: 1, bytes: lines.into_bytes() };
+        let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
+        check_chunk(schema, ctx, &mut out);
+        for outcome in chunk_outcomes(schema, &out) {
+            if let Some(&i) = usize::try_from(outcome.line).ok().and_then(|l| body_of_line.get(l.wrapping_sub(1))) {
+                outcomes[i] = Some(outcome::Outcome { line: 1, ..outcome });
+            }
+        }
+    }
+    outcomes
+        .into_iter()
+        .zip(problems)
+        .map(|(outcome, problem)| {
+            outcome.unwrap_or_else(|| {
+                let detail = problem.unwrap_or_else(|| "the request body holds no JSON".to_owned());
+                refused(detail)
+            })
+        })
+        .collect()
+}
+
+/// The guide's 400 for a request body that is no JSON at all.
+fn refused(detail: String) -> outcome::Outcome {
     let finding = Finding {
         line: 1,
         import_supplier: None,
@@ -134,7 +174,7 @@ pub fn validate_request(settings: &Settings, body: &[u8]) -> outcome::Outcome {
         attr: findings::NON_FIELD_ERRORS.to_owned(),
         code: findings::codes::INVALID_JSON.to_owned(),
         severity: crate::schema::Severity::Error,
-        detail: problem,
+        detail,
         value: None,
     };
     outcome::Outcome {
@@ -153,4 +193,27 @@ fn write_json_lines(out: &mut impl Write, values: impl Iterator<Item = serde_jso
         out.write_all(b"\n")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_validated_together_get_what_each_gets_alone() {
+        let settings = Settings::new(crate::settings::load_schema(None).unwrap(), None, None);
+        let root = env!("CARGO_MANIFEST_DIR");
+        let good = std::fs::read(format!("{root}/data/examples/account.json")).unwrap();
+        let guide = std::fs::read(format!("{root}/data/examples/guide-account.json")).unwrap();
+        let bodies: Vec<&[u8]> = vec![&guide, b"", &good, b"\xff{}", b"[1, 2]", &good, b"{\"a\": 1}\n{\"b\": 2}"];
+        let together = validate_requests(&settings, &bodies);
+        assert_eq!(together.len(), bodies.len());
+        for (body, outcome) in bodies.iter().zip(&together) {
+            let alone = validate_requests(&settings, &[body]).pop().unwrap();
+            assert_eq!((outcome.status, &outcome.body, outcome.line), (alone.status, &alone.body, 1));
+        }
+        assert_eq!(together.iter().map(|o| o.status).collect::<Vec<_>>(), [400, 400, 200, 400, 400, 200, 400]);
+        assert!(together[1].body.contains("holds no JSON"), "{}", together[1].body);
+        assert!(together[3].body.contains("not UTF-8 (byte 1)"), "{}", together[3].body);
+    }
 }

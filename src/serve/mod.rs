@@ -18,6 +18,7 @@
 //! finish (at most `--drain-timeout`), the writer finishes its batch, then the lock is released.
 
 mod errors;
+mod validators;
 mod writer;
 
 use std::net::SocketAddr;
@@ -54,16 +55,19 @@ pub struct Options {
 
 /// What every handler shares.
 struct App {
-    settings: Arc<Settings>,
     /// The readers' connection (the writer thread has its own).
     store: Mutex<Box<dyn Store>>,
     /// To the writer thread.
     work: Mutex<std::sync::mpsc::Sender<writer::Work>>,
+    /// To the validation threads.
+    validators: validators::Validators,
     /// One permit per create in flight.
     creates: Arc<tokio::sync::Semaphore>,
     create_limit: usize,
     /// False once a shutdown signal came: `/readyz` answers 503.
     ready: AtomicBool,
+    /// The keys seen lately, so that most requests are authenticated without the store.
+    keyring: Mutex<crate::engine::tokens::Keyring>,
     /// What `GET /metrics` renders.
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -106,7 +110,8 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
     metrics::describe_counter!("ferry_creates_refused_total", "Create requests answered 429 at the limit");
     let app = Arc::new(App {
         metrics,
-        settings,
+        keyring: Mutex::default(),
+        validators: validators::Validators::start(settings),
         store: Mutex::new(reader),
         work: Mutex::new(to_writer),
         creates: Arc::new(tokio::sync::Semaphore::new(options.create_limit)),
@@ -199,8 +204,10 @@ fn router(app: Shared, max_body: usize) -> Router {
         .merge(viewer)
         .merge(importer)
         .route("/healthz", get(healthz))
-        .fallback(|| async { errors::not_found() })
-        .method_not_allowed_fallback(|| async { errors::method_not_allowed() })
+        // The body is read (up to the limit) so that the connection stays open for the next
+        // request instead of being closed with the body unread.
+        .fallback(|_: Result<Bytes, BytesRejection>| async { errors::not_found() })
+        .method_not_allowed_fallback(|_: Result<Bytes, BytesRejection>| async { errors::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| refuse_large(max_body, request, next)))
         .layer(axum::middleware::from_fn(log))
@@ -212,11 +219,26 @@ fn router(app: Shared, max_body: usize) -> Router {
 async fn require(State(app): State<Shared>, needed: Role, request: Request, next: Next) -> Response {
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let presented = header.is_some();
-    match with_store(&app, move |store| crate::engine::tokens::authenticate(store, header.as_deref())).await {
-        Err(refused) => refused,
-        Ok(None) => errors::unauthenticated(presented),
-        Ok(Some((_, role))) if role < needed => errors::forbidden(),
-        Ok(Some(_)) => next.run(request).await,
+    let recalled = app.keyring.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recall(header.as_deref());
+    let who = match recalled {
+        Some(who) => who,
+        None => {
+            let app_for_store = app.clone();
+            let learned = with_store(&app, move |store| {
+                let mut keyring = app_for_store.keyring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                keyring.learn(store, header.as_deref())
+            })
+            .await;
+            match learned {
+                Ok(who) => who,
+                Err(refused) => return refused,
+            }
+        }
+    };
+    match who {
+        None => errors::unauthenticated(presented),
+        Some((_, role)) if role < needed => errors::forbidden(),
+        Some(_) => next.run(request).await,
     }
 }
 
@@ -311,11 +333,9 @@ async fn validate(State(app): State<Shared>, headers: HeaderMap, body: Result<By
         Ok(body) => body,
         Err(rejection) => return errors::body_rejected(&rejection),
     };
-    let joined =
-        tokio::task::spawn_blocking(move || crate::engine::validate::validate_request(&app.settings, &body)).await;
-    match joined {
-        Ok(result) => json(result.status, result.body),
-        Err(_) => errors::internal("the request's handler failed"),
+    match app.validators.validate(body).await {
+        Some(result) => json(result.status, result.body),
+        None => errors::internal("the request's validation failed"),
     }
 }
 

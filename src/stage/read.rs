@@ -24,7 +24,7 @@ use crate::schema::Schema;
 const READ_BATCH: usize = 8192;
 
 /// One window of consecutive accounts of a staged directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Window {
     /// The staged row (in the root table) of the window's first account.
     pub first_account: u64,
@@ -76,6 +76,11 @@ impl StagedReader {
     /// Accounts in the directory.
     pub fn accounts(&self) -> u64 {
         self.accounts
+    }
+
+    /// The staged row of the next window's first account.
+    pub fn position(&self) -> u64 {
+        self.next_account
     }
 
     /// The rows of the next `n` accounts of every table; `None` after the last account.

@@ -393,6 +393,8 @@ pub trait Store: Send {
     fn ensure_record_tables(&mut self, schema: &crate::schema::Schema) -> Result<(), StoreError>;
     /// The current staged version of every STAGED process of a supplier.
     fn pending_versions(&self, supplier: &str) -> Result<Vec<StagedRef>, StoreError>;
+    /// The current staged version of one account when its process is STAGED.
+    fn pending_version(&self, supplier: &str, external: &str) -> Result<Option<StagedRef>, StoreError>;
     /// Creates the accounts of one chunk in one transaction, each with its audit row. One
     /// failing account never undoes another: the chunk is then written again with a savepoint
     /// per account, and only the failing one is undone. A dry run does all of it and rolls it

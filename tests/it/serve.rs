@@ -225,6 +225,19 @@ fn status_and_lists_come_from_the_store_and_the_lock_is_held() {
 const STAGE: &str = "/v1/data-import/account-import-process/create-or-update/";
 const CREATE: &str = "/v1/data-import/account-import-process/process/";
 
+/// A dump of `n` copies of the example account, numbered `{prefix}-0` onwards.
+fn copies(prefix: &str, n: usize) -> String {
+    let text = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
+    let base: Value = serde_json::from_str(&text).unwrap();
+    (0..n)
+        .map(|i| {
+            let mut a = base.clone();
+            a["external_account_number"] = Value::from(format!("{prefix}-{i}"));
+            format!("{a}\n")
+        })
+        .collect()
+}
+
 fn create_body(account: &str, team: &str, dry_run: bool) -> Vec<u8> {
     serde_json::json!({
         "external_account_number": account,
@@ -289,15 +302,7 @@ fn stage_and_create_answer_as_the_guide_says() {
 #[test]
 fn creates_past_the_limit_get_429_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
-    let base: Value = serde_json::from_str(&text).unwrap();
-    let mut dump = String::new();
-    for i in 0..100 {
-        let mut a = base.clone();
-        a["external_account_number"] = Value::from(format!("C-{i}"));
-        dump.push_str(&format!("{a}\n"));
-    }
-    std::fs::write(tmp.path().join("c.ndjson"), dump).unwrap();
+    std::fs::write(tmp.path().join("c.ndjson"), copies("C", 100)).unwrap();
     assert_eq!(ferry_in(tmp.path(), &["stage", "c.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
     assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
     let work = tmp.path().join("work");
@@ -364,7 +369,12 @@ fn tokens_guard_every_endpoint_but_healthz() {
     assert_eq!(server.get("/readyz").0, 200, "and reads");
     let revoked = ferry(&["token", "revoke", "viewer", "--workdir", s(&work)]);
     assert_eq!(revoked.code, 0, "{}", revoked.stderr);
-    assert_eq!(server.get("/readyz").0, 401, "revoked while the server runs");
+    // The server remembers a key for at most a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while server.get("/readyz").0 != 401 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(server.get("/readyz").0, 401, "revoked while the server runs, within a second");
     server.key = Some(importer.clone());
     assert_eq!(server.post(STAGE, "application/json", &account).0, 201);
     let list = ferry(&["token", "list", "--json", "--workdir", s(&work)]);
@@ -388,16 +398,7 @@ fn tokens_guard_every_endpoint_but_healthz() {
 #[test]
 fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
-    let base: Value = serde_json::from_str(&text).unwrap();
-    let dump: String = (0..30)
-        .map(|i| {
-            let mut a = base.clone();
-            a["external_account_number"] = Value::from(format!("K-{i}"));
-            format!("{a}\n")
-        })
-        .collect();
-    std::fs::write(tmp.path().join("k.ndjson"), dump).unwrap();
+    std::fs::write(tmp.path().join("k.ndjson"), copies("K", 30)).unwrap();
     assert_eq!(ferry_in(tmp.path(), &["stage", "k.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
     assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
     let work = tmp.path().join("work");
@@ -454,6 +455,60 @@ fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
     assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 30);
     assert_eq!(count("SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201"), 30);
     assert!(count("SELECT COUNT(*) FROM audit WHERE error_code = 'creation_interrupted'") > 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM runs WHERE command = 'create' AND status = 'interrupted'"),
+        1,
+        "the killed server's run"
+    );
+    let closed = "SELECT COUNT(*) FROM runs WHERE command = 'create' AND status = 'rejected'";
+    assert_eq!(count(closed), 1, "the second server's run, closed as it stopped (with its already-imported 400s)");
+}
+
+/// Creates sent in the reverse of their staged order, from 8 clients, over more accounts than
+/// the server keeps read: every account is created once, from its own rows, and all of them
+/// land in one create run, closed with its outcomes when the server stops.
+#[test]
+fn creates_in_any_order_are_one_run_with_every_outcome() {
+    const N: usize = 1300;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("r.ndjson"), copies("R", N)).unwrap();
+    assert_eq!(ferry_in(tmp.path(), &["stage", "r.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
+    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
+    let work = tmp.path().join("work");
+    let server = Server::start(&work);
+    use std::sync::atomic::Ordering::SeqCst;
+    let next = std::sync::atomic::AtomicUsize::new(N);
+    let answers: Vec<u16> = std::thread::scope(|threads| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                threads.spawn(|| {
+                    let mut codes = Vec::new();
+                    let take = |n: usize| n.checked_sub(1);
+                    while let Ok(n) = next.fetch_update(SeqCst, SeqCst, take) {
+                        let body = create_body(&format!("R-{}", n - 1), "Migration", false);
+                        codes.push(server.post(CREATE, "application/json", &body).0);
+                    }
+                    codes
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(answers.len(), N);
+    assert!(answers.iter().all(|code| *code == 201), "{:?}", answers.iter().filter(|c| **c != 201).collect::<Vec<_>>());
+    assert_eq!(server.terminate(), 0);
+    let count = |sql: &str| crate::harness::count(&work, sql);
+    assert_eq!(
+        count("SELECT COUNT(DISTINCT kraken_account_number) FROM import_processes WHERE status = 'IMPORTED'"),
+        N as i64
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM runs WHERE command = 'create' AND status = 'clean'"), 1);
+    assert_eq!(count("SELECT COUNT(DISTINCT run_id) FROM audit WHERE operation = 'create'"), 1);
+    let exported = std::fs::read_dir(work.join("runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("outcomes.parquet").exists())
+        .count();
+    assert_eq!(exported, 2, "the stage run's outcomes and the create run's");
 }
 
 /// A panic in a handler is that request's JSON 500, and the server goes on serving.

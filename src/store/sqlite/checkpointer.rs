@@ -12,21 +12,22 @@ use super::*;
 pub(super) struct Checkpointer {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
-    /// Chunks written since the writer last caught the checkpoint up.
-    chunks: u32,
+    /// Accounts written since the writer last caught the checkpoint up.
+    accounts: usize,
 }
 
 impl Checkpointer {
     const EVERY: Duration = Duration::from_millis(50);
-    /// About 10 MB of WAL.
-    const CATCH_UP_EVERY: u32 = 8;
+    /// About 10 MB of WAL (8 full chunks): counted in accounts, not chunks, so that the small
+    /// chunks of `ferry serve` do not catch up more often.
+    const CATCH_UP_EVERY: usize = 320;
 
-    /// Called by the writer after each chunk: every [`Self::CATCH_UP_EVERY`] chunks it
+    /// Called by the writer after each chunk: every [`Self::CATCH_UP_EVERY`] accounts it
     /// checkpoints what the thread has not yet, so that the next write restarts the WAL.
-    pub(super) fn chunk_written(&mut self, writer: &Connection) {
-        self.chunks += 1;
-        if self.chunks >= Self::CATCH_UP_EVERY {
-            self.chunks = 0;
+    pub(super) fn chunk_written(&mut self, writer: &Connection, accounts: usize) {
+        self.accounts += accounts;
+        if self.accounts >= Self::CATCH_UP_EVERY {
+            self.accounts = 0;
             // Busy (the thread is checkpointing) or failed: the next catch-up tries again.
             let _ = writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
@@ -44,7 +45,7 @@ impl Checkpointer {
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
         });
-        Ok(Self { stop, thread, chunks: 0 })
+        Ok(Self { stop, thread, accounts: 0 })
     }
 
     pub(super) fn stop(self) {

@@ -79,7 +79,7 @@ impl SqliteStore {
             written => written,
         };
         if let Some(checkpointer) = &mut self.checkpointer {
-            checkpointer.chunk_written(&self.conn);
+            checkpointer.chunk_written(&self.conn, items.len());
         }
         results.map_err(|e| match e {
             ChunkError::Store(source) => err(source),

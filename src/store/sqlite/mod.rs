@@ -46,6 +46,8 @@ pub struct SqliteStore {
     checkpointer: Option<Checkpointer>,
     /// The statements create writes accounts with, made once per schema rather than per chunk.
     account_write: Option<AccountWrite>,
+    /// When the seal was last written.
+    sealed_at: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl Drop for SqliteStore {
@@ -126,6 +128,7 @@ impl SqliteStore {
             last_version: None,
             checkpointer: None,
             account_write: None,
+            sealed_at: std::cell::Cell::new(None),
         };
         store.migrate()?;
         if verify {
@@ -138,6 +141,16 @@ impl SqliteStore {
     /// only makes the next open check more).
     fn reseal(&self) {
         let _ = seal::Seal::write(&self.workdir, &self.conn);
+        self.sealed_at.set(Some(std::time::Instant::now()));
+    }
+
+    /// Reseals when the seal is more than a second old: after a create chunk, whose commit is
+    /// not synced either (a seal only has to be no newer than the store; each reseal costs an
+    /// fsync, and `ferry serve` commits small chunks all the time).
+    fn reseal_now_and_then(&self) {
+        if self.sealed_at.get().is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+            self.reseal();
+        }
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -181,6 +194,15 @@ fn status_column<T>(r: &rusqlite::Row<'_>, column: usize, parse: fn(&str) -> Opt
             rusqlite::types::Type::Text,
             format!("{:?} is not a status this store allows", crate::text::escape(&text)).into(),
         )
+    })
+}
+
+fn staged_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagedRef> {
+    Ok(StagedRef {
+        external_account_number: r.get(0)?,
+        location: r.get(1)?,
+        account_row: r.get::<_, i64>(2)? as u64,
+        rows_hash: r.get(3)?,
     })
 }
 
@@ -654,17 +676,19 @@ impl Store for SqliteStore {
                  ORDER BY v.location, v.account_row",
             )
             .map_err(&err)?;
-        let rows = stmt
-            .query_map(params![supplier], |r| {
-                Ok(StagedRef {
-                    external_account_number: r.get(0)?,
-                    location: r.get(1)?,
-                    account_row: r.get::<_, i64>(2)? as u64,
-                    rows_hash: r.get(3)?,
-                })
-            })
-            .map_err(&err)?;
+        let rows = stmt.query_map(params![supplier], staged_ref).map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn pending_version(&self, supplier: &str, external: &str) -> Result<Option<StagedRef>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash
+                 FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
+                 WHERE p.import_supplier = ?1 AND p.external_account_number = ?2 AND p.status = 'STAGED'",
+            )
+            .and_then(|mut s| s.query_row(params![supplier, external], staged_ref).optional())
+            .map_err(|e| self.err(e))
     }
 
     fn create_chunk(
@@ -677,7 +701,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<CreateResult>, StoreError> {
         let results = self.write_create_chunk(schema, run_id, items, dry_run, outcome)?;
         if !dry_run {
-            self.reseal();
+            self.reseal_now_and_then();
         }
         Ok(results)
     }
