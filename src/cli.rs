@@ -380,6 +380,10 @@ pub struct ServeArgs {
     /// Creates in flight at most; the next one gets 429 at once (1 to 40, the platform's limit).
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
     pub create_limit: u32,
+    /// The request log on stderr: `text` (request id, method, path, status, milliseconds,
+    /// token) or `json` (one object per request, for a log shipper).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     /// Schema file; defaults to the built-in schemas/account.toml.
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
@@ -387,6 +391,13 @@ pub struct ServeArgs {
     pub reference: ReferenceArgs,
     #[command(flatten)]
     pub workdir: WorkdirArgs,
+}
+
+/// How `ferry serve` writes its request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Check a work directory for damage, changing nothing.

@@ -13,6 +13,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitStatus, Error> {
         max_body: args.max_body,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         create_limit: args.create_limit as usize,
+        log_format: args.log_format,
     };
     crate::serve::serve(settings, &Workdir::new(&args.workdir.workdir), &options)
 }

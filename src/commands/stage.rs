@@ -12,6 +12,6 @@ pub(super) fn run(args: StageArgs) -> Result<ExitStatus, Error> {
     let wd = Workdir::new(&args.workdir.workdir);
     let mut lock = wd.lock(crate::engine::stage::COMMAND)?;
     let mut store = crate::store::open(&wd.root)?;
-    let staged = crate::engine::stage::stage(&settings, &wd, store.as_mut(), &mut lock, &args.dump, None)?;
+    let staged = crate::engine::stage::stage(&settings, &wd, store.as_mut(), &mut lock, &args.dump, None, &[])?;
     Ok(staged.counts.exit())
 }

@@ -35,27 +35,29 @@ pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
         ListWhich::Pending => ProcessFilter::Pending,
         ListWhich::Imported => ProcessFilter::Imported,
     };
-    let processes = crate::engine::status::list(store.as_ref(), &args.supplier, filter)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        for p in &processes {
-            writeln!(out, "{}", crate::guide::list_entry(p))?;
-        }
-    } else {
+    if !args.json {
         writeln!(out, "{:<32} {:<9} {:<12} account_created_at", "external_account_number", "status", "kraken")?;
-        for p in &processes {
-            writeln!(
-                out,
-                "{:<32} {:<9} {:<12} {}",
-                crate::text::escape(&p.external_account_number),
-                p.status.as_str(),
-                p.kraken_account_number.as_deref().unwrap_or("-"),
-                p.account_created_at.as_deref().unwrap_or("-")
-            )?;
-        }
     }
+    let total = crate::engine::status::list(store.as_ref(), &args.supplier, filter, |page| {
+        for p in page {
+            if args.json {
+                writeln!(out, "{}", crate::guide::list_entry(p))?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<32} {:<9} {:<12} {}",
+                    crate::text::escape(&p.external_account_number),
+                    p.status.as_str(),
+                    p.kraken_account_number.as_deref().unwrap_or("-"),
+                    p.account_created_at.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+        Ok(())
+    })?;
     out.flush()?;
-    eprintln!("{} import processes of {}", processes.len(), crate::text::escape(&args.supplier));
+    eprintln!("{total} import processes of {}", crate::text::escape(&args.supplier));
     Ok(ExitStatus::Clean)
 }

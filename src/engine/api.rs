@@ -10,7 +10,7 @@
 
 use crate::error::Error;
 use crate::settings::Settings;
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, RequestTag, Store};
 use crate::workdir::{Workdir, WorkdirLock};
 
 /// A request's outcome: its status and body.
@@ -38,18 +38,19 @@ pub fn account_of(body: &[u8]) -> Option<(String, String)> {
     Some((keys.import_supplier?, keys.external_account_number?))
 }
 
-/// Stages the accounts of `bodies` as one run: 201 first time, 200 update, 400 as the guide
-/// says, per body in order. A body that is not UTF-8 or holds nothing gets the validate 400.
+/// Stages the accounts of `requests` as one run: 201 first time, 200 update, 400 as the guide
+/// says, per request in order, each audit row tagged with its request. A body that is not UTF-8
+/// or holds nothing gets the validate 400 (and, being no line of the run, no audit row).
 pub fn stage_requests(
     settings: &Settings,
     wd: &Workdir,
     store: &mut dyn Store,
     lock: &mut WorkdirLock,
-    bodies: &[&[u8]],
+    requests: &[(&[u8], RequestTag)],
 ) -> Result<Vec<Answer>, Error> {
-    let mut answers: Vec<Option<Answer>> = vec![None; bodies.len()];
+    let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
     let mut lines: Vec<(usize, String)> = Vec::new();
-    for (i, body) in bodies.iter().enumerate() {
+    for (i, (body, _)) in requests.iter().enumerate() {
         match std::str::from_utf8(body) {
             Ok(text) if !text.trim().is_empty() => lines.push((i, super::validate::one_line(text))),
             _ => {
@@ -66,7 +67,8 @@ pub fn stage_requests(
         let path = runs.join(format!(".requests-{}.ndjson.tmp", crate::clock::new_run_id()));
         let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
         fs_err::write(&path, text)?;
-        let staged = super::stage::stage(settings, wd, store, lock, &path, None);
+        let tags: Vec<RequestTag> = lines.iter().map(|(i, _)| requests[*i].1.clone()).collect();
+        let staged = super::stage::stage(settings, wd, store, lock, &path, None, &tags);
         let _ = fs_err::remove_file(&path);
         let rows = store.run_audit(&staged?.run_id)?;
         for row in &rows {
@@ -88,8 +90,8 @@ pub struct CreateBatch {
     pub supplier: String,
     pub team: String,
     pub dry_run: bool,
-    /// External account numbers, none twice.
-    pub accounts: Vec<String>,
+    /// External account numbers, none twice, with the request that asked for each.
+    pub accounts: Vec<(String, RequestTag)>,
 }
 
 /// Creates a batch within the session's run for its supplier and team (a dry run rolls each
@@ -102,7 +104,8 @@ pub fn create_requests(
     session: &mut super::create::Session,
     batch: &CreateBatch,
 ) -> Result<Vec<Answer>, Error> {
-    let accounts = &batch.accounts;
+    let accounts: Vec<String> = batch.accounts.iter().map(|(a, _)| a.clone()).collect();
+    let requests: super::create::Requests = batch.accounts.iter().cloned().collect();
     let job = super::create::Job {
         command: super::create::COMMAND,
         supplier: &batch.supplier,
@@ -112,7 +115,7 @@ pub fn create_requests(
         concurrency: crate::settings::CREATE_LIMIT,
         parent: None,
     };
-    let rows = session.create(settings, wd, store, &job)?;
+    let rows = session.create(settings, wd, store, &job, &requests)?;
     accounts
         .iter()
         .map(|account| {

@@ -20,7 +20,9 @@ use crate::rules::{RuleContext, validate_tables};
 use crate::schema::Severity;
 use crate::settings::Settings;
 use crate::stage::read::{Window, to_text};
-use crate::store::{AccountWritten, AuditRecord, CreateItem, CreateResult, ProcessStatus, StagedRef, Store};
+use crate::store::{
+    AccountWritten, AuditRecord, CreateItem, CreateResult, ProcessStatus, RequestTag, StagedRef, Store,
+};
 use crate::workdir::Workdir;
 
 use super::runs::{Counts, export, recover_interrupted};
@@ -122,7 +124,8 @@ pub fn create(
         std::thread::scope(|threads| -> Result<(), Error> {
             let reader = threads.spawn(move || prepare_windows(schema, ctx, wd, &by_location, &to_writer));
             for window in prepared {
-                let rows = write_window(store, schema, &run_id, supplier, &window, job, &mut max_in_flight)?;
+                let rows =
+                    write_window(store, schema, &run_id, supplier, &window, job, &Requests::new(), &mut max_in_flight)?;
                 bar.inc(window.accounts.len() as u64);
                 if job.dry_run {
                     created_rows.extend(rows);
@@ -193,14 +196,16 @@ impl Default for Session {
 }
 
 impl Session {
-    /// Creates `accounts` (none twice) of one supplier for one team; returns one outcome row
-    /// per account (a dry run keeps nothing and records nothing).
+    /// Creates `job.accounts` (none twice) of one supplier for one team, each audit row tagged
+    /// with the request that asked for it; returns one outcome row per account (a dry run keeps
+    /// nothing and records nothing).
     pub fn create(
         &mut self,
         settings: &Settings,
         wd: &Workdir,
         store: &mut dyn Store,
         job: &Job<'_>,
+        requests: &Requests,
     ) -> Result<Vec<AuditRecord>, Error> {
         let (schema, ctx) = (&settings.schema, &settings.rules);
         let (supplier, team) = (job.supplier, job.team);
@@ -208,6 +213,7 @@ impl Session {
         let (selected, mut early) = select(store, supplier, job.accounts.as_deref())?;
         for row in &mut early {
             row.run_id.clone_from(&run_id);
+            row.request = row.external_account_number.as_ref().and_then(|e| requests.get(e)).cloned();
         }
         let mut rows = Vec::new();
         if store.teams()?.iter().any(|t| t.name == team) {
@@ -219,13 +225,15 @@ impl Session {
                     })?;
                 for checked in windows {
                     let prepared = Prepared { text: checked.text.clone(), accounts: checked.pick(&dir, &accounts)? };
-                    rows.extend(write_window(store, schema, &run_id, supplier, &prepared, job, &mut 0)?);
+                    rows.extend(write_window(store, schema, &run_id, supplier, &prepared, job, requests, &mut 0)?);
                 }
             }
         } else {
             let body = guide::team_unknown(team);
             for s in selected {
-                early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
+                let mut row = audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body);
+                row.request = requests.get(&s.external_account_number).cloned();
+                early.push(row);
             }
         }
         if !job.dry_run {
@@ -259,8 +267,12 @@ impl Session {
     }
 }
 
+/// The requests (`ferry serve`) that asked for accounts, by external account number.
+pub type Requests = HashMap<String, RequestTag>;
+
 /// Creates the accounts of one prepared window in chunks of at most `job.concurrency`; returns
 /// each one's outcome as an audit row (for a dry run, the only record of it).
+#[allow(clippy::too_many_arguments)]
 fn write_window(
     store: &mut dyn Store,
     schema: &crate::schema::Schema,
@@ -268,6 +280,7 @@ fn write_window(
     supplier: &str,
     window: &Prepared,
     job: &Job<'_>,
+    requests: &Requests,
     max_in_flight: &mut usize,
 ) -> Result<Vec<AuditRecord>, Error> {
     let items: Vec<CreateItem<'_>> = window
@@ -280,6 +293,7 @@ fn write_window(
             tables: &window.text,
             account: a.row,
             invalid: a.invalid.clone(),
+            request: requests.get(&a.external_account_number),
         })
         .collect();
     let mut rows = Vec::with_capacity(items.len());
@@ -299,6 +313,7 @@ fn write_window(
             kraken_account_number: r.kraken_account_number,
             started_at: now(),
             finished_at: now(),
+            request: item.request.cloned(),
         }));
     }
     Ok(rows)
@@ -388,6 +403,7 @@ fn audit(run_id: &str, ext: &str, supplier: &str, code: guide::Code, body: &str)
         kraken_account_number: None,
         started_at: t.clone(),
         finished_at: t,
+        request: None,
     }
 }
 

@@ -66,7 +66,7 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
         for file in &files {
             eprintln!("run {run_id}: stage {}", file.display());
             let t = Instant::now();
-            let staged = super::stage::stage(&settings, &wd, store.as_mut(), &mut lock, file, filter.as_ref())?;
+            let staged = super::stage::stage(&settings, &wd, store.as_mut(), &mut lock, file, filter.as_ref(), &[])?;
             steps.push(Step {
                 stage: Stage::Stage,
                 input: Some(file.display().to_string()),

@@ -89,7 +89,7 @@ pub fn reprocess(wd: &Workdir, args: &Request) -> Result<ExitStatus, Error> {
             by_supplier.iter().flat_map(|(s, accounts)| accounts.iter().map(|a| (s.clone(), a.clone()))).collect();
         eprintln!("staging {} failed accounts again from {}", keys.len(), dump.display());
         let only = crate::stage::AccountFilter::keys(keys);
-        if super::stage::stage(&settings, wd, store.as_mut(), &mut lock, dump, Some(&only))?.counts.exit()
+        if super::stage::stage(&settings, wd, store.as_mut(), &mut lock, dump, Some(&only), &[])?.counts.exit()
             == ExitStatus::Rejected
         {
             outcome = ExitStatus::Rejected;

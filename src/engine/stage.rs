@@ -51,6 +51,7 @@ pub fn stage(
     lock: &mut crate::workdir::WorkdirLock,
     dump: &Path,
     only: Option<&AccountFilter>,
+    requests: &[crate::store::RequestTag],
 ) -> Result<Staged, Error> {
     let (schema, ctx) = (&settings.schema, &settings.rules);
     let mut fingerprint = fingerprint(dump, schema, ctx)?;
@@ -72,7 +73,7 @@ pub fn stage(
         eprintln!("resuming run {}: it was interrupted before its store changes committed", run.id);
         discard_uncommitted(wd, &run.id)?;
     }
-    let counts = stage_dump(dump, settings, wd, store, &run, only)?;
+    let counts = stage_dump(dump, settings, wd, store, &run, only, requests)?;
     Ok(Staged { run_id: run.id, counts })
 }
 
@@ -83,6 +84,7 @@ fn stage_dump(
     store: &mut dyn Store,
     run: &Run,
     only: Option<&AccountFilter>,
+    requests: &[crate::store::RequestTag],
 ) -> Result<Counts, Error> {
     let (schema, ctx) = (&settings.schema, &settings.rules);
     let super::DumpInput { pool, options, reader, size } = super::DumpInput::open(settings, dump)?;
@@ -190,6 +192,9 @@ fn stage_dump(
                             },
                             started_at: chunk.started_at.clone(),
                             finished_at: finished_at.clone(),
+                            // The request that sent the line (`ferry serve` stages one per line).
+                            request:
+                                usize::try_from(o.line).ok().and_then(|l| requests.get(l.wrapping_sub(1))).cloned(),
                         }));
                     }
                     to_store

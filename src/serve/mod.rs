@@ -51,6 +51,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Creates in flight at most (1 to 40).
     pub create_limit: usize,
+    /// How the request log on stderr is written.
+    pub log_format: crate::cli::LogFormat,
 }
 
 /// What every handler shares.
@@ -68,6 +70,7 @@ struct App {
     ready: AtomicBool,
     /// The keys seen lately, so that most requests are authenticated without the store.
     keyring: Mutex<crate::engine::tokens::Keyring>,
+    log_format: crate::cli::LogFormat,
     /// What `GET /metrics` renders.
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -116,6 +119,7 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
         work: Mutex::new(to_writer),
         creates: Arc::new(tokio::sync::Semaphore::new(options.create_limit)),
         create_limit: options.create_limit,
+        log_format: options.log_format,
         ready: AtomicBool::new(true),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -210,13 +214,13 @@ fn router(app: Shared, max_body: usize) -> Router {
         .method_not_allowed_fallback(|_: Result<Bytes, BytesRejection>| async { errors::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| refuse_large(max_body, request, next)))
-        .layer(axum::middleware::from_fn(log))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), log))
         .with_state(app)
 }
 
 /// 401 without a live token's key in `Authorization: Token <key>`, 403 when its role is below
 /// `needed`.
-async fn require(State(app): State<Shared>, needed: Role, request: Request, next: Next) -> Response {
+async fn require(State(app): State<Shared>, needed: Role, mut request: Request, next: Next) -> Response {
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let presented = header.is_some();
     let recalled = app.keyring.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recall(header.as_deref());
@@ -235,11 +239,16 @@ async fn require(State(app): State<Shared>, needed: Role, request: Request, next
             }
         }
     };
-    match who {
-        None => errors::unauthenticated(presented),
-        Some((_, role)) if role < needed => errors::forbidden(),
-        Some(_) => next.run(request).await,
-    }
+    let Some((name, role)) = who else { return errors::unauthenticated(presented) };
+    let mut response = if role < needed {
+        errors::forbidden()
+    } else {
+        request.extensions_mut().insert(Caller(name.clone()));
+        next.run(request).await
+    };
+    // For the request log, which runs outside this layer.
+    response.extensions_mut().insert(Caller(name));
+    response
 }
 
 /// 413 at once for a body whose declared length is past the limit, before any of it is read
@@ -268,10 +277,20 @@ fn request_id(request: &Request) -> String {
     }
 }
 
-/// One line per request on stderr: request id, method, path, status, milliseconds. Never a
-/// header (the token) or a body (personal data).
-async fn log(request: Request, next: Next) -> Response {
+/// The id of a request: the handlers tag its audit rows with it.
+#[derive(Clone)]
+struct RequestId(String);
+
+/// The name of the token a request was authenticated with.
+#[derive(Clone)]
+struct Caller(String);
+
+/// One line per request on stderr: request id, method, path, status, milliseconds and the
+/// token's name, as text or as one JSON object. Never a header (the key) or a body (personal
+/// data).
+async fn log(State(app): State<Shared>, mut request: Request, next: Next) -> Response {
     let id = request_id(&request);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     // The route (`/v1/.../{supplier}/`), not the path: account numbers are no metric labels.
     let route = request
@@ -280,24 +299,57 @@ async fn log(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let started = Instant::now();
     // A panic anywhere below is this request's JSON 500; the server goes on serving.
-    let response = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.run(request))).await {
-        Ok(response) => response,
-        Err(_) => errors::internal("the request's handler failed"),
+    let mut response =
+        match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.run(request))).await {
+            Ok(response) => response,
+            Err(_) => errors::internal("the request's handler failed"),
+        };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("ferry_http_requests_total", "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("ferry_http_request_seconds", "route" => route.clone()).record(elapsed);
+    let token = response.extensions().get::<Caller>().map(|c| c.0.as_str());
+    let line = match app.log_format {
+        crate::cli::LogFormat::Text => format!(
+            "{id} {method} {} {status} {:.1} ms{}",
+            crate::text::escape(&path),
+            elapsed * 1e3,
+            token.map(|t| format!(" token={t}")).unwrap_or_default()
+        ),
+        crate::cli::LogFormat::Json => serde_json::json!({
+            "time": crate::clock::now(),
+            "request_id": id,
+            "method": method.as_str(),
+            "path": path,
+            "route": route,
+            "status": status,
+            "ms": (elapsed * 1e4).round() / 10.0,
+            "token": token,
+        })
+        .to_string(),
     };
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("ferry_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("ferry_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
-    eprintln!(
-        "{id} {method} {} {} {:.1} ms",
-        crate::text::escape(&path),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let mut response = response;
+    eprintln!("{line}");
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// A handler's request id and caller, for the audit rows it leads to.
+struct Tagged(crate::store::RequestTag);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Tagged {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Response> {
+        let id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let token = parts.extensions.get::<Caller>().map(|c| c.0.clone());
+        match (id, token) {
+            (Some(id), Some(token)) => Ok(Tagged(crate::store::RequestTag { id, token })),
+            _ => Err(errors::internal("the request was not authenticated")),
+        }
+    }
 }
 
 /// A JSON body with its status.
@@ -354,12 +406,17 @@ async fn to_writer(app: &Shared, work: impl FnOnce(writer::Reply) -> writer::Wor
 }
 
 /// Create-or-update: stage one account (201 first time, 200 update, 400 as the guide says).
-async fn stage(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn stage(
+    State(app): State<Shared>,
+    Tagged(request): Tagged,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     if let Some(refused) = errors::not_json_content(&headers) {
         return refused;
     }
     match body {
-        Ok(body) => to_writer(&app, |reply| writer::Work::Stage { body, reply }).await,
+        Ok(body) => to_writer(&app, |reply| writer::Work::Stage { body, request, reply }).await,
         Err(rejection) => errors::body_rejected(&rejection),
     }
 }
@@ -375,7 +432,12 @@ struct CreateRequest {
 }
 
 /// Process: create one account from its staged data; 429 at once past the limit in flight.
-async fn create(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn create(
+    State(app): State<Shared>,
+    Tagged(tag): Tagged,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     if let Some(refused) = errors::not_json_content(&headers) {
         return refused;
     }
@@ -407,6 +469,7 @@ async fn create(State(app): State<Shared>, headers: HeaderMap, body: Result<Byte
         team: operations_team_name,
         dry_run,
         account: external_account_number,
+        request: tag,
         reply,
     })
     .await;
@@ -427,24 +490,56 @@ async fn status(State(app): State<Shared>, Path((supplier, account)): Path<(Stri
     }
 }
 
+/// A list as a JSON array, streamed a page at a time ([`crate::engine::status::PAGE`]
+/// processes), so that a supplier with a million accounts is never in memory at once. The
+/// store's reader is taken per page, so other requests interleave. The first page is read
+/// before the answer starts (a failure is a 500); a failure after that ends the body early,
+/// which a client sees as an array that does not close.
 async fn list(app: Shared, supplier: String, which: ProcessFilter) -> Response {
-    let answer = with_store(&app, move |store| {
-        let processes = crate::engine::status::list(store, &supplier, which)?;
-        let mut body = String::from("[");
-        for (i, p) in processes.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
+    let (first, mut after, mut more) = match list_page(&app, supplier.clone(), which, None).await {
+        Ok(page) => page,
+        Err(refused) => return refused,
+    };
+    let (to_body, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let _ = to_body.send(Ok(Bytes::from(format!("[{first}")))).await;
+    tokio::spawn(async move {
+        while more {
+            match list_page(&app, supplier.clone(), which, after.clone()).await {
+                Ok((text, last, full)) => {
+                    if !text.is_empty() && to_body.send(Ok(Bytes::from(format!(",{text}")))).await.is_err() {
+                        return;
+                    }
+                    (after, more) = (last, full);
+                }
+                Err(_) => {
+                    eprintln!("a list of {} stopped early: its store read failed", crate::text::escape(&supplier));
+                    let _ = to_body.send(Err(std::io::Error::other("the list's store read failed"))).await;
+                    return;
+                }
             }
-            body.push_str(&crate::guide::list_entry(p));
         }
-        body.push(']');
-        Ok(body)
+        let _ = to_body.send(Ok(Bytes::from_static(b"]"))).await;
+    });
+    let stream = futures_util::stream::unfold(body, |mut body| async { body.recv().await.map(|chunk| (chunk, body)) });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// One page of a list as JSON entries joined by commas; the last key; whether it was full.
+async fn list_page(
+    app: &Shared,
+    supplier: String,
+    which: ProcessFilter,
+    after: Option<String>,
+) -> Result<(String, Option<String>, bool), Response> {
+    with_store(app, move |store| {
+        let page = crate::engine::status::list_page(store, &supplier, which, after.as_deref())?;
+        let last = page.last().map(|p| p.external_account_number.clone());
+        let text: Vec<String> = page.iter().map(crate::guide::list_entry).collect();
+        Ok((text.join(","), last, page.len() == crate::engine::status::PAGE))
     })
-    .await;
-    match answer {
-        Ok(body) => json(200, body),
-        Err(refused) => refused,
-    }
+    .await
 }
 
 async fn list_all(State(app): State<Shared>, Path(supplier): Path<String>) -> Response {

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::api::{self, Answer, CreateBatch};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{RequestTag, Store};
 use crate::workdir::{Workdir, WorkdirLock};
 
 /// The most requests one batch takes.
@@ -29,10 +29,13 @@ pub(super) type Reply = oneshot::Sender<Result<Answer, String>>;
 /// What one create run has in common: supplier, team, dry run.
 type CreateKey = (String, String, bool);
 
+/// A create request waiting in a batch: the account, its request, where its answer goes.
+type Waiting = ((String, RequestTag), Reply);
+
 /// One request for the writer.
 pub(super) enum Work {
-    Stage { body: Bytes, reply: Reply },
-    Create { supplier: String, team: String, dry_run: bool, account: String, reply: Reply },
+    Stage { body: Bytes, request: RequestTag, reply: Reply },
+    Create { supplier: String, team: String, dry_run: bool, account: String, request: RequestTag, reply: Reply },
 }
 
 /// Runs until every sender is gone, then returns the store and the lock (dropped by the caller
@@ -57,18 +60,18 @@ pub(super) fn run(
         let (mut stages, mut creates) = (Vec::new(), Vec::new());
         for item in batch {
             match item {
-                Work::Stage { body, reply } => stages.push((body, reply)),
-                Work::Create { supplier, team, dry_run, account, reply } => {
-                    creates.push(((supplier, team, dry_run), account, reply));
+                Work::Stage { body, request, reply } => stages.push((body, request, reply)),
+                Work::Create { supplier, team, dry_run, account, request, reply } => {
+                    creates.push(((supplier, team, dry_run), (account, request), reply));
                 }
             }
         }
-        for group in without_repeats(stages, |(body, _)| api::account_of(body)) {
-            let bodies: Vec<&[u8]> = group.iter().map(|(b, _)| b.as_ref()).collect();
-            let answers = api::stage_requests(settings, wd, store.as_mut(), &mut lock, &bodies);
-            reply_all(group.into_iter().map(|(_, r)| r), answers);
+        for group in without_repeats(stages, |(body, _, _)| api::account_of(body)) {
+            let requests: Vec<(&[u8], RequestTag)> = group.iter().map(|(b, t, _)| (b.as_ref(), t.clone())).collect();
+            let answers = api::stage_requests(settings, wd, store.as_mut(), &mut lock, &requests);
+            reply_all(group.into_iter().map(|(_, _, r)| r), answers);
         }
-        let mut by_key: Vec<(CreateKey, Vec<(String, Reply)>)> = Vec::new();
+        let mut by_key: Vec<(CreateKey, Vec<Waiting>)> = Vec::new();
         for (key, account, reply) in creates {
             match by_key.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, items)) => items.push((account, reply)),
@@ -76,7 +79,7 @@ pub(super) fn run(
             }
         }
         for ((supplier, team, dry_run), items) in by_key {
-            for group in without_repeats(items, |(account, _)| Some(account.clone())) {
+            for group in without_repeats(items, |((account, _), _)| Some(account.clone())) {
                 let batch = CreateBatch {
                     supplier: supplier.clone(),
                     team: team.clone(),

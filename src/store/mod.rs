@@ -198,6 +198,16 @@ pub struct AuditRecord {
     pub kraken_account_number: Option<String>,
     pub started_at: String,
     pub finished_at: String,
+    /// The HTTP request this row answers (`ferry serve`); none for the CLI's rows.
+    pub request: Option<RequestTag>,
+}
+
+/// Which request of `ferry serve` an audit row answers: its id (also in the response's
+/// `x-request-id` header) and the name of the token it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTag {
+    pub id: String,
+    pub token: String,
 }
 
 /// A staged version to register and make current.
@@ -254,6 +264,8 @@ pub struct CreateItem<'a> {
     pub account: usize,
     /// The validate 400 body when the staged data fails the rules now.
     pub invalid: Option<String>,
+    /// The request that asked for it (`ferry serve`).
+    pub request: Option<&'a RequestTag>,
 }
 
 /// What the store did with one account of a create chunk: facts, in no front end's words. The
@@ -368,8 +380,15 @@ pub trait Store: Send {
     fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
     /// One import process.
     fn process(&self, supplier: &str, external: &str) -> Result<Option<Process>, StoreError>;
-    /// The processes of a supplier, by external account number.
-    fn processes(&self, supplier: &str, filter: ProcessFilter) -> Result<Vec<Process>, StoreError>;
+    /// At most `limit` processes of a supplier, by external account number, after `after` (a
+    /// page of a list that may be millions long).
+    fn processes_after(
+        &self,
+        supplier: &str,
+        filter: ProcessFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Process>, StoreError>;
     /// STAGED → SKIPPED with a reason (`skip`), or SKIPPED → STAGED (`!skip`).
     fn set_skipped(
         &mut self,

@@ -35,11 +35,16 @@ impl Server {
     }
 
     fn start_with(workdir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::launch(workdir, env, &[])
+    }
+
+    fn launch(workdir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let key = token(workdir, &format!("importer-{n}"), "importer");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["serve", "--listen", "127.0.0.1:0", "--today", TODAY, "--workdir", s(workdir)])
+            .args(args)
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
@@ -69,12 +74,23 @@ impl Server {
     }
 
     fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        let (status, body, _) = self.post_as(path, content_type, body, None);
+        (status, body)
+    }
+
+    /// A POST with `x-request-id` when given; the status, the body and the `x-request-id` the
+    /// server answered with.
+    fn post_as(&self, path: &str, content_type: &str, body: &[u8], id: Option<&str>) -> (u16, String, String) {
         let mut request = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type);
         if let Some(key) = &self.key {
             request = request.header("Authorization", format!("Token {key}"));
         }
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
         let mut response = request.send(body).unwrap();
-        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+        let answered = response.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap(), answered.unwrap_or_default())
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -256,9 +272,10 @@ fn stage_and_create_answer_as_the_guide_says() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
     assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
-    let server = Server::start(&work);
+    let server = Server::launch(&work, &[], &["--log-format", "json"]);
     let account = std::fs::read(repo("data/examples/account.json")).unwrap();
-    let (code, body) = server.post(STAGE, "application/json", &account);
+    let (code, body, id) = server.post_as(STAGE, "application/json", &account, Some("stage-1"));
+    assert_eq!(id, "stage-1", "the caller's request id comes back");
     assert_eq!(
         (code, json(&body)),
         (201, serde_json::json!({"import_supplier": "TENTACLE_ENERGY", "external_account_number": "EXTERNAL-1234"}))
@@ -276,8 +293,10 @@ fn stage_and_create_answer_as_the_guide_says() {
     assert_eq!((code, json(&body)["code"].as_str()), (400, Some("operations_team_name_does_not_exist")));
     let (code, body) = server.post(CREATE, "application/json", &create_body("NOT-STAGED", "Migration", false));
     assert_eq!((code, json(&body)["code"].as_str()), (400, Some("import_process_does_not_exist")));
-    let (code, body) = server.post(CREATE, "application/json", &create_body("EXTERNAL-1234", "Migration", false));
+    let (code, body, created_by) =
+        server.post_as(CREATE, "application/json", &create_body("EXTERNAL-1234", "Migration", false), None);
     assert_eq!(code, 201, "{body}");
+    assert_eq!(created_by.len(), 16, "a request id of the server's own: {created_by}");
     let number = json(&body)["kraken_account_number"].as_str().unwrap().to_owned();
     assert!(number.len() == 10 && number.starts_with("A-"), "{number}");
     let (code, body) = server.post(CREATE, "application/json", &create_body("EXTERNAL-1234", "Migration", false));
@@ -290,10 +309,23 @@ fn stage_and_create_answer_as_the_guide_says() {
     assert_eq!(json(&status), serde_json::json!({"status": "COMPLETED", "kraken_account_number": number}));
     let (code, body) = server.post(CREATE, "application/json", b"{\"external_account_number\": 5}");
     assert_eq!((code, json(&body)["code"].as_str()), (400, Some("invalid_request")));
+    let server_log = server.log.clone();
     assert_eq!(server.terminate(), 0);
-    let created =
-        crate::harness::count(&work, "SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201");
-    assert_eq!(created, 1);
+    let count = |sql: &str| crate::harness::count(&work, sql);
+    assert_eq!(count("SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201"), 1);
+    // Every outcome in the audit names its request and the token it came with.
+    let tagged = "SELECT COUNT(*) FROM audit WHERE request_id = 'stage-1' AND status_code = 201 AND token_name LIKE 'importer-%'";
+    assert_eq!(count(tagged), 1);
+    let created = format!("SELECT COUNT(*) FROM audit WHERE request_id = '{created_by}' AND status_code = 201");
+    assert_eq!(count(&created), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM audit WHERE request_id IS NULL OR token_name IS NULL"), 0);
+    // The request log is one JSON object per request, with the token's name and never its key.
+    let log = server_log.lock().unwrap().clone();
+    let lines: Vec<Value> = log.lines().filter(|l| l.starts_with('{')).map(json).collect();
+    let staged = lines.iter().find(|l| l["request_id"] == "stage-1").expect("the stage request's line");
+    assert_eq!((staged["status"].as_u64(), staged["method"].as_str()), (Some(201), Some("POST")));
+    assert!(staged["token"].as_str().unwrap().starts_with("importer-"), "{staged}");
+    assert!(!log.contains("ferry_"), "never a key");
 }
 
 /// 100 concurrent creates while the writer is held back (each chunk pauses 2 s): exactly the
@@ -454,7 +486,8 @@ fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
     let count = |sql: &str| crate::harness::count(&work, sql);
     assert_eq!(count("SELECT COUNT(*) FROM import_processes WHERE status = 'IMPORTED'"), 30);
     assert_eq!(count("SELECT COUNT(*) FROM audit WHERE operation = 'create' AND status_code = 201"), 30);
-    assert!(count("SELECT COUNT(*) FROM audit WHERE error_code = 'creation_interrupted'") > 0);
+    let interrupted = "SELECT COUNT(*) FROM audit WHERE error_code = 'creation_interrupted' AND request_id IS NOT NULL";
+    assert!(count(interrupted) > 0, "the interrupted attempts, each with the request that sent it");
     assert_eq!(
         count("SELECT COUNT(*) FROM runs WHERE command = 'create' AND status = 'interrupted'"),
         1,
@@ -496,6 +529,15 @@ fn creates_in_any_order_are_one_run_with_every_outcome() {
     });
     assert_eq!(answers.len(), N);
     assert!(answers.iter().all(|code| *code == 201), "{:?}", answers.iter().filter(|c| **c != 201).collect::<Vec<_>>());
+    // The list streams page by page (1,000 a page): all of them, as the CLI lists them.
+    let (code, body) = server.get("/v1/data-import/imported-account-import-processes/TENTACLE_ENERGY/");
+    assert_eq!(code, 200);
+    let listed = json(&body);
+    assert_eq!(listed.as_array().unwrap().len(), N);
+    let cli =
+        ferry_in(tmp.path(), &["list", "imported", "--supplier", "TENTACLE_ENERGY", "--json", "--workdir", "work"]);
+    assert_eq!(listed, Value::Array(cli.stdout.lines().map(json).collect()));
+    assert_eq!(server.get("/v1/data-import/pending-account-import-processes/TENTACLE_ENERGY/"), (200, "[]".to_owned()));
     assert_eq!(server.terminate(), 0);
     let count = |sql: &str| crate::harness::count(&work, sql);
     assert_eq!(

@@ -26,8 +26,9 @@ impl SqliteStore {
             if !dry_run {
                 tx.prepare_cached(
                     "INSERT INTO create_intents
-                         (import_supplier, external_account_number, run_id, attempt, line, started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         (import_supplier, external_account_number, run_id, attempt, line, started_at,
+                          request_id, token_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     item.import_supplier,
@@ -35,7 +36,9 @@ impl SqliteStore {
                     run_id,
                     attempt,
                     item.line as i64,
-                    started_at
+                    started_at,
+                    item.request.map(|r| &r.id),
+                    item.request.map(|r| &r.token),
                 ])?;
             }
             attempts.push((attempt, started_at));
@@ -94,7 +97,8 @@ impl SqliteStore {
         let rows: Vec<AuditRecord> = {
             let mut stmt = tx
                 .prepare(
-                    "SELECT run_id, attempt, import_supplier, external_account_number, line, started_at
+                    "SELECT run_id, attempt, import_supplier, external_account_number, line, started_at,
+                            request_id, token_name
                      FROM create_intents ORDER BY run_id, started_at, external_account_number",
                 )
                 .map_err(&err)?;
@@ -112,6 +116,7 @@ impl SqliteStore {
                     kraken_account_number: None,
                     started_at: r.get(5)?,
                     finished_at: finished_at.clone(),
+                    request: tag(r.get(6)?, r.get(7)?),
                 })
             })
             .map_err(&err)?
@@ -205,6 +210,7 @@ impl SqliteStore {
                         kraken_account_number: result.kraken_account_number.clone(),
                         started_at: started_at.clone(),
                         finished_at: now(),
+                        request: item.request.cloned(),
                     },
                 )?;
             }
@@ -346,8 +352,9 @@ fn fails_on_purpose(item: &CreateItem<'_>) -> bool {
 pub(super) fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit (run_id, operation, attempt, import_supplier, external_account_number, line,
-             status_code, error_code, body, kraken_account_number, started_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             status_code, error_code, body, kraken_account_number, started_at, finished_at,
+             request_id, token_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         a.run_id,
@@ -361,7 +368,14 @@ pub(super) fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Resu
         a.body,
         a.kraken_account_number,
         a.started_at,
-        a.finished_at
+        a.finished_at,
+        a.request.as_ref().map(|r| &r.id),
+        a.request.as_ref().map(|r| &r.token),
     ])?;
     Ok(())
+}
+
+/// A request tag from its two columns.
+pub(super) fn tag(id: Option<String>, token: Option<String>) -> Option<crate::store::RequestTag> {
+    Some(crate::store::RequestTag { id: id?, token: token.unwrap_or_default() })
 }

@@ -130,6 +130,14 @@ pub const MIGRATIONS: &[&str] = &[
         revoked_at  TEXT
     );
     ",
+    // 6: which request of `ferry serve`, under which token, an audit row answered (and a create
+    // in flight was sent by); empty for the CLI's rows.
+    "
+    ALTER TABLE audit ADD COLUMN request_id TEXT;
+    ALTER TABLE audit ADD COLUMN token_name TEXT;
+    ALTER TABLE create_intents ADD COLUMN request_id TEXT;
+    ALTER TABLE create_intents ADD COLUMN token_name TEXT;
+    ",
 ];
 
 impl SqliteStore {

@@ -497,7 +497,7 @@ impl Store for SqliteStore {
             .conn
             .prepare(
                 "SELECT run_id, operation, attempt, import_supplier, external_account_number, line, status_code,
-                     error_code, body, kraken_account_number, started_at, finished_at
+                     error_code, body, kraken_account_number, started_at, finished_at, request_id, token_name
                  FROM audit WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(&err)?;
@@ -516,6 +516,7 @@ impl Store for SqliteStore {
                     kraken_account_number: r.get(9)?,
                     started_at: r.get(10)?,
                     finished_at: r.get(11)?,
+                    request: create::tag(r.get(12)?, r.get(13)?),
                 })
             })
             .map_err(&err)?;
@@ -536,7 +537,13 @@ impl Store for SqliteStore {
             .map_err(err_at(&self.path))
     }
 
-    fn processes(&self, supplier: &str, filter: ProcessFilter) -> Result<Vec<Process>, StoreError> {
+    fn processes_after(
+        &self,
+        supplier: &str,
+        filter: ProcessFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Process>, StoreError> {
         let err = err_at(&self.path);
         let condition = match filter {
             ProcessFilter::All => "",
@@ -545,12 +552,13 @@ impl Store for SqliteStore {
         };
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT {PROCESS_COLUMNS} FROM import_processes WHERE import_supplier = ?1 {condition}
-                 ORDER BY external_account_number"
+            .prepare_cached(&format!(
+                "SELECT {PROCESS_COLUMNS} FROM import_processes
+                 WHERE import_supplier = ?1 AND (?2 IS NULL OR external_account_number > ?2) {condition}
+                 ORDER BY external_account_number LIMIT ?3"
             ))
             .map_err(&err)?;
-        let rows = stmt.query_map(params![supplier], process_row).map_err(&err)?;
+        let rows = stmt.query_map(params![supplier, after, limit as i64], process_row).map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
     }
 
