@@ -208,6 +208,7 @@ fn router(app: Shared, max_body: usize) -> Router {
         .merge(viewer)
         .merge(importer)
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         // The body is read (up to the limit) so that the connection stays open for the next
         // request instead of being closed with the body unread.
         .fallback(|_: Result<Bytes, BytesRejection>| async { errors::not_found() })
@@ -456,7 +457,11 @@ async fn create(
     // The permit lives until the answer is back, whatever happens to the request meanwhile.
     let Ok(_permit) = app.creates.clone().try_acquire_owned() else {
         metrics::counter!("ferry_creates_refused_total").increment(1);
-        let body = crate::guide::concurrency_limit(&format!("{} account creations are in flight.", app.create_limit));
+        let in_flight = match app.create_limit {
+            1 => "1 account creation is in flight.".to_owned(),
+            n => format!("{n} account creations are in flight."),
+        };
+        let body = crate::guide::concurrency_limit(&in_flight);
         let mut response = json(crate::guide::Code::ConcurrencyLimitExceeded.status().code(), body);
         response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         return response;
@@ -553,6 +558,14 @@ async fn list_pending(State(app): State<Shared>, Path(supplier): Path<String>) -
 async fn list_imported(State(app): State<Shared>, Path(supplier): Path<String>) -> Response {
     list(app, supplier, ProcessFilter::Imported).await
 }
+
+/// The OpenAPI 3.1 document of these endpoints (`docs/openapi.json`); no token needed: it
+/// holds no data.
+async fn openapi() -> Response {
+    json(200, OPENAPI.to_owned())
+}
+
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 async fn healthz() -> Response {
     json(200, serde_json::json!({ "status": "ok" }).to_string())

@@ -566,3 +566,143 @@ fn a_failed_handler_is_a_json_500_and_the_server_goes_on() {
     assert_eq!(server.get("/healthz").0, 200);
     assert_eq!(server.get("/v1/data-import/all-account-import-processes/X/"), (200, "[]".to_owned()));
 }
+
+/// Kraken account numbers and times differ from run to run: an example and an answer are the
+/// same when they are the same but for those.
+fn without_run_values(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.len() == 10 && s.starts_with("A-") => Value::from("A-XXXXXXXX"),
+        Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Value::from("<time>"),
+        Value::Array(items) => Value::Array(items.iter().map(without_run_values).collect()),
+        Value::Object(fields) => fields.iter().map(|(k, v)| (k.clone(), without_run_values(v))).collect(),
+        other => other.clone(),
+    }
+}
+
+/// docs/openapi.json is what the server does: its replay scenario (`x-ferry-replay`), run in
+/// order against a real server, gets every documented status and exactly every documented
+/// example, every request example is sent, every operation is called, and the server serves
+/// the document itself.
+#[test]
+fn the_openapi_document_is_what_the_server_answers() {
+    let text = std::fs::read_to_string(repo("docs/openapi.json")).unwrap();
+    let doc = json(&text);
+    let operations: std::collections::HashMap<&str, (&str, &str, &Value)> =
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, methods)| {
+                methods.as_object().unwrap().iter().map(move |(method, op)| {
+                    (op["operationId"].as_str().unwrap(), (method.as_str(), path.as_str(), op))
+                })
+            })
+            .collect();
+    // The work directory the examples were recorded on.
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let stage_examples = &operations["stageAccount"].2["requestBody"]["content"]["application/json"]["examples"];
+    let setup: String = ["skipped_account", "paused_supplier_account"]
+        .iter()
+        .map(|name| format!("{}\n", stage_examples[name]["value"]))
+        .collect();
+    std::fs::write(tmp.path().join("setup.ndjson"), setup).unwrap();
+    for args in [
+        vec!["team", "add", "Migration"],
+        vec!["stage", "setup.ndjson", "--today", TODAY],
+        vec!["skip", "--supplier", "TENTACLE_ENERGY", "SKIPPED-1"],
+        vec!["supplier", "pause", "PAUSED_ENERGY"],
+    ] {
+        let done = ferry_in(tmp.path(), &[args.as_slice(), &["--workdir", "work"]].concat());
+        assert_eq!(done.code, 0, "{args:?}: {}", done.stderr);
+    }
+    let viewer = token(&work, "viewer", "viewer");
+    let mut server = Server::launch(&work, &[("FERRY_FAILPOINT", "create-chunk=sleep:1500")], &["--create-limit", "1"]);
+    let importer = server.key.clone();
+    let mut used: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    let mut called = std::collections::HashSet::new();
+    let send = |server: &Server, step: &Value| -> (u16, String) {
+        let (method, path, op) = operations[step["operation"].as_str().unwrap()];
+        let mut path = path.to_owned();
+        for (name, value) in step["params"].as_object().into_iter().flatten() {
+            path = path.replace(&format!("{{{name}}}"), value.as_str().unwrap());
+        }
+        let body = match (&step["body_text"], &step["request"]) {
+            (Value::String(text), _) => Some(text.clone().into_bytes()),
+            (_, Value::String(name)) => {
+                let example = &op["requestBody"]["content"]["application/json"]["examples"][name]["value"];
+                assert!(!example.is_null(), "no request example {name}");
+                Some(example.to_string().into_bytes())
+            }
+            _ => None,
+        };
+        match (method, body) {
+            ("post", Some(body)) => {
+                let content_type = step["content_type"].as_str().unwrap_or("application/json");
+                server.post(&path, content_type, &body)
+            }
+            ("get", None) => server.get(&path),
+            other => panic!("a step the test cannot send: {other:?}"),
+        }
+    };
+    for step in doc["x-ferry-replay"].as_array().unwrap() {
+        let name = step["operation"].as_str().unwrap();
+        called.insert(name);
+        server.key = match step["auth"].as_str() {
+            Some("none") => None,
+            Some("viewer") => Some(viewer.clone()),
+            Some("wrong") => Some(format!("ferry_{}", "0".repeat(64))),
+            _ => importer.clone(),
+        };
+        if let Some(request) = step["request"].as_str() {
+            used.insert((name.to_owned(), format!("request {request}")));
+        }
+        let (status, body) = std::thread::scope(|threads| {
+            // A create held in the writer (the failpoint) fills the limit of 1.
+            let holder = step["hold"].as_str().map(|hold| {
+                let held = serde_json::json!({ "operation": name, "request": hold });
+                let server = &server;
+                let send = &send;
+                let handle = threads.spawn(move || send(server, &held));
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                handle
+            });
+            let answer = send(&server, step);
+            if let Some(holder) = holder {
+                holder.join().unwrap();
+            }
+            answer
+        });
+        let expected = step["status"].as_u64().unwrap() as u16;
+        assert_eq!(status, expected, "{step}: {body}");
+        let documented = &operations[name].2["responses"][expected.to_string()];
+        assert!(documented.is_object(), "{name} does not document {expected}");
+        if let Some(example) = step["response"].as_str() {
+            used.insert((name.to_owned(), format!("{expected} {example}")));
+            let value = &documented["content"]["application/json"]["examples"][example]["value"];
+            assert!(!value.is_null(), "{name} {expected} has no example {example}");
+            assert_eq!(without_run_values(&json(&body)), without_run_values(value), "{step}");
+        }
+        if name == "openapi" {
+            assert_eq!(body, text, "the server serves this document");
+        }
+    }
+    for (name, (_, _, op)) in &operations {
+        assert!(called.contains(name), "the replay never calls {name}");
+        let requests = op["requestBody"]["content"]["application/json"]["examples"].as_object();
+        for request in requests.into_iter().flat_map(|e| e.keys()) {
+            let key = (name.to_string(), format!("request {request}"));
+            assert!(used.contains(&key), "a request example the replay never sends: {key:?}");
+        }
+        for (status, response) in op["responses"].as_object().unwrap() {
+            for example in
+                response["content"]["application/json"]["examples"].as_object().into_iter().flat_map(|e| e.keys())
+            {
+                let key = (name.to_string(), format!("{status} {example}"));
+                assert!(used.contains(&key), "an example the replay never gets: {key:?}");
+            }
+        }
+    }
+    server.key = importer;
+    assert_eq!(server.terminate(), 0);
+}
