@@ -116,9 +116,33 @@ impl Server {
 
     /// Sends `request` as it is over a new connection; the response's head and body.
     fn raw(&self, request: &str) -> (String, String) {
+        self.exchange(&[request.as_bytes()])
+    }
+
+    /// POSTs `size` bytes of JSON-looking text chunked (no declared length), 1 MiB at a time,
+    /// stopping when the server stops reading; the response's head and body.
+    fn chunked(&self, path: &str, size: usize) -> (String, String) {
+        let key = self.key.clone().unwrap_or_default();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Token {key}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, " ".repeat(1 << 20));
+        let mut parts = vec![head.as_bytes()];
+        parts.extend(std::iter::repeat_n(chunk.as_bytes(), size >> 20));
+        parts.push(b"0\r\n\r\n");
+        self.exchange(&parts)
+    }
+
+    /// Writes `parts` over a new connection (until the server stops reading), then reads the
+    /// whole response: its head and body.
+    fn exchange(&self, parts: &[&[u8]]) -> (String, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.base.trim_start_matches("http://")).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
+        for part in parts {
+            if stream.write_all(part).is_err() {
+                break;
+            }
+        }
         stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
         let mut response = Vec::new();
         let _ = stream.read_to_end(&mut response);
@@ -198,6 +222,18 @@ fn bad_requests_are_json_errors() {
     ));
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert_eq!(json(&body)["code"], "request_too_large");
+    // A 64 MiB body without a declared length is cut at the limit as it is read: the server's
+    // memory does not grow by the body.
+    let memory = |field: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap().to_owned();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    };
+    let (rss, peak) = (memory("VmRSS:"), memory("VmHWM:"));
+    let (head, body) = server.chunked(VALIDATE, 64 << 20);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert_eq!(json(&body)["code"], "request_too_large");
+    assert!(memory("VmHWM:") <= peak.max(rss + (32 << 20)), "the server's peak memory grew by the body");
 }
 
 /// Status and lists answer from the store as `ferry status` and `ferry list --json` do; the
