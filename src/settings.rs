@@ -24,13 +24,15 @@ pub const DEFAULT_CHUNK_SIZE: usize = 2 << 20;
 
 /// What every stage of one command works with.
 pub struct Settings {
-    pub schema: Schema,
+    pub schema: std::sync::Arc<Schema>,
     /// The reference date and the timezone.
     pub rules: RuleContext,
     /// Worker threads; all cores when `None`.
     pub threads: Option<usize>,
     /// Bytes of input per parallel chunk.
     pub chunk_size: usize,
+    /// Whether the reference date was given (`--today`) rather than taken from the clock.
+    pub fixed_today: bool,
 }
 
 impl Settings {
@@ -38,7 +40,13 @@ impl Settings {
     /// timezone (the default when `None`) and the default threads and chunk size.
     pub fn new(schema: Schema, today: Option<chrono::NaiveDate>, timezone: Option<chrono_tz::Tz>) -> Self {
         let rules = RuleContext::new(today, timezone.unwrap_or(DEFAULT_TIMEZONE));
-        Self { schema, rules, threads: None, chunk_size: DEFAULT_CHUNK_SIZE }
+        Self {
+            schema: std::sync::Arc::new(schema),
+            rules,
+            threads: None,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            fixed_today: today.is_some(),
+        }
     }
 
     /// The worker threads and chunk size of the command line (`--threads`, `--chunk-size`).
@@ -51,6 +59,41 @@ impl Settings {
     /// The timezone naive datetimes are read in.
     pub fn timezone(&self) -> chrono_tz::Tz {
         self.rules.tz
+    }
+
+    /// These settings on today's date, when the reference date follows the clock and the day
+    /// has changed since they were made; `None` while they still hold.
+    fn moved_to_today(&self) -> Option<Settings> {
+        let today = RuleContext::new(None, self.rules.tz);
+        (!self.fixed_today && today.today != self.rules.today).then(|| Settings {
+            schema: self.schema.clone(),
+            rules: today,
+            threads: self.threads,
+            chunk_size: self.chunk_size,
+            fixed_today: false,
+        })
+    }
+}
+
+/// The settings of a front end that runs for days (`ferry serve`): unless `--today` fixed the
+/// reference date, "today" moves on at midnight in the timezone, so that a date of birth of
+/// today, say, is judged on the day the request comes, not on the day the server started.
+pub struct LiveSettings {
+    current: std::sync::Mutex<std::sync::Arc<Settings>>,
+}
+
+impl LiveSettings {
+    pub fn new(settings: Settings) -> Self {
+        Self { current: std::sync::Mutex::new(std::sync::Arc::new(settings)) }
+    }
+
+    /// The settings for work starting now.
+    pub fn now(&self) -> std::sync::Arc<Settings> {
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(moved) = current.moved_to_today() {
+            *current = std::sync::Arc::new(moved);
+        }
+        current.clone()
     }
 }
 
@@ -90,5 +133,18 @@ mod tests {
         assert_eq!(parse_timezone("America/New_York"), Ok(chrono_tz::America::New_York));
         let err = parse_timezone("Europe/Berln").unwrap_err();
         assert!(err.contains("did you mean \"Europe/Berlin\""), "{err}");
+    }
+
+    #[test]
+    fn live_settings_move_to_the_new_day_unless_today_was_given() {
+        let schema = || load_schema(None).unwrap();
+        let mut started = Settings::new(schema(), None, None);
+        let today = started.rules.today;
+        started.rules.today = today.pred_opt().unwrap();
+        let live = LiveSettings::new(started);
+        assert_eq!(live.now().rules.today, today, "the day the server started was yesterday");
+        let fixed_day = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let fixed = LiveSettings::new(Settings::new(schema(), Some(fixed_day), None));
+        assert_eq!(fixed.now().rules.today, fixed_day, "--today stays");
     }
 }

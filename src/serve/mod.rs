@@ -97,7 +97,7 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
             "no API tokens: every request but /healthz gets 401; add one with `ferry token add NAME --role importer`"
         );
     }
-    let settings = Arc::new(settings);
+    let settings = Arc::new(crate::settings::LiveSettings::new(settings));
     let (to_writer, work) = std::sync::mpsc::channel();
     let writer = {
         let (settings, wd) = (settings.clone(), wd.clone());

@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use tokio::sync::oneshot;
 
 use crate::outcome::Outcome;
-use crate::settings::Settings;
+use crate::settings::LiveSettings;
 
 /// The most bodies, and bytes, one batch takes.
 const BATCH: usize = 64;
@@ -31,7 +31,7 @@ pub(super) struct Validators {
 
 impl Validators {
     /// Starts the threads; they end when this is dropped.
-    pub(super) fn start(settings: Arc<Settings>) -> Self {
+    pub(super) fn start(settings: Arc<LiveSettings>) -> Self {
         let (to, from) = std::sync::mpsc::channel::<Request>();
         let from = Arc::new(Mutex::new(from));
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
@@ -55,7 +55,7 @@ impl Validators {
     }
 }
 
-fn run(settings: &Settings, from: &Mutex<Receiver<Request>>) {
+fn run(live: &LiveSettings, from: &Mutex<Receiver<Request>>) {
     loop {
         let batch = {
             let from = from.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -74,9 +74,10 @@ fn run(settings: &Settings, from: &Mutex<Receiver<Request>>) {
             batch
         };
         let bodies: Vec<&[u8]> = batch.iter().map(|(body, _)| body.as_ref()).collect();
+        let settings = live.now();
         // A panic fails this batch's requests (their handlers answer 500); the thread goes on.
         let outcomes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::engine::validate::validate_requests(settings, &bodies)
+            crate::engine::validate::validate_requests(&settings, &bodies)
         }));
         if let Ok(outcomes) = outcomes {
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {

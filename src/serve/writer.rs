@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use tokio::sync::oneshot;
 
 use crate::engine::api::{self, Answer, CreateBatch};
-use crate::settings::Settings;
+use crate::settings::LiveSettings;
 use crate::store::{RequestTag, Store};
 use crate::workdir::{Workdir, WorkdirLock};
 
@@ -41,7 +41,7 @@ pub(super) enum Work {
 /// Runs until every sender is gone, then returns the store and the lock (dropped by the caller
 /// in that order: the store is checkpointed and sealed before the lock goes).
 pub(super) fn run(
-    settings: &Settings,
+    live: &LiveSettings,
     wd: &Workdir,
     mut store: Box<dyn Store>,
     mut lock: WorkdirLock,
@@ -57,6 +57,7 @@ pub(super) fn run(
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
+        let settings = &*live.now();
         let (mut stages, mut creates) = (Vec::new(), Vec::new());
         for item in batch {
             match item {
@@ -91,7 +92,7 @@ pub(super) fn run(
             }
         }
     }
-    if let Err(e) = session.finish(store.as_mut(), wd, &settings.schema) {
+    if let Err(e) = session.finish(store.as_mut(), wd, &live.now().schema) {
         eprintln!("closing the server's create runs: {e} (the next start closes them)");
     }
     (store, lock)
