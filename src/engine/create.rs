@@ -177,7 +177,7 @@ fn close_run(
 
 /// The create batches of a long-lived writer (`ferry serve`): one run per supplier and team
 /// for the writer's life instead of one per batch, and staged locations kept open between
-/// batches ([`super::staged::OpenLocations`]), so that a batch costs its accounts' writes and
+/// batches (`staged::OpenLocations`), so that a batch costs its accounts' writes and
 /// not a run's start, export and fsyncs. Each batch goes through the same selection, re-check
 /// and chunked writes as [`create`]. A kill leaves the runs open: the next writer's
 /// [`recover_interrupted`] records the creations in flight and exports and closes them.

@@ -82,7 +82,7 @@ fn presented_hash(authorization: Option<&str>) -> Option<String> {
 
 /// What a server remembers of the keys it was shown, for at most [`Keyring::FRESH`] each: so
 /// that a request costs a hash, not a store query, and a revoked token stops working within
-/// that time. Bounded: past [`Keyring::MOST`] keys (someone trying random keys) it forgets all.
+/// that time. Bounded: past 1,024 keys (someone trying random keys) it forgets all.
 #[derive(Default)]
 pub struct Keyring {
     known: std::collections::HashMap<String, (std::time::Instant, Option<(String, Role)>)>,
