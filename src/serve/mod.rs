@@ -71,6 +71,8 @@ struct App {
     /// The keys seen lately, so that most requests are authenticated without the store.
     keyring: Mutex<crate::engine::tokens::Keyring>,
     log_format: crate::cli::LogFormat,
+    /// The largest request body.
+    max_body: usize,
     /// What `GET /metrics` renders.
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -120,6 +122,7 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
         creates: Arc::new(tokio::sync::Semaphore::new(options.create_limit)),
         create_limit: options.create_limit,
         log_format: options.log_format,
+        max_body: options.max_body,
         ready: AtomicBool::new(true),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -240,8 +243,12 @@ async fn require(State(app): State<Shared>, needed: Role, mut request: Request, 
             }
         }
     };
-    let Some((name, role)) = who else { return errors::unauthenticated(presented) };
+    let Some((name, role)) = who else {
+        drain(&app, request).await;
+        return errors::unauthenticated(presented);
+    };
     let mut response = if role < needed {
+        drain(&app, request).await;
         errors::forbidden()
     } else {
         request.extensions_mut().insert(Caller(name.clone()));
@@ -250,6 +257,12 @@ async fn require(State(app): State<Shared>, needed: Role, mut request: Request, 
     // For the request log, which runs outside this layer.
     response.extensions_mut().insert(Caller(name));
     response
+}
+
+/// Reads a refused request's body (up to the limit) before the answer, so that the client's
+/// connection stays open for its next request instead of being closed with the body unread.
+async fn drain(app: &Shared, request: Request) {
+    let _ = axum::body::to_bytes(request.into_body(), app.max_body).await;
 }
 
 /// 413 at once for a body whose declared length is past the limit, before any of it is read
