@@ -48,6 +48,7 @@ pub mod identifiers;
 pub mod ingest;
 pub mod outcome;
 pub mod pipeline;
+pub mod push;
 pub mod report;
 pub mod rules;
 pub mod schema;
