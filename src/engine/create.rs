@@ -211,15 +211,11 @@ impl Session {
         let (supplier, team) = (job.supplier, job.team);
         let run_id = if job.dry_run { new_run_id() } else { self.run(settings, store, supplier, team)? };
         let (selected, mut early) = select(store, supplier, job.accounts.as_deref())?;
-        for row in &mut early {
-            row.run_id.clone_from(&run_id);
-            row.request = row.external_account_number.as_ref().and_then(|e| requests.get(e)).cloned();
-        }
         let mut rows = Vec::new();
         if store.teams()?.iter().any(|t| t.name == team) {
             for (location, accounts) in group_by_location(selected) {
                 let (dir, windows) =
-                    self.staged.windows(store, wd, schema, &location, &accounts, WINDOW, |_, window| {
+                    self.staged.windows(store, wd, schema, &location, &accounts, WINDOW, |window| {
                         let every = vec![true; window.tables[0].num_rows()];
                         Ok(std::sync::Arc::new(check_window(schema, ctx, window, &every)))
                     })?;
@@ -231,10 +227,12 @@ impl Session {
         } else {
             let body = guide::team_unknown(team);
             for s in selected {
-                let mut row = audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body);
-                row.request = requests.get(&s.external_account_number).cloned();
-                early.push(row);
+                early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
             }
+        }
+        for row in &mut early {
+            row.run_id.clone_from(&run_id);
+            row.request = row.external_account_number.as_ref().and_then(|e| requests.get(e)).cloned();
         }
         if !job.dry_run {
             store.append_audit(&early)?;
@@ -300,6 +298,7 @@ fn write_window(
     for chunk in items.chunks(job.concurrency) {
         *max_in_flight = (*max_in_flight).max(chunk.len());
         let results = store.create_chunk(schema, run_id, chunk, job.dry_run, &outcome_of)?;
+        let finished_at = now();
         rows.extend(chunk.iter().zip(results).map(|(item, r)| AuditRecord {
             run_id: run_id.to_owned(),
             operation: "create".to_owned(),
@@ -311,8 +310,8 @@ fn write_window(
             error_code: r.error_code,
             body: r.body,
             kraken_account_number: r.kraken_account_number,
-            started_at: now(),
-            finished_at: now(),
+            started_at: finished_at.clone(),
+            finished_at: finished_at.clone(),
             request: item.request.cloned(),
         }));
     }
@@ -487,8 +486,7 @@ fn check_window(schema: &crate::schema::Schema, ctx: &RuleContext, window: &Wind
     let tables = if keep.iter().all(|k| *k) {
         std::borrow::Cow::Borrowed(&window.tables)
     } else {
-        let parents: Vec<Option<usize>> = schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect();
-        std::borrow::Cow::Owned(crate::stage::typed::select_accounts(&window.tables, &parents, keep))
+        std::borrow::Cow::Owned(crate::stage::typed::select_accounts(&window.tables, &schema.parent_indices(), keep))
     };
     let text = to_text(schema, &tables);
     let mut by_line: HashMap<u64, Vec<Finding>> = HashMap::new();

@@ -103,7 +103,7 @@ impl<T: Clone> OpenLocations<T> {
         location: &str,
         selected: &Selected,
         size: u64,
-        mut make: impl FnMut(&Path, &Window) -> Result<T, Error>,
+        mut make: impl FnMut(&Window) -> Result<T, Error>,
     ) -> Result<(PathBuf, Vec<T>), Error> {
         if !self.checked.contains(location) {
             check_files(store, wd, location)?;
@@ -152,7 +152,7 @@ impl<T: Clone> OpenLocations<T> {
                     ));
                 };
                 let span = (window.first_account, window.tables[0].num_rows() as u64);
-                let made = make(&open.dir, &window)?;
+                let made = make(&window)?;
                 if open.kept.len() == KEPT {
                     open.kept.pop_front();
                 }

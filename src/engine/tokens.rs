@@ -70,9 +70,13 @@ pub fn add(store: &mut dyn Store, name: &str, role: Role) -> Result<String, Erro
 /// not `Token <key>`, or the key is not a live token's.
 pub fn authenticate(store: &dyn Store, authorization: Option<&str>) -> Result<Option<(Token, Role)>, Error> {
     let Some(hash) = presented_hash(authorization) else { return Ok(None) };
-    let Some(token) = store.token_by_key(&hash)? else { return Ok(None) };
-    let role = Role::parse(&token.role);
-    Ok(role.map(|role| (token, role)))
+    live_token(store, &hash)
+}
+
+/// The live token whose key has this SHA-256, with its role.
+fn live_token(store: &dyn Store, hash: &str) -> Result<Option<(Token, Role)>, Error> {
+    let Some(token) = store.token_by_key(hash)? else { return Ok(None) };
+    Ok(Role::parse(&token.role).map(|role| (token, role)))
 }
 
 /// The SHA-256 of the key in an `Authorization: Token <key>` header.
@@ -103,7 +107,7 @@ impl Keyring {
     /// Asks the store about a header's key and remembers the answer.
     pub fn learn(&mut self, store: &dyn Store, authorization: Option<&str>) -> Result<Option<(String, Role)>, Error> {
         let Some(hash) = presented_hash(authorization) else { return Ok(None) };
-        let who = authenticate(store, authorization)?.map(|(token, role)| (token.name, role));
+        let who = live_token(store, &hash)?.map(|(token, role)| (token.name, role));
         if self.known.len() >= Self::MOST {
             self.known.clear();
         }

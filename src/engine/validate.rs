@@ -103,11 +103,17 @@ pub fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>, emit:
 /// outcome out (200 with the normalised account, or 400 with every error); `None` when the text
 /// holds no JSON object.
 pub fn validate_account(settings: &Settings, text: &str) -> Option<outcome::Outcome> {
+    outcomes_of_lines(settings, one_line(text)).into_iter().next()
+}
+
+/// The outcome of every line of `lines` (NDJSON, lines numbered from 1) that holds an account or
+/// a finding, as one chunk of a dump.
+fn outcomes_of_lines(settings: &Settings, lines: String) -> Vec<outcome::Outcome> {
     let (schema, ctx): (&Schema, &RuleContext) = (&settings.schema, &settings.rules);
-    let chunk = Chunk::Lines { first_line: 1, bytes: one_line(text).into_bytes() };
+    let chunk = Chunk::Lines { first_line: 1, bytes: lines.into_bytes() };
     let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
     check_chunk(schema, ctx, &mut out);
-    chunk_outcomes(schema, &out).into_iter().next()
+    chunk_outcomes(schema, &out)
 }
 
 /// An account's JSON text as one dump line: JSON strings cannot hold raw line breaks, so a
@@ -127,9 +133,7 @@ pub fn validate_request(settings: &Settings, body: &[u8]) -> outcome::Outcome {
 /// that a server validating requests that arrive together pays the rules' fixed costs once.
 /// Every rule looks at one account, so each body's outcome is the one it gets alone.
 pub fn validate_requests(settings: &Settings, bodies: &[&[u8]]) -> Vec<outcome::Outcome> {
-    let (schema, ctx): (&Schema, &RuleContext) = (&settings.schema, &settings.rules);
     let mut outcomes: Vec<Option<outcome::Outcome>> = vec![None; bodies.len()];
-    let mut problems: Vec<Option<String>> = vec![None; bodies.len()];
     let mut lines = String::new();
     let mut body_of_line = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
@@ -139,30 +143,21 @@ pub fn validate_requests(settings: &Settings, bodies: &[&[u8]]) -> Vec<outcome::
                 lines.push('\n');
                 body_of_line.push(i);
             }
-            Ok(_) => problems[i] = Some("the request body holds no JSON".to_owned()),
-            Err(e) => problems[i] = Some(format!("the request body is not UTF-8 (byte {})", e.valid_up_to() + 1)),
+            Ok(_) => {}
+            Err(e) => {
+                outcomes[i] = Some(refused(format!("the request body is not UTF-8 (byte {})", e.valid_up_to() + 1)));
+            }
         }
     }
     if !body_of_line.is_empty() {
-        let chunk = Chunk::Lines { first_line: 1, bytes: lines.into_bytes() };
-        let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
-        check_chunk(schema, ctx, &mut out);
-        for outcome in chunk_outcomes(schema, &out) {
+        for outcome in outcomes_of_lines(settings, lines) {
             if let Some(&i) = usize::try_from(outcome.line).ok().and_then(|l| body_of_line.get(l.wrapping_sub(1))) {
                 outcomes[i] = Some(outcome::Outcome { line: 1, ..outcome });
             }
         }
     }
-    outcomes
-        .into_iter()
-        .zip(problems)
-        .map(|(outcome, problem)| {
-            outcome.unwrap_or_else(|| {
-                let detail = problem.unwrap_or_else(|| "the request body holds no JSON".to_owned());
-                refused(detail)
-            })
-        })
-        .collect()
+    // An empty body, or a line that gave nothing (whitespace): no JSON.
+    outcomes.into_iter().map(|o| o.unwrap_or_else(|| refused("the request body holds no JSON".to_owned()))).collect()
 }
 
 /// The guide's 400 for a request body that is no JSON at all.

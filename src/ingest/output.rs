@@ -164,11 +164,7 @@ impl TableSet {
                 )
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Self {
-            files,
-            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
-            rows: vec![0; schema.tables.len()],
-        })
+        Ok(Self { files, parents: schema.parent_indices(), rows: vec![0; schema.tables.len()] })
     }
 
     /// Writes chunks of tables (each one batch per table, keys chunk-relative), in order;

@@ -364,6 +364,11 @@ impl Schema {
         &self.tables[0]
     }
 
+    /// Each table's parent table, by index (`None` for the root).
+    pub fn parent_indices(&self) -> Vec<Option<usize>> {
+        self.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect()
+    }
+
     pub fn table(&self, id: TableId) -> &Table {
         &self.tables[id.0]
     }

@@ -514,7 +514,7 @@ async fn status(State(app): State<Shared>, Path((supplier, account)): Path<(Stri
 /// before the answer starts (a failure is a 500); a failure after that ends the body early,
 /// which a client sees as an array that does not close.
 async fn list(app: Shared, supplier: String, which: ProcessFilter) -> Response {
-    let (first, mut after, mut more) = match list_page(&app, supplier.clone(), which, None).await {
+    let (first, mut after, mut more) = match page_json(&app, supplier.clone(), which, None).await {
         Ok(page) => page,
         Err(refused) => return refused,
     };
@@ -522,7 +522,7 @@ async fn list(app: Shared, supplier: String, which: ProcessFilter) -> Response {
     let _ = to_body.send(Ok(Bytes::from(format!("[{first}")))).await;
     tokio::spawn(async move {
         while more {
-            match list_page(&app, supplier.clone(), which, after.clone()).await {
+            match page_json(&app, supplier.clone(), which, after.clone()).await {
                 Ok((text, last, full)) => {
                     if !text.is_empty() && to_body.send(Ok(Bytes::from(format!(",{text}")))).await.is_err() {
                         return;
@@ -545,7 +545,7 @@ async fn list(app: Shared, supplier: String, which: ProcessFilter) -> Response {
 }
 
 /// One page of a list as JSON entries joined by commas; the last key; whether it was full.
-async fn list_page(
+async fn page_json(
     app: &Shared,
     supplier: String,
     which: ProcessFilter,

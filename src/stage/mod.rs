@@ -170,14 +170,7 @@ pub fn shard_of(key: &[u8], count: u32) -> u32 {
 
 impl<'a> Stager<'a> {
     pub fn new(schema: &'a Schema, ctx: &'a RuleContext, snapshot: StageSnapshot, only: Option<AccountFilter>) -> Self {
-        Self {
-            schema,
-            ctx,
-            typed: TypedTables::new(schema),
-            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
-            snapshot,
-            only,
-        }
+        Self { schema, ctx, typed: TypedTables::new(schema), parents: schema.parent_indices(), snapshot, only }
     }
 
     pub fn typed(&self) -> &TypedTables {

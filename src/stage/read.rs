@@ -65,12 +65,7 @@ impl StagedReader {
             let reader = builder.with_batch_size(READ_BATCH).build().map_err(err)?;
             tables.push(TableStream { reader, schema, buffered: VecDeque::new(), rows_out: 0 });
         }
-        Ok(Self {
-            tables,
-            parents: schema.tables.iter().map(|t| t.parent.as_ref().map(|(p, _)| p.0)).collect(),
-            next_account: 0,
-            accounts,
-        })
+        Ok(Self { tables, parents: schema.parent_indices(), next_account: 0, accounts })
     }
 
     /// Accounts in the directory.

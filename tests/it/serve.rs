@@ -290,6 +290,16 @@ fn copies(prefix: &str, n: usize) -> String {
         .collect()
 }
 
+/// A work directory in `dir` with `n` copies of the example account staged (`copies`) and the
+/// team `Migration`.
+fn staged_copies(dir: &Path, prefix: &str, n: usize) -> std::path::PathBuf {
+    let dump = format!("{}.ndjson", prefix.to_lowercase());
+    std::fs::write(dir.join(&dump), copies(prefix, n)).unwrap();
+    assert_eq!(ferry_in(dir, &["stage", &dump, "--today", TODAY, "--workdir", "work"]).code, 0);
+    assert_eq!(ferry_in(dir, &["team", "add", "Migration", "--workdir", "work"]).code, 0);
+    dir.join("work")
+}
+
 fn create_body(account: &str, team: &str, dry_run: bool) -> Vec<u8> {
     serde_json::json!({
         "external_account_number": account,
@@ -370,10 +380,7 @@ fn stage_and_create_answer_as_the_guide_says() {
 #[test]
 fn creates_past_the_limit_get_429_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("c.ndjson"), copies("C", 100)).unwrap();
-    assert_eq!(ferry_in(tmp.path(), &["stage", "c.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
-    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
-    let work = tmp.path().join("work");
+    let work = staged_copies(tmp.path(), "C", 100);
     let server = Server::start_with(&work, &[("FERRY_FAILPOINT", "create-chunk=sleep:2000")]);
     let answers: Vec<(u16, String, Option<String>)> = std::thread::scope(|threads| {
         let handles: Vec<_> = (0..100)
@@ -466,10 +473,7 @@ fn tokens_guard_every_endpoint_but_healthz() {
 #[test]
 fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("k.ndjson"), copies("K", 30)).unwrap();
-    assert_eq!(ferry_in(tmp.path(), &["stage", "k.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
-    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
-    let work = tmp.path().join("work");
+    let work = staged_copies(tmp.path(), "K", 30);
     let send_all = |server: &Server| -> Vec<u16> {
         std::thread::scope(|threads| {
             let handles: Vec<_> = (0..30)
@@ -540,10 +544,7 @@ fn a_server_killed_with_creates_in_flight_creates_each_account_once() {
 fn creates_in_any_order_are_one_run_with_every_outcome() {
     const N: usize = 1300;
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("r.ndjson"), copies("R", N)).unwrap();
-    assert_eq!(ferry_in(tmp.path(), &["stage", "r.ndjson", "--today", TODAY, "--workdir", "work"]).code, 0);
-    assert_eq!(ferry_in(tmp.path(), &["team", "add", "Migration", "--workdir", "work"]).code, 0);
-    let work = tmp.path().join("work");
+    let work = staged_copies(tmp.path(), "R", N);
     let server = Server::start(&work);
     use std::sync::atomic::Ordering::SeqCst;
     let next = std::sync::atomic::AtomicUsize::new(N);
