@@ -48,6 +48,7 @@ pub enum Command {
     Check(CheckArgs),
     Backup(BackupArgs),
     Serve(ServeArgs),
+    Push(PushArgs),
 }
 
 /// Run a pipeline file: its stages over its sources, then the manifest and the report.
@@ -391,6 +392,90 @@ pub struct ServeArgs {
     pub reference: ReferenceArgs,
     #[command(flatten)]
     pub workdir: WorkdirArgs,
+}
+
+/// Send staged accounts to a Kraken-compatible API: validate, stage and create, at most 40 in
+/// flight, each account created exactly once even when the push is killed.
+///
+/// For each selected account (STAGED here, and not yet created on the target), the body is
+/// rebuilt from its current staged version and sent through the operations in order: POST
+/// validate-account/, POST account-import-process/create-or-update/ (stage), POST
+/// account-import-process/process/ (create, with --team and --dry-run). An account that fails
+/// one operation waits for a fix and is not sent further.
+///
+/// At most --concurrency requests are in flight. A 429 halves that window (it grows back by one
+/// after a window's worth of successes) and the account is sent again after Retry-After, or after
+/// one of ours completes. Refused connections and gateway errors (502, 503, 504) are retried with
+/// backoff; a retry budget stops the push when the target is down, naming what failed. A 401,
+/// 403 or a supplier whose migration is paused or complete stops it at once.
+///
+/// Exactly once: each create's intent is committed in the store before it is sent. A create
+/// whose answer is lost (a timeout or a dropped connection after sending, a 500), and every
+/// create a killed push left, is looked up through the transfer-status endpoint before
+/// anything is sent again. Running the same command again finishes the job.
+///
+/// Every attempt is an audit row (push_validate, push_stage, push_create: attempt, request id,
+/// staged version, payload hash, status, the body received, latency, class), exported to
+/// WORKDIR/runs/RUN/outcomes.parquet. The API key comes from --token-file or FERRY_API_TOKEN and
+/// is never printed. Exit 0 when every account is done, 1 when some wait for a fix, 2 when the
+/// push stopped (authentication, supplier not ongoing, retry budget, unreachable).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  FERRY_API_TOKEN=... ferry push --workdir ferry-data --base-url https://api.example.com \\\n    \
+--supplier TENTACLE_ENERGY --team Migration --all-pending\n  \
+ferry push --base-url http://127.0.0.1:8080 --supplier TENTACLE_ENERGY --operations validate --all-pending \\\n    \
+--token-file key.txt"
+)]
+pub struct PushArgs {
+    /// The target API's base URL (https://; plain http:// only to this machine unless
+    /// --insecure-http).
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+    /// The import supplier whose accounts are sent.
+    #[arg(long)]
+    pub supplier: String,
+    /// The operations team of the created accounts (needed when create is among --operations).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// The operations to send each account through (always in the guide's order: validate,
+    /// stage, create).
+    #[arg(long, value_name = "OPS", value_delimiter = ',', default_value = "validate,stage,create")]
+    pub operations: Vec<PushOperation>,
+    /// Send creates with dry_run: the target does everything and rolls it back. Validate and
+    /// stage are sent as usual (a dry-run create needs the account staged on the target).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Requests in flight at most (1 to 40, the platform's limit); the window starts here.
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=40))]
+    pub concurrency: u32,
+    /// Every STAGED account of the supplier not yet created on the target.
+    #[arg(long, conflicts_with = "accounts", required_unless_present = "accounts")]
+    pub all_pending: bool,
+    /// The external account numbers to send, one per line (# starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub accounts: Option<PathBuf>,
+    /// A file whose first line is the API key (else FERRY_API_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Allow plain http:// to a host that is not this machine.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Seconds a request may take, from sending to the whole answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Schema file; defaults to the built-in schemas/account.toml.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub workdir: WorkdirArgs,
+}
+
+/// An operation `ferry push` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PushOperation {
+    Validate,
+    Stage,
+    Create,
 }
 
 /// How `ferry serve` writes its request log.

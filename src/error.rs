@@ -32,6 +32,17 @@ pub enum Error {
         help: Option<String>,
     },
 
+    /// A run that stopped before its end because going on was pointless: a remote API refused
+    /// the token, the supplier's migration is not ongoing, the API is unreachable or keeps
+    /// failing. What was done is recorded; running the same command again goes on.
+    #[error("{message}")]
+    #[diagnostic(code(ferry::stopped))]
+    Stopped {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("{message}")]
     #[diagnostic(code(ferry::usage))]
     Usage {
@@ -65,6 +76,10 @@ impl From<Box<ConfigError>> for Error {
 impl Error {
     pub fn usage(message: impl Into<String>, help: Option<&str>) -> Self {
         Error::Usage { message: message.into(), help: help.map(str::to_owned) }
+    }
+
+    pub fn stopped(message: impl Into<String>, help: &str) -> Self {
+        Error::Stopped { message: message.into(), help: Some(help.to_owned()) }
     }
 
     pub fn damaged(message: impl Into<String>, help: &str) -> Self {

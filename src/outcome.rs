@@ -53,6 +53,19 @@ pub fn chunk_outcomes(schema: &Schema, out: &ChunkOutput) -> Vec<Outcome> {
     outcomes
 }
 
+/// The account JSON of every root row of `tables` (flattened text form), as a validate 200
+/// rebuilds it without warnings: what `ferry push` sends to a stage endpoint.
+pub fn account_bodies(schema: &Schema, tables: &[RecordBatch]) -> Vec<String> {
+    let rebuilder = Rebuilder::new(schema, tables);
+    (0..tables[0].num_rows())
+        .map(|row| {
+            let mut text = Vec::new();
+            rebuilder.record(TableId(0), row, &mut text);
+            String::from_utf8(text).expect("built from str values and serde_json output")
+        })
+        .collect()
+}
+
 /// Calls `f` for every line of a chunk that produced an account or a finding, in line order,
 /// with the account's row in the root table and the line's findings.
 pub fn for_each_line(out: &ChunkOutput, mut f: impl FnMut(u64, Option<usize>, &[Finding])) {

@@ -31,7 +31,7 @@ pub(super) fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
 }
 
 /// The external account numbers of a file: one per line, `#` starts a comment.
-fn read_accounts(path: &std::path::Path) -> Result<Vec<String>, Error> {
+pub(super) fn read_accounts(path: &std::path::Path) -> Result<Vec<String>, Error> {
     let file = std::io::BufReader::new(fs_err::File::open(path)?);
     let mut out = Vec::new();
     for line in file.lines() {

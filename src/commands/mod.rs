@@ -7,6 +7,7 @@ mod flatten;
 mod gc;
 mod generate;
 mod process;
+mod push;
 mod report;
 mod reprocess;
 mod run;
@@ -45,5 +46,6 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
         Command::Check(args) => check::check(args),
         Command::Backup(args) => check::backup(args),
         Command::Serve(args) => serve::run(args),
+        Command::Push(args) => push::run(args),
     }
 }

@@ -313,6 +313,7 @@ fn write_window(
             started_at: finished_at.clone(),
             finished_at: finished_at.clone(),
             request: item.request.cloned(),
+            push: None,
         }));
     }
     Ok(rows)
@@ -403,6 +404,7 @@ fn audit(run_id: &str, ext: &str, supplier: &str, code: guide::Code, body: &str)
         started_at: t.clone(),
         finished_at: t,
         request: None,
+        push: None,
     }
 }
 

@@ -14,6 +14,7 @@
 //! | [`reprocess::reprocess`] | what failed in a create run, again, as a linked run |
 //! | [`pipeline::run`] | a pipeline file's stages, thresholds, report and manifest |
 //! | [`status::status`], [`status::list`] | an account's import status (200 or 404), a supplier's processes |
+//! | [`outbound::Selection`] | staged accounts read back as the JSON `ferry push` sends |
 //! | [`gc::select`] | staged folders no committed version references, temporary files |
 //! | [`check::check`] | everything wrong with a work directory: the store, its invariants, staged files |
 //!
@@ -25,6 +26,7 @@ pub mod check;
 pub mod create;
 pub mod flatten;
 pub mod gc;
+pub mod outbound;
 pub mod pipeline;
 pub mod reprocess;
 pub mod runs;

@@ -195,6 +195,7 @@ fn stage_dump(
                             // The request that sent the line (`ferry serve` stages one per line).
                             request:
                                 usize::try_from(o.line).ok().and_then(|l| requests.get(l.wrapping_sub(1))).cloned(),
+                            push: None,
                         }));
                     }
                     to_store

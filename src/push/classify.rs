@@ -19,6 +19,21 @@ pub enum Operation {
     Create,
 }
 
+impl Operation {
+    /// Its name in audit rows (`push_<name>`) and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Validate => "validate",
+            Operation::Stage => "stage",
+            Operation::Create => "create",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Operation::Validate, Operation::Stage, Operation::Create].into_iter().find(|o| o.name() == name)
+    }
+}
+
 /// What came back for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {

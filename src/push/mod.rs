@@ -5,3 +5,6 @@
 //! interrupted creates are decided.
 
 pub mod classify;
+pub mod client;
+pub mod run;
+pub mod window;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder};
+use arrow_array::builder::{Int64Builder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 
@@ -30,16 +30,25 @@ pub fn arrow_schema() -> SchemaRef {
         text("kraken_account_number", true),
         text("started_at", false),
         text("finished_at", false),
+        // The request's id (`ferry serve`'s, or the one `ferry push` sent), and for a push
+        // attempt what it sent and how it went (null for every other row).
+        text("request_id", true),
+        Field::new("staged_version", DataType::Int64, true),
+        text("payload_hash", true),
+        Field::new("latency_ms", DataType::UInt64, true),
+        text("class", true),
     ]))
 }
 
 /// Audit rows as one batch of [`arrow_schema()`].
 pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
     let n = rows.len();
-    let mut text: Vec<StringBuilder> = (0..9).map(|_| StringBuilder::new()).collect();
+    let mut text: Vec<StringBuilder> = (0..12).map(|_| StringBuilder::new()).collect();
     let mut attempt = UInt32Builder::with_capacity(n);
     let mut line = UInt64Builder::with_capacity(n);
     let mut status = UInt16Builder::with_capacity(n);
+    let mut version = Int64Builder::with_capacity(n);
+    let mut latency = UInt64Builder::with_capacity(n);
     for r in rows {
         text[0].append_value(&r.run_id);
         text[1].append_value(&r.operation);
@@ -53,9 +62,15 @@ pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
         text[6].append_option(r.kraken_account_number.as_deref());
         text[7].append_value(&r.started_at);
         text[8].append_value(&r.finished_at);
+        text[9].append_option(r.request.as_ref().map(|t| &t.id));
+        let push = r.push.as_ref();
+        version.append_option(push.and_then(|p| p.staged_version));
+        text[10].append_option(push.map(|p| &p.payload_hash));
+        latency.append_option(push.map(|p| p.latency_ms));
+        text[11].append_option(push.map(|p| &p.class));
     }
     let mut t = text.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let mut next = || t.next().expect("nine text columns");
+    let mut next = || t.next().expect("twelve text columns");
     let columns: Vec<ArrayRef> = vec![
         next(),
         next(),
@@ -68,6 +83,11 @@ pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
         next(),
         next(),
         next(),
+        next(),
+        next(),
+        Arc::new(version.finish()),
+        next(),
+        Arc::new(latency.finish()),
         next(),
     ];
     RecordBatch::try_new(arrow_schema(), columns).expect("columns match the outcomes schema")

@@ -198,8 +198,63 @@ pub struct AuditRecord {
     pub kraken_account_number: Option<String>,
     pub started_at: String,
     pub finished_at: String,
-    /// The HTTP request this row answers (`ferry serve`); none for the CLI's rows.
+    /// The HTTP request this row answers (`ferry serve`), or sent (`ferry push`, with no
+    /// token name); none for the CLI's rows.
     pub request: Option<RequestTag>,
+    /// What a `ferry push` attempt sent and how it went; none for every other row.
+    pub push: Option<PushDetail>,
+}
+
+/// What one `ferry push` attempt sent and how it went, beside its audit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushDetail {
+    /// The staged version the request body was rebuilt from.
+    pub staged_version: Option<i64>,
+    /// The SHA-256 (hex) of the request body.
+    pub payload_hash: String,
+    /// From sending the request to reading the whole answer.
+    pub latency_ms: u64,
+    /// What the client made of the answer (`push::classify`), in snake case.
+    pub class: String,
+}
+
+/// A create that `ferry push` is sending to a target API: committed before the request goes
+/// out, removed with the transaction that records its answer. One found later belongs to a
+/// push that was killed, and is looked up through the target's status endpoint before the
+/// account is sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushIntent {
+    /// The target API's base URL.
+    pub target: String,
+    pub import_supplier: String,
+    pub external_account_number: String,
+    pub run_id: String,
+    pub attempt: u32,
+    pub request_id: String,
+    pub staged_version: Option<i64>,
+    pub payload_hash: String,
+    pub line: Option<u64>,
+    pub started_at: String,
+}
+
+/// An account a target API created, with the number it gave.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RemoteAccount {
+    pub target: String,
+    pub import_supplier: String,
+    pub external_account_number: String,
+    pub kraken_account_number: String,
+    pub run_id: String,
+    pub recorded_at: String,
+}
+
+/// One answered push attempt to record: its audit row, the account number the target gave
+/// (created, or already imported), and whether it settles the account's create intent.
+#[derive(Debug, Clone)]
+pub struct PushRecord {
+    pub audit: AuditRecord,
+    pub remote_number: Option<String>,
+    pub settles_intent: bool,
 }
 
 /// Which request of `ferry serve` an audit row answers: its id (also in the response's
@@ -250,6 +305,8 @@ pub struct StagedRef {
     pub account_row: u64,
     /// The hash of its typed rows when staged (none for versions staged before ferry kept it).
     pub rows_hash: Option<String>,
+    /// The staged version's id.
+    pub version: i64,
 }
 
 /// One account of a create chunk: its staged rows (a window in the flattened text form) and
@@ -433,4 +490,16 @@ pub trait Store: Send {
     fn record_interrupted_creations(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError>;
     /// Appends audit rows in one transaction.
     fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// Commits the intents of creates `ferry push` is about to send, in one transaction
+    /// (an account's earlier intent for the same target is replaced).
+    fn add_push_intents(&mut self, intents: &[PushIntent]) -> Result<(), StoreError>;
+    /// The create intents left for a target API (by a push that was killed, or one running).
+    fn push_intents(&self, target: &str) -> Result<Vec<PushIntent>, StoreError>;
+    /// Records answered push attempts of one target in one transaction: their audit rows, the
+    /// account numbers the target gave, and the intents they settle.
+    fn record_push(&mut self, target: &str, records: &[PushRecord]) -> Result<(), StoreError>;
+    /// The accounts of a supplier that target APIs created (of one target, or of every one), by
+    /// external account number.
+    fn remote_accounts(&self, target: Option<&str>, supplier: &str) -> Result<Vec<RemoteAccount>, StoreError>;
 }

@@ -24,6 +24,7 @@ fn help_texts_say_what_and_show_an_example() {
         vec!["check", "--help"],
         vec!["backup", "--help"],
         vec!["serve", "--help"],
+        vec!["push", "--help"],
         vec!["token", "--help"],
         vec!["run", "--help"],
         vec!["report", "--help"],

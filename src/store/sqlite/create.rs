@@ -117,6 +117,7 @@ impl SqliteStore {
                     started_at: r.get(5)?,
                     finished_at: finished_at.clone(),
                     request: tag(r.get(6)?, r.get(7)?),
+                    push: None,
                 })
             })
             .map_err(&err)?
@@ -211,6 +212,7 @@ impl SqliteStore {
                         started_at: started_at.clone(),
                         finished_at: now(),
                         request: item.request.cloned(),
+                        push: None,
                     },
                 )?;
             }
@@ -353,8 +355,8 @@ pub(super) fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Resu
     conn.prepare_cached(
         "INSERT INTO audit (run_id, operation, attempt, import_supplier, external_account_number, line,
              status_code, error_code, body, kraken_account_number, started_at, finished_at,
-             request_id, token_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             request_id, token_name, staged_version, payload_hash, latency_ms, class)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         a.run_id,
@@ -370,7 +372,11 @@ pub(super) fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Resu
         a.started_at,
         a.finished_at,
         a.request.as_ref().map(|r| &r.id),
-        a.request.as_ref().map(|r| &r.token),
+        a.request.as_ref().map(|r| &r.token).filter(|t| !t.is_empty()),
+        a.push.as_ref().and_then(|p| p.staged_version),
+        a.push.as_ref().map(|p| &p.payload_hash),
+        a.push.as_ref().map(|p| p.latency_ms as i64),
+        a.push.as_ref().map(|p| &p.class),
     ])?;
     Ok(())
 }

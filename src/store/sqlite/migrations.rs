@@ -138,6 +138,73 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE create_intents ADD COLUMN request_id TEXT;
     ALTER TABLE create_intents ADD COLUMN token_name TEXT;
     ",
+    // 7: `ferry push`. The audit takes the push operations and what each attempt sent (the
+    // staged version, the hash of the request body), how long it took and how it was classified;
+    // SQLite cannot change a CHECK, so the table is rebuilt with its ids. The creates a push
+    // has sent and not yet recorded an answer for (`push_intents`, committed before the
+    // request goes out), and the account numbers a remote API gave (`remote_accounts`), both
+    // per target API.
+    "
+    DROP TRIGGER audit_is_append_only_update;
+    DROP TRIGGER audit_is_append_only_delete;
+    CREATE TABLE audit_v7 (
+        id                      INTEGER PRIMARY KEY,
+        run_id                  TEXT NOT NULL REFERENCES runs(id),
+        operation               TEXT NOT NULL CHECK (operation IN
+            ('validate', 'stage', 'create', 'push_validate', 'push_stage', 'push_create')),
+        attempt                 INTEGER NOT NULL,
+        import_supplier         TEXT,
+        external_account_number TEXT,
+        line                    INTEGER,
+        status_code             INTEGER NOT NULL,
+        error_code              TEXT,
+        body                    TEXT NOT NULL,
+        kraken_account_number   TEXT,
+        started_at              TEXT NOT NULL,
+        finished_at             TEXT NOT NULL,
+        request_id              TEXT,
+        token_name              TEXT,
+        staged_version          INTEGER,
+        payload_hash            TEXT,
+        latency_ms              INTEGER,
+        class                   TEXT
+    );
+    INSERT INTO audit_v7 (id, run_id, operation, attempt, import_supplier, external_account_number, line,
+        status_code, error_code, body, kraken_account_number, started_at, finished_at, request_id, token_name)
+    SELECT id, run_id, operation, attempt, import_supplier, external_account_number, line,
+        status_code, error_code, body, kraken_account_number, started_at, finished_at, request_id, token_name
+    FROM audit;
+    DROP TABLE audit;
+    ALTER TABLE audit_v7 RENAME TO audit;
+    CREATE INDEX audit_by_process ON audit (import_supplier, external_account_number, operation);
+    CREATE INDEX audit_by_run ON audit (run_id);
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    CREATE TABLE push_intents (
+        target                  TEXT NOT NULL,
+        import_supplier         TEXT NOT NULL,
+        external_account_number TEXT NOT NULL,
+        run_id                  TEXT NOT NULL REFERENCES runs(id),
+        attempt                 INTEGER NOT NULL,
+        request_id              TEXT NOT NULL,
+        staged_version          INTEGER,
+        payload_hash            TEXT NOT NULL,
+        line                    INTEGER,
+        started_at              TEXT NOT NULL,
+        PRIMARY KEY (target, import_supplier, external_account_number)
+    ) WITHOUT ROWID;
+    CREATE TABLE remote_accounts (
+        target                  TEXT NOT NULL,
+        import_supplier         TEXT NOT NULL,
+        external_account_number TEXT NOT NULL,
+        kraken_account_number   TEXT NOT NULL,
+        run_id                  TEXT NOT NULL REFERENCES runs(id),
+        recorded_at             TEXT NOT NULL,
+        PRIMARY KEY (target, import_supplier, external_account_number)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 impl SqliteStore {

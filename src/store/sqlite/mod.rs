@@ -2,7 +2,7 @@
 //!
 //! By job: `migrations` (the schema, versioned), `checkpointer` (the WAL copied back on its own
 //! thread), `stage` (the stage transaction), `create` (the create writer: chunks of accounts,
-//! their records, intents and audit rows); runs, processes, suppliers and teams are the
+//! their records, intents and audit rows), `push` (what `ferry push` records); runs, processes, suppliers and teams are the
 //! [`Store`] methods here.
 //!
 //! The schema is created and upgraded by [`MIGRATIONS`], applied in order, each in its own
@@ -18,14 +18,15 @@ use crate::clock::{new_run_id, now};
 
 use super::{
     AccountWritten, AuditRecord, CreateItem, CreateResult, Interrupted, MigrationStatus, NewVersion, OutcomeOf,
-    Process, ProcessFilter, ProcessState, ProcessStatus, Run, RunStart, SkipRefused, StageSnapshot, StagedRef, Store,
-    StoreError, Supplier, Team, Token, records,
+    Process, ProcessFilter, ProcessState, ProcessStatus, PushIntent, PushRecord, RemoteAccount, Run, RunStart,
+    SkipRefused, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token, records,
 };
 
 mod check;
 mod checkpointer;
 mod create;
 mod migrations;
+mod push;
 mod seal;
 mod stage;
 
@@ -203,6 +204,7 @@ fn staged_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagedRef> {
         location: r.get(1)?,
         account_row: r.get::<_, i64>(2)? as u64,
         rows_hash: r.get(3)?,
+        version: r.get(4)?,
     })
 }
 
@@ -497,7 +499,8 @@ impl Store for SqliteStore {
             .conn
             .prepare(
                 "SELECT run_id, operation, attempt, import_supplier, external_account_number, line, status_code,
-                     error_code, body, kraken_account_number, started_at, finished_at, request_id, token_name
+                     error_code, body, kraken_account_number, started_at, finished_at, request_id, token_name,
+                     staged_version, payload_hash, latency_ms, class
                  FROM audit WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(&err)?;
@@ -517,6 +520,7 @@ impl Store for SqliteStore {
                     started_at: r.get(10)?,
                     finished_at: r.get(11)?,
                     request: create::tag(r.get(12)?, r.get(13)?),
+                    push: push::detail(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?),
                 })
             })
             .map_err(&err)?;
@@ -678,7 +682,7 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash
+                "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash, v.id
                  FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
                  WHERE p.import_supplier = ?1 AND p.status = 'STAGED'
                  ORDER BY v.location, v.account_row",
@@ -691,7 +695,7 @@ impl Store for SqliteStore {
     fn pending_version(&self, supplier: &str, external: &str) -> Result<Option<StagedRef>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash
+                "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash, v.id
                  FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
                  WHERE p.import_supplier = ?1 AND p.external_account_number = ?2 AND p.status = 'STAGED'",
             )
@@ -725,6 +729,22 @@ impl Store for SqliteStore {
             insert_audit(&tx, row).map_err(&err)?;
         }
         tx.commit().map_err(&err)
+    }
+
+    fn add_push_intents(&mut self, intents: &[PushIntent]) -> Result<(), StoreError> {
+        push::add_intents(&mut self.conn, intents).map_err(err_at(&self.path))
+    }
+
+    fn push_intents(&self, target: &str) -> Result<Vec<PushIntent>, StoreError> {
+        push::intents(&self.conn, target).map_err(err_at(&self.path))
+    }
+
+    fn record_push(&mut self, target: &str, records: &[PushRecord]) -> Result<(), StoreError> {
+        push::record(&mut self.conn, target, records).map_err(err_at(&self.path))
+    }
+
+    fn remote_accounts(&self, target: Option<&str>, supplier: &str) -> Result<Vec<RemoteAccount>, StoreError> {
+        push::remote_accounts(&self.conn, target, supplier).map_err(err_at(&self.path))
     }
 }
 

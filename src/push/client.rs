@@ -1,0 +1,137 @@
+//! The HTTP side of `ferry push`: one reqwest client (a pool of keep-alive connections to the
+//! target), HTTPS through rustls with the ring provider, and every exchange turned into an
+//! [`Answer`] for the classification table. Nothing here decides what an answer means.
+
+use std::time::{Duration, Instant};
+
+use super::classify::{Answer, Operation};
+use crate::error::Error;
+
+/// The guide's paths, under the base URL.
+const VALIDATE: &str = "/v1/data-import/validate-account/";
+const STAGE: &str = "/v1/data-import/account-import-process/create-or-update/";
+const CREATE: &str = "/v1/data-import/account-import-process/process/";
+
+/// A client of one target API.
+pub struct Client {
+    http: reqwest::Client,
+    /// The base URL without a trailing slash.
+    base: String,
+    /// `Token <key>`, when a key was given.
+    authorization: Option<reqwest::header::HeaderValue>,
+}
+
+impl Client {
+    /// A client of `base_url`. Plain `http://` is refused unless the host is a loopback
+    /// address or `insecure_http` is set: the key and every customer's data would cross the
+    /// network in clear.
+    pub fn new(base_url: &str, key: Option<&str>, insecure_http: bool, timeout: Duration) -> Result<Self, Error> {
+        let url = reqwest::Url::parse(base_url).map_err(|e| {
+            Error::usage(
+                format!("--base-url {base_url:?} is not a URL: {e}"),
+                Some("for example https://api.example.com"),
+            )
+        })?;
+        let host = url.host_str().unwrap_or_default();
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback || insecure_http => {}
+            "http" => {
+                return Err(Error::usage(
+                    format!("--base-url {base_url} is plain HTTP to a host that is not this machine"),
+                    Some("use https://, or pass --insecure-http if the network between is trusted"),
+                ));
+            }
+            other => {
+                return Err(Error::usage(format!("--base-url: unsupported scheme {other:?}"), Some("use https://")));
+            }
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::usage(format!("--base-url {base_url} has a query or fragment"), None));
+        }
+        let authorization = key
+            .map(|k| {
+                let mut v = reqwest::header::HeaderValue::from_str(&format!("Token {k}"))
+                    .map_err(|_| Error::usage("the API key has characters a header cannot carry", None))?;
+                v.set_sensitive(true);
+                Ok::<_, Error>(v)
+            })
+            .transpose()?;
+        // reqwest is built without a TLS provider of its own (no aws-lc): ring is installed
+        // for the process; a second install (tests) is a no-op. rustls 0.23.48 deprecates
+        // ring's provider for lacking post-quantum key exchange; ring is the choice made here
+        // (no C toolchain for aws-lc), and classical X25519 is what the platform offers today.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("ferry-push/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::usage(format!("cannot start the HTTP client: {e}"), None))?;
+        Ok(Self { http, base: base_url.trim_end_matches('/').to_owned(), authorization })
+    }
+
+    /// The base URL, as accounts are recorded against it.
+    pub fn target(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one operation's body; the answer and how long it took.
+    pub async fn send(&self, operation: Operation, body: String, request_id: &str) -> (Answer, Duration) {
+        let path = match operation {
+            Operation::Validate => VALIDATE,
+            Operation::Stage => STAGE,
+            Operation::Create => CREATE,
+        };
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.exchange(request, request_id).await
+    }
+
+    /// Looks an account up through the transfer status endpoint.
+    pub async fn status(&self, supplier: &str, external: &str, request_id: &str) -> (Answer, Duration) {
+        let mut url = reqwest::Url::parse(&format!("{}/", self.base)).expect("checked when the client was made");
+        url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().extend([
+            "v1",
+            "data-import",
+            "account-transfer-status",
+            supplier,
+            external,
+            "",
+        ]);
+        self.exchange(self.http.get(url), request_id).await
+    }
+
+    async fn exchange(&self, request: reqwest::RequestBuilder, request_id: &str) -> (Answer, Duration) {
+        let mut request = request.header("x-request-id", request_id);
+        if let Some(a) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
+        let started = Instant::now();
+        let answer = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match response.text().await {
+                    Ok(body) => Answer::Response { status, body, retry_after },
+                    // The status came, the body did not: the request was received.
+                    Err(_) => Answer::Lost,
+                }
+            }
+            Err(e) if e.is_connect() => Answer::NotSent,
+            Err(_) => Answer::Lost,
+        };
+        (answer, started.elapsed())
+    }
+}
