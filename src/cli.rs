@@ -423,8 +423,8 @@ pub struct ServeArgs {
 #[command(
     after_help = "Example:\n  FERRY_API_TOKEN=... ferry push --workdir ferry-data --base-url https://api.example.com \\\n    \
 --supplier TENTACLE_ENERGY --team Migration --all-pending\n  \
-ferry push --base-url http://127.0.0.1:8080 --supplier TENTACLE_ENERGY --operations validate --all-pending \\\n    \
---token-file key.txt"
+ferry push --base-url http://127.0.0.1:8080 --supplier TENTACLE_ENERGY \\\n    \
+--operations validate --all-pending --token-file key.txt"
 )]
 pub struct PushArgs {
     /// The target API's base URL (https://; plain http:// only to this machine unless
