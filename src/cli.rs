@@ -298,7 +298,8 @@ pub struct UnskipArgs {
 ///
 /// Prints {"status": "UNKNOWN" | "IN_PROGRESS" | "COMPLETED", "kraken_account_number": ...}
 /// and exits 0; for a process that does not exist prints the 404 body {"detail": ...} and
-/// exits 1. UNKNOWN means staged but no account yet.
+/// exits 1. UNKNOWN means staged but no account yet. The numbers target APIs gave the account
+/// (`ferry push`) follow on stderr.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ferry status --supplier TENTACLE_ENERGY EXTERNAL-1234")]
 pub struct StatusArgs {
@@ -318,7 +319,9 @@ pub struct StatusArgs {
 /// List a supplier's import processes: all, pending (staged, not imported) or imported.
 ///
 /// Each entry has external_account_number, kraken_account_number and account_created_at
-/// (null until imported); the table shows the process status too.
+/// (null until imported); the table shows the process status too. Accounts `ferry push` created
+/// on a target API count as imported, and show the target's number ("remote_accounts" in
+/// --json: target and kraken_account_number).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  ferry list pending --supplier TENTACLE_ENERGY\n  ferry list all --supplier TENTACLE_ENERGY --json | jq ."
@@ -463,6 +466,10 @@ pub struct PushArgs {
     /// Seconds a request may take, from sending to the whole answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,
+    /// Stop when requests keep failing and nothing has gone through for this many seconds
+    /// (an outage; the retry budget stops a large push sooner).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub give_up_after: u64,
     /// Schema file; defaults to the built-in schemas/account.toml.
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,

@@ -46,6 +46,7 @@ pub(super) fn run(args: PushArgs) -> Result<ExitStatus, Error> {
         dry_run: args.dry_run,
         concurrency: args.concurrency as usize,
         accounts,
+        give_up_after: Duration::from_secs(args.give_up_after),
     };
     let pushed = push(&settings, &wd, store.as_mut(), &client, &job)?;
     eprint!("{}", render(&pushed, client.target()));

@@ -4,12 +4,21 @@ use std::io::Write;
 
 use crate::cli::{ListArgs, ListWhich, StatusArgs};
 use crate::error::{Error, ExitStatus};
-use crate::store::ProcessFilter;
+use crate::store::{ProcessFilter, ProcessStatus, RemoteAccount};
 
 pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
     let store = crate::store::open(&args.workdir.workdir)?;
     let (status, body, process) = crate::engine::status::status(store.as_ref(), &args.supplier, &args.account)?;
     println!("{body}");
+    for r in store.remote_accounts(None, &args.supplier, Some((&args.account, &args.account)))? {
+        eprintln!(
+            "created on {} as {} (push run {}, {})",
+            crate::text::escape(&r.target),
+            r.kraken_account_number,
+            r.run_id,
+            r.recorded_at
+        );
+    }
     let Some(process) = process else {
         eprintln!("{}", status.line());
         return Ok(ExitStatus::Rejected);
@@ -30,28 +39,62 @@ pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
 
 pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
     let store = crate::store::open(&args.workdir.workdir)?;
+    // Imported: here (`ferry create`) or on a target API (`ferry push`), so every process is read.
     let filter = match args.which {
-        ListWhich::All => ProcessFilter::All,
+        ListWhich::All | ListWhich::Imported => ProcessFilter::All,
         ListWhich::Pending => ProcessFilter::Pending,
-        ListWhich::Imported => ProcessFilter::Imported,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if !args.json {
-        writeln!(out, "{:<32} {:<9} {:<12} account_created_at", "external_account_number", "status", "kraken")?;
+        writeln!(
+            out,
+            "{:<32} {:<9} {:<12} {:<24} created on a target by ferry push",
+            "external_account_number", "status", "kraken", "account_created_at"
+        )?;
     }
-    let total = crate::engine::status::list(store.as_ref(), &args.supplier, filter, |page| {
+    let mut total = 0;
+    crate::engine::status::list(store.as_ref(), &args.supplier, filter, |page| {
+        let (Some(first), Some(last)) = (page.first(), page.last()) else { return Ok(()) };
+        let between = (first.external_account_number.as_str(), last.external_account_number.as_str());
+        let found = store.remote_accounts(None, &args.supplier, Some(between))?;
+        let mut remote: std::collections::HashMap<&str, Vec<&RemoteAccount>> = std::collections::HashMap::new();
+        for r in &found {
+            remote.entry(r.external_account_number.as_str()).or_default().push(r);
+        }
         for p in page {
+            let remote = remote.get(p.external_account_number.as_str()).map(Vec::as_slice).unwrap_or_default();
+            if args.which == ListWhich::Imported && p.status != ProcessStatus::Imported && remote.is_empty() {
+                continue;
+            }
+            total += 1;
             if args.json {
-                writeln!(out, "{}", crate::guide::list_entry(p))?;
+                let mut entry: serde_json::Value =
+                    serde_json::from_str(&crate::guide::list_entry(p)).expect("the guide's entries are JSON");
+                let remote: Vec<serde_json::Value> = remote
+                    .iter()
+                    .map(
+                        |r| serde_json::json!({ "target": r.target, "kraken_account_number": r.kraken_account_number }),
+                    )
+                    .collect();
+                // The guide's entry, with the target APIs' numbers when a push has any.
+                if !remote.is_empty() {
+                    entry["remote_accounts"] = serde_json::Value::Array(remote);
+                }
+                writeln!(out, "{entry}")?;
             } else {
+                let remote: Vec<String> = remote
+                    .iter()
+                    .map(|r| format!("{} at {}", r.kraken_account_number, crate::text::escape(&r.target)))
+                    .collect();
                 writeln!(
                     out,
-                    "{:<32} {:<9} {:<12} {}",
+                    "{:<32} {:<9} {:<12} {:<24} {}",
                     crate::text::escape(&p.external_account_number),
                     p.status.as_str(),
                     p.kraken_account_number.as_deref().unwrap_or("-"),
-                    p.account_created_at.as_deref().unwrap_or("-")
+                    p.account_created_at.as_deref().unwrap_or("-"),
+                    if remote.is_empty() { "-".to_owned() } else { remote.join(", ") }
                 )?;
             }
         }

@@ -50,7 +50,9 @@ pub enum Answer {
 pub enum Class {
     /// The operation succeeded; for a create, the new account's number.
     Done { kraken_account_number: Option<String> },
-    /// A create of an account the platform already has: done, with its number.
+    /// An account the platform already has (a create, or a stage of it, answered "already
+    /// imported" with its number): done, with its number. A push that lost track of a create
+    /// (its answer lost, or its status looked up before the target ran it) learns it here.
     AlreadyImported { kraken_account_number: String },
     /// A dry run that would have created the account.
     DryRunOk,
@@ -85,7 +87,7 @@ pub fn classify(operation: Operation, answer: &Answer, dry_run: bool) -> Class {
     let code = field("code");
     match status {
         200 | 201 => Class::Done { kraken_account_number: field("kraken_account_number") },
-        400 if operation == Operation::Create && field("kraken_account_number").is_some_and(|k| !k.is_empty()) => {
+        400 if field("kraken_account_number").is_some_and(|k| !k.is_empty()) => {
             Class::AlreadyImported { kraken_account_number: field("kraken_account_number").unwrap_or_default() }
         }
         400 if code.as_deref() == Some(Code::DryRunRolledBack.as_str()) && dry_run => Class::DryRunOk,
@@ -153,8 +155,14 @@ mod tests {
             classify(Create, &answer, false),
             Class::AlreadyImported { kraken_account_number: "A-00000001".into() }
         );
-        // Staging an imported account is a 400 that waits for nobody: terminal, not done.
-        assert!(matches!(classify(Stage, &answer, false), Class::Terminal { .. }));
+        // Staging an imported account answers the same: the account is done on the target.
+        assert_eq!(
+            classify(Stage, &answer, false),
+            Class::AlreadyImported { kraken_account_number: "A-00000001".into() }
+        );
+        // Without a number it is no proof of anything: terminal.
+        let bare = error(400, Code::AlreadyImported.as_str());
+        assert!(matches!(classify(Stage, &bare, false), Class::Terminal { .. }));
     }
 
     #[test]

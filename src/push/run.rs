@@ -41,8 +41,8 @@ use crate::workdir::Workdir;
 
 /// The run's command in the store.
 pub const COMMAND: &str = "push";
-/// The retry budget's size (tokens).
-const BUDGET: u32 = 200;
+/// The retry budget's size (tokens): 100 retries after failures, as AWS's standard retry mode.
+const BUDGET: u32 = 500;
 /// How long an account may stay `IN_PROGRESS` on the target before the push gives up on it.
 const MOST_IN_PROGRESS: Duration = Duration::from_secs(120);
 /// Answers recorded together, at the latest after [`FLUSH_EVERY`].
@@ -61,6 +61,9 @@ pub struct Job<'a> {
     pub concurrency: usize,
     /// The external account numbers to push; every pending one when `None`.
     pub accounts: Option<Vec<String>>,
+    /// Stop when nothing has gone through for this long while requests keep failing (the retry
+    /// budget stops a large push sooner; this stops a small one).
+    pub give_up_after: Duration,
 }
 
 /// What a push came to.
@@ -195,8 +198,11 @@ fn select(
     job: &Job<'_>,
     target: &str,
 ) -> Result<(Selection, Vec<String>, usize), Error> {
-    let pushed: std::collections::HashSet<String> =
-        store.remote_accounts(Some(target), job.supplier)?.into_iter().map(|r| r.external_account_number).collect();
+    let pushed: std::collections::HashSet<String> = store
+        .remote_accounts(Some(target), job.supplier, None)?
+        .into_iter()
+        .map(|r| r.external_account_number)
+        .collect();
     let (mut selected, mut not_staged, mut already) = (Vec::new(), Vec::new(), 0);
     match &job.accounts {
         None => selected = store.pending_versions(job.supplier)?,
@@ -293,8 +299,8 @@ struct Pusher<'a> {
     summary: Summary,
     started: Instant,
     stopped: Option<String>,
-    /// The last failure that cost a retry, for naming an outage.
-    last_failure: Option<String>,
+    /// When the target last answered something other than a failure.
+    last_progress: Instant,
     bar: indicatif::ProgressBar,
 }
 
@@ -317,7 +323,7 @@ impl<'a> Pusher<'a> {
             summary,
             started: Instant::now(),
             stopped: None,
-            last_failure: None,
+            last_progress: Instant::now(),
             bar: indicatif::ProgressBar::hidden(),
         }
     }
@@ -655,8 +661,11 @@ impl<'a> Pusher<'a> {
             Answer::Response { status, .. } => format!("{} answers {status}", self.target),
         };
         self.summary.retries += 1;
-        if self.budget.spend(Retry::Failed) {
-            self.last_failure = Some(failure);
+        let quiet = self.last_progress.elapsed();
+        if quiet > self.job.give_up_after {
+            self.stop(format!("{failure}, and nothing has gone through for {} s", quiet.as_secs()));
+            false
+        } else if self.budget.spend(Retry::Failed) {
             true
         } else {
             self.stop(format!("the retry budget is spent: {failure}"));
@@ -682,7 +691,12 @@ impl<'a> Pusher<'a> {
             Answer::Response { status, .. } => *status,
             _ => 0,
         };
-        let settles = !matches!(class, Class::Ambiguous);
+        // Only a create's answer settles its intent: a stage answer recorded after the same
+        // account's create went out must leave that create's intent alone.
+        let settles = operation == Operation::Create && !matches!(class, Class::Ambiguous);
+        if !matches!(class, Class::Transient | Class::Ambiguous) {
+            self.last_progress = Instant::now();
+        }
         let (name, remote) = match &class {
             Class::Done { kraken_account_number } => {
                 ("done", kraken_account_number.clone().filter(|_| operation == Operation::Create))

@@ -500,6 +500,11 @@ pub trait Store: Send {
     /// account numbers the target gave, and the intents they settle.
     fn record_push(&mut self, target: &str, records: &[PushRecord]) -> Result<(), StoreError>;
     /// The accounts of a supplier that target APIs created (of one target, or of every one), by
-    /// external account number.
-    fn remote_accounts(&self, target: Option<&str>, supplier: &str) -> Result<Vec<RemoteAccount>, StoreError>;
+    /// external account number; only those from `between.0` to `between.1` (inclusive) when given.
+    fn remote_accounts(
+        &self,
+        target: Option<&str>,
+        supplier: &str,
+        between: Option<(&str, &str)>,
+    ) -> Result<Vec<RemoteAccount>, StoreError>;
 }

@@ -8,6 +8,7 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod invariance;
+mod push;
 mod rules;
 mod run;
 mod schema;

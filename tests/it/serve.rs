@@ -8,16 +8,16 @@ use serde_json::Value;
 
 use crate::harness::{example_dump, ferry, ferry_in, repo, s};
 
-const TODAY: &str = "2026-11-27";
+pub(crate) const TODAY: &str = "2026-11-27";
 const VALIDATE: &str = "/v1/data-import/validate-account/";
 
 /// A running `ferry serve`, stopped (SIGKILL) when dropped. Requests carry an importer token's
 /// key unless `key` is changed.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     agent: ureq::Agent,
-    key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Everything the server printed on stderr so far.
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -30,7 +30,7 @@ fn token(workdir: &Path, name: &str, role: &str) -> String {
 }
 
 impl Server {
-    fn start(workdir: &Path) -> Server {
+    pub(crate) fn start(workdir: &Path) -> Server {
         Self::start_with(workdir, &[])
     }
 
@@ -38,7 +38,7 @@ impl Server {
         Self::launch(workdir, env, &[])
     }
 
-    fn launch(workdir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
+    pub(crate) fn launch(workdir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let key = token(workdir, &format!("importer-{n}"), "importer");
@@ -93,7 +93,7 @@ impl Server {
         (response.status().as_u16(), response.body_mut().read_to_string().unwrap(), answered.unwrap_or_default())
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let mut request = self.agent.get(format!("{}{path}", self.base));
         if let Some(key) = &self.key {
             request = request.header("Authorization", format!("Token {key}"));
@@ -166,7 +166,7 @@ impl Drop for Server {
     }
 }
 
-fn json(text: &str) -> Value {
+pub(crate) fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
@@ -292,7 +292,7 @@ fn copies(prefix: &str, n: usize) -> String {
 
 /// A work directory in `dir` with `n` copies of the example account staged (`copies`) and the
 /// team `Migration`.
-fn staged_copies(dir: &Path, prefix: &str, n: usize) -> std::path::PathBuf {
+pub(crate) fn staged_copies(dir: &Path, prefix: &str, n: usize) -> std::path::PathBuf {
     let dump = format!("{}.ndjson", prefix.to_lowercase());
     std::fs::write(dir.join(&dump), copies(prefix, n)).unwrap();
     assert_eq!(ferry_in(dir, &["stage", &dump, "--today", TODAY, "--workdir", "work"]).code, 0);

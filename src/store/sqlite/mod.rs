@@ -743,8 +743,13 @@ impl Store for SqliteStore {
         push::record(&mut self.conn, target, records).map_err(err_at(&self.path))
     }
 
-    fn remote_accounts(&self, target: Option<&str>, supplier: &str) -> Result<Vec<RemoteAccount>, StoreError> {
-        push::remote_accounts(&self.conn, target, supplier).map_err(err_at(&self.path))
+    fn remote_accounts(
+        &self,
+        target: Option<&str>,
+        supplier: &str,
+        between: Option<(&str, &str)>,
+    ) -> Result<Vec<RemoteAccount>, StoreError> {
+        push::remote_accounts(&self.conn, target, supplier, between).map_err(err_at(&self.path))
     }
 }
 

@@ -95,13 +95,16 @@ pub(super) fn remote_accounts(
     conn: &Connection,
     target: Option<&str>,
     supplier: &str,
+    between: Option<(&str, &str)>,
 ) -> rusqlite::Result<Vec<RemoteAccount>> {
     let mut stmt = conn.prepare_cached(
         "SELECT target, import_supplier, external_account_number, kraken_account_number, run_id, recorded_at
          FROM remote_accounts WHERE import_supplier = ?1 AND (?2 IS NULL OR target = ?2)
+             AND (?3 IS NULL OR external_account_number BETWEEN ?3 AND ?4)
          ORDER BY external_account_number, target",
     )?;
-    let rows = stmt.query_map(params![supplier, target], |r| {
+    let (first, last) = between.unzip();
+    let rows = stmt.query_map(params![supplier, target, first, last], |r| {
         Ok(RemoteAccount {
             target: r.get(0)?,
             import_supplier: r.get(1)?,
