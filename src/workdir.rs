@@ -245,6 +245,26 @@ fn failpoint_setting() -> Option<&'static (String, Option<String>)> {
         .as_ref()
 }
 
+/// Writes a small text file whole or not at all: a temporary name (`.<name>.tmp`, which `ferry
+/// gc` removes when a kill leaves it), synced, renamed, the folder synced. A newline is added at
+/// the end.
+pub fn write_synced(path: &Path, text: &str) -> Result<(), crate::error::Error> {
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    {
+        let mut file = fs_err::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+    }
+    fs_err::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Syncs a directory, so that renames inside it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

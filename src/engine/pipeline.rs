@@ -109,6 +109,9 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
     if pipeline.runs(Stage::Create) {
         create_all(&pipeline, &settings, &wd, store.as_mut(), &mut lock, filter.as_ref(), &run_id, &mut steps)?;
     }
+    if pipeline.runs(Stage::Push) {
+        push_all(&pipeline, &settings, &wd, store.as_mut(), filter.as_ref(), &run_id, &mut steps)?;
+    }
     let inputs = hashing.join().expect("hashing does not panic")?;
     let funnel = funnel(&steps, pipeline.create.dry_run);
     let mut manifest = Manifest {
@@ -189,7 +192,8 @@ fn filter(
         (None, Some(previous)) => Some(AccountFilter::keys(failed_in(wd, store, previous)?)),
         (None, None) => None,
     };
-    if filter.is_some() && !pipeline.runs(Stage::Stage) && !pipeline.runs(Stage::Create) {
+    if filter.is_some() && !pipeline.runs(Stage::Stage) && !pipeline.runs(Stage::Create) && !pipeline.runs(Stage::Push)
+    {
         return Err(Error::usage(
             "--shard and --only-failed-from select accounts to stage or create; this pipeline only validates",
             None,
@@ -215,6 +219,17 @@ fn failed_in(wd: &Workdir, store: &dyn Store, run_id: &str) -> Result<HashSet<(S
         match (step.stage, &step.run_id) {
             (Stage::Create, Some(id)) => {
                 keys.extend(store.failed_in_run(id, None)?.into_iter().map(|(s, e, _)| (s, e)));
+            }
+            // A push's failures are the accounts whose last answer was terminal (429s and
+            // retried failures along the way are not).
+            (Stage::Push, _) => {
+                let mut last: std::collections::HashMap<(String, String), bool> = std::collections::HashMap::new();
+                for row in report::read::outcomes(&wd.root.join(&step.dir).join("outcomes.parquet"))? {
+                    if let (Some(s), Some(e)) = (row.supplier, row.external) {
+                        last.insert((s, e), row.class.as_deref() == Some("terminal"));
+                    }
+                }
+                keys.extend(last.into_iter().filter(|(_, terminal)| *terminal).map(|(k, _)| k));
             }
             _ => {
                 for row in report::read::outcomes(&wd.root.join(&step.dir).join("outcomes.parquet"))? {
@@ -263,20 +278,7 @@ fn create_all(
         store.add_team(team)?;
         eprintln!("run {run_id}: added operations team {team:?} (create.create_team)");
     }
-    let suppliers: Vec<String> = match &options.suppliers {
-        Some(list) => list.clone(),
-        None => store.suppliers()?.into_iter().map(|s| s.code).collect(),
-    };
-    for supplier in suppliers {
-        let pending = store.pending_versions(&supplier)?;
-        let accounts: Option<Vec<String>> = filter.map(|f| {
-            pending
-                .iter()
-                .filter(|p| f.admits(Some(&supplier), Some(&p.external_account_number), 0))
-                .map(|p| p.external_account_number.clone())
-                .collect()
-        });
-        let count = accounts.as_ref().map_or(pending.len(), Vec::len);
+    for (supplier, count, accounts) in pending_by_supplier(store, options.suppliers.as_deref(), filter)? {
         if count == 0 {
             continue;
         }
@@ -301,6 +303,104 @@ fn create_all(
             seconds: t.elapsed().as_secs_f64(),
             outcomes: created.counts.outcomes(),
         });
+    }
+    Ok(())
+}
+
+/// A supplier, how many of its accounts are pending, and which when the run's filter selects
+/// some (`None`: every pending one).
+type Pending = (String, usize, Option<Vec<String>>);
+
+/// Per supplier (the listed ones, or every one): its pending accounts.
+fn pending_by_supplier(
+    store: &dyn Store,
+    suppliers: Option<&[String]>,
+    filter: Option<&AccountFilter>,
+) -> Result<Vec<Pending>, Error> {
+    let suppliers: Vec<String> = match suppliers {
+        Some(list) => list.to_vec(),
+        None => store.suppliers()?.into_iter().map(|s| s.code).collect(),
+    };
+    let mut out = Vec::with_capacity(suppliers.len());
+    for supplier in suppliers {
+        let pending = store.pending_versions(&supplier)?;
+        let accounts: Option<Vec<String>> = filter.map(|f| {
+            pending
+                .iter()
+                .filter(|p| f.admits(Some(&supplier), Some(&p.external_account_number), 0))
+                .map(|p| p.external_account_number.clone())
+                .collect()
+        });
+        let count = accounts.as_ref().map_or(pending.len(), Vec::len);
+        out.push((supplier, count, accounts));
+    }
+    Ok(out)
+}
+
+/// The push stage: each supplier's pending accounts (of the filter) to the target API, one push
+/// run each (`ferry push`). A push that stops (credentials, supplier not ongoing, outage) stops
+/// the pipeline with its reason; what it sent is recorded, and running the pipeline again goes on.
+fn push_all(
+    pipeline: &Pipeline,
+    settings: &Settings,
+    wd: &Workdir,
+    store: &mut dyn Store,
+    filter: Option<&AccountFilter>,
+    run_id: &str,
+    steps: &mut Vec<Step>,
+) -> Result<(), Error> {
+    let options = &pipeline.push;
+    let base_url = options.base_url.as_deref().expect("a pipeline with a push stage names its base_url");
+    let key = crate::push::client::api_key(options.token_file.as_deref())?;
+    let timeout = std::time::Duration::from_secs_f64(options.timeout);
+    let client = crate::push::client::Client::new(base_url, key.as_deref(), options.insecure_http, timeout)?;
+    let operations: Vec<crate::push::classify::Operation> =
+        options.operations.iter().filter_map(|o| crate::push::classify::Operation::parse(o)).collect();
+    for (supplier, count, accounts) in pending_by_supplier(store, options.suppliers.as_deref(), filter)? {
+        if count == 0 {
+            continue;
+        }
+        eprintln!(
+            "run {run_id}: push the pending accounts of {} to {}",
+            crate::text::escape(&supplier),
+            client.target()
+        );
+        let job = crate::push::run::Job {
+            supplier: &supplier,
+            team: options.team.as_deref(),
+            operations: operations.clone(),
+            dry_run: options.dry_run,
+            concurrency: options.concurrency as usize,
+            accounts,
+            give_up_after: std::time::Duration::from_secs(options.give_up_after),
+        };
+        let t = Instant::now();
+        let pushed = crate::push::run::push(settings, wd, store, &client, &job)?;
+        let outcomes = pushed.file.as_ref().map_or_else(Vec::new, |f| {
+            f.outcomes
+                .iter()
+                .map(|(operation, status, outcome, n)| OutcomeCount {
+                    status: *status,
+                    outcome: format!("{operation} {outcome}"),
+                    count: *n as u64,
+                })
+                .collect()
+        });
+        steps.push(Step {
+            stage: Stage::Push,
+            input: None,
+            supplier: Some(supplier.clone()),
+            dir: format!("runs/{}", pushed.run_id),
+            run_id: Some(pushed.run_id.clone()),
+            seconds: t.elapsed().as_secs_f64(),
+            outcomes,
+        });
+        if let Some(why) = pushed.stopped {
+            return Err(Error::stopped(
+                format!("run {run_id}: the push of {} stopped: {why}", crate::text::escape(&supplier)),
+                "what was sent is recorded; fix the cause and run the pipeline again to go on",
+            ));
+        }
     }
     Ok(())
 }
@@ -340,6 +440,17 @@ pub fn funnel(steps: &[Step], dry_run: bool) -> Funnel {
                     if o.status == 201 || would {
                         f.created += o.count;
                     } else if o.status >= 400 {
+                        f.create_failed += o.count;
+                    }
+                }
+                // Outcomes named `<operation> <outcome>` (`create created`, `stage <code>`).
+                Stage::Push => {
+                    let create = o.outcome.starts_with("create ");
+                    if o.outcome.ends_with(crate::push::run::ALREADY_IMPORTED) {
+                        already += o.count;
+                    } else if create && (o.outcome.contains("created") || o.outcome.contains("would import")) {
+                        f.created += o.count;
+                    } else if o.status >= 400 || o.status == 0 {
                         f.create_failed += o.count;
                     }
                 }

@@ -110,19 +110,8 @@ impl Manifest {
 
     /// Writes the manifest durably under a temporary name, then renames it into place.
     pub fn write(&self, wd: &Workdir) -> Result<(), Error> {
-        let path = Self::path(wd, &self.run_id);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).expect("a manifest serialises");
-        {
-            use std::io::Write;
-            let mut file = fs_err::File::create(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-        }
-        fs_err::rename(&tmp, &path)?;
-        crate::workdir::sync_dir(&wd.run_dir(&self.run_id))?;
-        Ok(())
+        crate::workdir::write_synced(&Self::path(wd, &self.run_id), &text)
     }
 
     pub fn read(path: &Path) -> Result<Manifest, Error> {

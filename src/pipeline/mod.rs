@@ -39,6 +39,7 @@ pub struct Pipeline {
     /// The stages to run; `validate` and `stage` unless the file lists them.
     pub stages: Vec<Stage>,
     pub create: CreateOptions,
+    pub push: PushOptions,
     pub workdir: PathBuf,
     pub report: Vec<ReportFormat>,
 }
@@ -52,23 +53,27 @@ pub struct Thresholds {
     pub max_count: Vec<(String, u64)>,
 }
 
-/// One stage of a pipeline, in the order they run (in manifests: `validate`, `stage`, `create`).
+/// One stage of a pipeline, in the order they run (in manifests: `validate`, `stage`, `create`,
+/// `push`). `create` makes the accounts in this work directory's store; `push` sends them to a
+/// target API (`ferry push`); a pipeline does one or the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Validate,
     Stage,
     Create,
+    Push,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Validate, Stage::Stage, Stage::Create];
+    pub const ALL: [Stage; 4] = [Stage::Validate, Stage::Stage, Stage::Create, Stage::Push];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Validate => "validate",
             Stage::Stage => "stage",
             Stage::Create => "create",
+            Stage::Push => "push",
         }
     }
 }
@@ -81,6 +86,26 @@ pub struct CreateOptions {
     pub dry_run: bool,
     pub concurrency: u8,
     /// The suppliers to create accounts of; every supplier the run staged when `None`.
+    pub suppliers: Option<Vec<String>>,
+}
+
+/// The `[push]` table: what the push stage sends where (the options of `ferry push`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushOptions {
+    /// Required by the push stage.
+    pub base_url: Option<String>,
+    /// Required when the operations include create.
+    pub team: Option<String>,
+    /// `validate`, `stage`, `create` (all three by default).
+    pub operations: Vec<String>,
+    pub dry_run: bool,
+    pub concurrency: u8,
+    /// A file whose first line is the API key (else FERRY_API_TOKEN).
+    pub token_file: Option<PathBuf>,
+    pub insecure_http: bool,
+    pub timeout: f64,
+    pub give_up_after: u64,
+    /// The suppliers to push; every supplier in the store when `None`.
     pub suppliers: Option<Vec<String>>,
 }
 

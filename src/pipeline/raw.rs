@@ -24,13 +24,52 @@ pub(super) struct RawPipeline {
     pub dry_run: Option<Sp<bool>>,
     pub concurrency: Option<Sp<i64>>,
     pub suppliers: Option<Sp<Vec<Sp<String>>>>,
+    pub push: RawPush,
 }
 
-const TOP_KEYS: &[&str] =
-    &["name", "workdir", "schema", "timezone", "stages", "report", "source", "severity", "thresholds", "create"];
+/// The `[push]` table as written.
+#[derive(Debug, Default)]
+pub(super) struct RawPush {
+    pub base_url: Option<Sp<String>>,
+    pub team: Option<Sp<String>>,
+    pub operations: Option<Sp<Vec<Sp<String>>>>,
+    pub dry_run: Option<Sp<bool>>,
+    pub concurrency: Option<Sp<i64>>,
+    pub token_file: Option<Sp<String>>,
+    pub insecure_http: Option<Sp<bool>>,
+    pub timeout: Option<Sp<f64>>,
+    pub give_up_after: Option<Sp<i64>>,
+    pub suppliers: Option<Sp<Vec<Sp<String>>>>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "workdir",
+    "schema",
+    "timezone",
+    "stages",
+    "report",
+    "source",
+    "severity",
+    "thresholds",
+    "create",
+    "push",
+];
 const SOURCE_KEYS: &[&str] = &["paths"];
 const THRESHOLD_KEYS: &[&str] = &["max_rejected_share", "max_count"];
 const CREATE_KEYS: &[&str] = &["team", "create_team", "dry_run", "concurrency", "suppliers"];
+const PUSH_KEYS: &[&str] = &[
+    "base_url",
+    "team",
+    "operations",
+    "dry_run",
+    "concurrency",
+    "token_file",
+    "insecure_http",
+    "timeout",
+    "give_up_after",
+    "suppliers",
+];
 
 /// Parses the text and walks it; returns `None` only when the TOML itself does not parse.
 pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawPipeline> {
@@ -84,6 +123,24 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawPipeli
                         "concurrency" => raw.concurrency = integer(v, "create.concurrency", problems),
                         "suppliers" => raw.suppliers = string_array(v, "create.suppliers", problems),
                         other => problems.push(unknown_key(k, other, "[create] table", CREATE_KEYS)),
+                    }
+                }
+            }
+            "push" => {
+                let p = &mut raw.push;
+                for (k, v) in entries(value, "push", problems) {
+                    match k.get_ref().as_ref() {
+                        "base_url" => p.base_url = string(v, "push.base_url", problems),
+                        "team" => p.team = string(v, "push.team", problems),
+                        "operations" => p.operations = string_array(v, "push.operations", problems),
+                        "dry_run" => p.dry_run = boolean(v, "push.dry_run", problems),
+                        "concurrency" => p.concurrency = integer(v, "push.concurrency", problems),
+                        "token_file" => p.token_file = string(v, "push.token_file", problems),
+                        "insecure_http" => p.insecure_http = boolean(v, "push.insecure_http", problems),
+                        "timeout" => p.timeout = float(v, "push.timeout", problems),
+                        "give_up_after" => p.give_up_after = integer(v, "push.give_up_after", problems),
+                        "suppliers" => p.suppliers = string_array(v, "push.suppliers", problems),
+                        other => problems.push(unknown_key(k, other, "[push] table", PUSH_KEYS)),
                     }
                 }
             }

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::raw::RawPipeline;
-use super::{CreateOptions, Pipeline, ReportFormat, Stage, Thresholds};
+use super::raw::{RawPipeline, RawPush};
+use super::{CreateOptions, Pipeline, PushOptions, ReportFormat, Stage, Thresholds};
 use crate::diagnostics::Problem;
 use crate::diagnostics::walk::Sp;
 use crate::schema::{Schema, Severity};
@@ -175,6 +175,7 @@ pub(super) fn resolve(raw: &RawPipeline, base: &Path, problems: &mut Vec<Problem
         concurrency,
         suppliers: raw.suppliers.as_ref().map(|s| s.v.iter().map(|x| x.v.clone()).collect()),
     };
+    let push = push_options(&raw.push, raw.stages.as_ref(), &stages, base, problems);
     let workdir = raw.workdir.as_ref().map_or_else(|| relative(base, "../ferry-data"), |w| relative(base, &w.v));
     Some(Pipeline {
         name,
@@ -187,9 +188,97 @@ pub(super) fn resolve(raw: &RawPipeline, base: &Path, problems: &mut Vec<Problem
         thresholds,
         stages,
         create,
+        push,
         workdir,
         report,
     })
+}
+
+/// The `[push]` table, checked against the stages.
+fn push_options(
+    raw: &RawPush,
+    raw_stages: Option<&Sp<Vec<Sp<String>>>>,
+    stages: &[Stage],
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> PushOptions {
+    let stages_span = raw_stages.map_or(0..0, |s| s.span.clone());
+    let operations: Vec<String> = match &raw.operations {
+        None => ["validate", "stage", "create"].map(str::to_owned).to_vec(),
+        Some(list) => list
+            .v
+            .iter()
+            .filter_map(|o| {
+                let known = ["validate", "stage", "create"];
+                if known.contains(&o.v.as_str()) {
+                    return Some(o.v.clone());
+                }
+                let problem =
+                    Problem::new(o.span.clone(), format!("unknown push operation `{}`", o.v)).suggest(&o.v, known);
+                problems.push(or_help(problem, "operations are `validate`, `stage` and `create`"));
+                None
+            })
+            .collect(),
+    };
+    if stages.contains(&Stage::Push) {
+        if stages.contains(&Stage::Create) {
+            problems.push(
+                Problem::new(
+                    stages_span.clone(),
+                    "a pipeline creates accounts here (`create`) or on a target API (`push`), not both",
+                )
+                .help("drop one of the two stages"),
+            );
+        }
+        if raw.base_url.is_none() {
+            problems.push(
+                Problem::new(stages_span.clone(), "the push stage needs `push.base_url`")
+                    .help("add `[push]` with `base_url = \"https://...\"`"),
+            );
+        }
+        if operations.iter().any(|o| o == "create") && raw.team.is_none() {
+            problems.push(
+                Problem::new(stages_span, "the push stage's creates need `push.team`")
+                    .help("add `team = \"Migration\"` to `[push]`, or leave create out of `push.operations`"),
+            );
+        }
+    }
+    let concurrency = match &raw.concurrency {
+        None => MAX_CONCURRENCY as u8,
+        Some(c) if (1..=MAX_CONCURRENCY).contains(&c.v) => c.v as u8,
+        Some(c) => {
+            problems.push(Problem::new(c.span.clone(), format!("push.concurrency must be 1 to {MAX_CONCURRENCY}")));
+            MAX_CONCURRENCY as u8
+        }
+    };
+    let timeout = match &raw.timeout {
+        Some(t) if !(t.v > 0.0 && t.v.is_finite()) => {
+            problems.push(Problem::new(t.span.clone(), "push.timeout must be a positive number of seconds"));
+            30.0
+        }
+        Some(t) => t.v,
+        None => 30.0,
+    };
+    let give_up_after = match &raw.give_up_after {
+        Some(g) if g.v < 0 => {
+            problems.push(Problem::new(g.span.clone(), "push.give_up_after cannot be negative"));
+            60
+        }
+        Some(g) => g.v as u64,
+        None => 60,
+    };
+    PushOptions {
+        base_url: raw.base_url.as_ref().map(|b| b.v.clone()),
+        team: raw.team.as_ref().map(|t| t.v.clone()),
+        operations,
+        dry_run: raw.dry_run.as_ref().is_some_and(|b| b.v),
+        concurrency,
+        token_file: raw.token_file.as_ref().map(|t| relative(base, &t.v)),
+        insecure_http: raw.insecure_http.as_ref().is_some_and(|b| b.v),
+        timeout,
+        give_up_after,
+        suppliers: raw.suppliers.as_ref().map(|s| s.v.iter().map(|x| x.v.clone()).collect()),
+    }
 }
 
 fn stages(raw: Option<&Sp<Vec<Sp<String>>>>, problems: &mut Vec<Problem>) -> Vec<Stage> {
@@ -199,13 +288,13 @@ fn stages(raw: Option<&Sp<Vec<Sp<String>>>>, problems: &mut Vec<Problem>) -> Vec
         let Some(stage) = Stage::ALL.into_iter().find(|x| x.as_str() == s.v) else {
             let problem = Problem::new(s.span.clone(), format!("unknown stage `{}`", s.v))
                 .suggest(&s.v, Stage::ALL.map(Stage::as_str));
-            problems.push(or_help(problem, "stages are `validate`, `stage` and `create`, in that order"));
+            problems.push(or_help(problem, "stages are `validate`, `stage`, and `create` or `push`, in that order"));
             continue;
         };
         if out.last().is_some_and(|last| *last >= stage) {
             problems.push(
                 Problem::new(s.span.clone(), format!("stage `{}` is listed twice or out of order", s.v))
-                    .help("stages are `validate`, `stage` and `create`, in that order"),
+                    .help("stages are `validate`, `stage`, and `create` or `push`, in that order"),
             );
             continue;
         }

@@ -12,6 +12,24 @@ const VALIDATE: &str = "/v1/data-import/validate-account/";
 const STAGE: &str = "/v1/data-import/account-import-process/create-or-update/";
 const CREATE: &str = "/v1/data-import/account-import-process/process/";
 
+/// The API key: the first line of `file`, else `FERRY_API_TOKEN`; none when neither is set.
+pub fn api_key(file: Option<&std::path::Path>) -> Result<Option<String>, Error> {
+    let key = match file {
+        Some(path) => {
+            let text = fs_err::read_to_string(path)?;
+            Some(text.lines().next().unwrap_or_default().trim().to_owned())
+        }
+        None => std::env::var("FERRY_API_TOKEN").ok().map(|k| k.trim().to_owned()),
+    };
+    match key {
+        Some(k) if k.is_empty() => Err(Error::usage(
+            "the API key is empty",
+            Some("put the key from `ferry token add` (or the platform) in the token file or FERRY_API_TOKEN"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// A client of one target API.
 pub struct Client {
     http: reqwest::Client,

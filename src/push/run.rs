@@ -41,6 +41,8 @@ use crate::workdir::Workdir;
 
 /// The run's command in the store.
 pub const COMMAND: &str = "push";
+/// The outcome of an account the target had created before.
+pub const ALREADY_IMPORTED: &str = "already imported";
 /// The retry budget's size (tokens): 100 retries after failures, as AWS's standard retry mode.
 const BUDGET: u32 = 500;
 /// How long an account may stay `IN_PROGRESS` on the target before the push gives up on it.
@@ -72,6 +74,8 @@ pub struct Pushed {
     pub summary: Summary,
     /// Why the run stopped before the end, when it did.
     pub stopped: Option<String>,
+    /// What `runs/<run>/push.json` says.
+    pub file: Option<PushFile>,
 }
 
 impl Pushed {
@@ -82,6 +86,109 @@ impl Pushed {
     }
 }
 
+/// What a push run came to, as `runs/<run>/push.json`: the summary the CLI prints and the
+/// pipeline report's push section reads (with the window over time for its chart).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PushFile {
+    pub run_id: String,
+    pub target: String,
+    pub supplier: String,
+    pub operations: Vec<String>,
+    pub dry_run: bool,
+    pub selected: usize,
+    pub done: usize,
+    pub terminal: usize,
+    pub not_staged: usize,
+    pub already_pushed: usize,
+    /// Final outcomes of accounts: (operation, status, outcome, accounts).
+    pub outcomes: Vec<(String, u16, String, usize)>,
+    /// Attempts by class (`done`, `window`, `transient`, `ambiguous`, `reconciled_*`, ...).
+    pub classes: Vec<(String, usize)>,
+    pub requests: usize,
+    pub refused: usize,
+    pub retries: usize,
+    pub reconciled: usize,
+    pub most_in_flight: usize,
+    pub seconds: f64,
+    pub accounts_per_second: f64,
+    /// Milliseconds: p50, p90, p95, p99, max.
+    pub latency_ms: [u32; 5],
+    /// (seconds since the start, window) at the start and at every change.
+    pub window: Vec<(f64, usize)>,
+    pub stopped: Option<String>,
+}
+
+impl PushFile {
+    fn new(pushed: &Pushed, target: &str, job: &Job<'_>) -> Self {
+        let s = &pushed.summary;
+        let mut latencies = s.latencies.clone();
+        latencies.sort_unstable();
+        let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+        let mut window = s.windows.clone();
+        if let Some(&(_, last)) = window.last() {
+            window.push((s.elapsed.as_secs_f64(), last));
+        }
+        Self {
+            run_id: pushed.run_id.clone(),
+            target: target.to_owned(),
+            supplier: job.supplier.to_owned(),
+            operations: job.operations.iter().map(|o| o.name().to_owned()).collect(),
+            dry_run: job.dry_run,
+            selected: s.selected,
+            done: s.done,
+            terminal: s.terminal,
+            not_staged: s.not_staged,
+            already_pushed: s.already_pushed,
+            outcomes: s
+                .by_outcome
+                .iter()
+                .map(|((o, status, outcome), n)| (o.clone(), *status, outcome.clone(), *n))
+                .collect(),
+            classes: s.by_class.iter().map(|(c, n)| (c.clone(), *n)).collect(),
+            requests: latencies.len(),
+            refused: s.refused,
+            retries: s.retries,
+            reconciled: s.reconciled,
+            most_in_flight: s.most_in_flight,
+            seconds: s.elapsed.as_secs_f64(),
+            accounts_per_second: s.done as f64 / s.elapsed.as_secs_f64().max(1e-3),
+            latency_ms: [pct(0.5), pct(0.9), pct(0.95), pct(0.99), latencies.last().copied().unwrap_or(0)],
+            window,
+            stopped: pushed.stopped.clone(),
+        }
+    }
+
+    /// What happened, in one paragraph (the reports' words).
+    pub fn sentence(&self) -> String {
+        format!(
+            "{} accounts selected: {} done, {} wait for a fix, {} created on the target before. {} requests in \
+             {:.1} s ({:.0} accounts/s); {} answered 429, {} retries, {} looked up through the status endpoint; at \
+             most {} in flight.{}",
+            self.selected,
+            self.done,
+            self.terminal,
+            self.already_pushed,
+            self.requests,
+            self.seconds,
+            self.accounts_per_second,
+            self.refused,
+            self.retries,
+            self.reconciled,
+            self.most_in_flight,
+            self.stopped.as_deref().map(|w| format!(" Stopped: {w}")).unwrap_or_default()
+        )
+    }
+
+    /// The push file of a run, when it has one.
+    pub fn read(wd: &Workdir, run_id: &str) -> Option<Self> {
+        let text = std::fs::read_to_string(wd.run_dir(run_id).join(PUSH_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// The name of a push run's summary file in its run folder.
+pub const PUSH_FILE: &str = "push.json";
+
 /// Counts and timings of a push, for its summary.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -91,6 +198,8 @@ pub struct Summary {
     /// Accounts that wait for a fix, by operation and code.
     pub terminal: usize,
     pub by_outcome: BTreeMap<(String, u16, String), usize>,
+    /// Attempts by class.
+    pub by_class: BTreeMap<String, usize>,
     /// Listed accounts with no staged version here.
     pub not_staged: usize,
     /// Accounts the target had created before (skipped, not sent).
@@ -180,7 +289,11 @@ pub fn push(
     summary.elapsed = pusher.started.elapsed();
     let rows = store.run_audit(&run_id)?;
     crate::engine::runs::export(&settings.schema, wd, &run_id, &rows)?;
-    let pushed = Pushed { run_id, summary, stopped };
+    let mut pushed = Pushed { run_id, summary, stopped, file: None };
+    let file = PushFile::new(&pushed, &target, job);
+    let text = serde_json::to_string_pretty(&file).expect("a push file serialises");
+    crate::workdir::write_synced(&wd.run_dir(&pushed.run_id).join(PUSH_FILE), &text)?;
+    pushed.file = Some(file);
     let status = match pushed.exit() {
         _ if pushed.stopped.is_some() => "stopped",
         ExitStatus::Clean => "clean",
@@ -644,6 +757,7 @@ impl<'a> Pusher<'a> {
             class: class.to_owned(),
         });
         self.summary.latencies.push(done.latency.as_millis().min(u32::MAX as u128) as u32);
+        *self.summary.by_class.entry(class.to_owned()).or_default() += 1;
         self.records.push(PushRecord { audit: row, remote_number, settles_intent: settles });
     }
 
@@ -732,7 +846,7 @@ impl<'a> Pusher<'a> {
                     self.finished(operation, status, outcome, false)
                 }
             }
-            Class::AlreadyImported { .. } => self.finished(operation, status, "already imported", false),
+            Class::AlreadyImported { .. } => self.finished(operation, status, ALREADY_IMPORTED, false),
             Class::DryRunOk => self.finished(operation, status, "would import (dry run)", false),
             Class::Terminal { code } => self.finished(operation, status, &code, true),
             Class::StopRun { why } => {

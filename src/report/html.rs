@@ -51,6 +51,7 @@ pub fn render(r: &Report) -> String {
     findings(&mut s, r);
     values_and_samples(&mut s, r);
     create(&mut s, r);
+    push(&mut s, r);
     trend(&mut s, &r.trend);
     diff(&mut s, r);
     inputs(&mut s, r);
@@ -222,6 +223,74 @@ fn create(s: &mut String, r: &Report) {
         );
     }
     s.push_str("</table></div></div></section>\n");
+}
+
+/// Each push step: outcomes by operation and code, attempts by class, latency, and the window
+/// of requests in flight over time.
+fn push(s: &mut String, r: &Report) {
+    if r.push.is_empty() {
+        return;
+    }
+    s.push_str("<section id=\"push\"><h2>Push to the target API</h2>");
+    for p in &r.push {
+        let _ = write!(
+            s,
+            "<h3>{} → <code>{}</code></h3><p>{}</p><div class=\"grid\"><div><table><tr>\
+             <th>operation</th><th class=\"n\">status</th><th>outcome</th><th class=\"n\">accounts</th></tr>",
+            esc(&p.supplier),
+            esc(&p.target),
+            esc(&p.sentence()),
+        );
+        for (operation, status, outcome, n) in &p.outcomes {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td class=\"n\">{status}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                esc(operation),
+                esc(outcome)
+            );
+        }
+        s.push_str("</table></div><div><table><tr><th>attempts by class</th><th class=\"n\">requests</th></tr>");
+        for (class, n) in &p.classes {
+            let _ = write!(s, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", esc(class));
+        }
+        let [p50, p90, p95, p99, max] = p.latency_ms;
+        let _ = write!(
+            s,
+            "</table><table><tr><th>latency</th><th class=\"n\">ms</th></tr><tr><td>p50</td><td class=\"n\">{p50}</td></tr>\
+             <tr><td>p90</td><td class=\"n\">{p90}</td></tr><tr><td>p95</td><td class=\"n\">{p95}</td></tr>\
+             <tr><td>p99</td><td class=\"n\">{p99}</td></tr><tr><td>max</td><td class=\"n\">{max}</td></tr></table></div></div>"
+        );
+        window_chart(s, &p.window, p.seconds);
+    }
+    s.push_str("</section>\n");
+}
+
+/// The window of requests in flight over a push, as a step line.
+fn window_chart(s: &mut String, window: &[(f64, usize)], seconds: f64) {
+    let (w, h, left, bottom) = (860.0, 160.0, 60.0, 24.0);
+    let most = window.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1) as f64;
+    let end = seconds.max(window.last().map_or(0.0, |(t, _)| *t)).max(1e-3);
+    let x = |t: f64| left + (w - left - 10.0) * t / end;
+    let y = |n: usize| 8.0 + (h - bottom - 8.0) * (1.0 - n as f64 / most);
+    let mut points = Vec::new();
+    for (i, (t, n)) in window.iter().enumerate() {
+        if i > 0 {
+            points.push(format!("{:.1},{:.1}", x(*t), y(window[i - 1].1)));
+        }
+        points.push(format!("{:.1},{:.1}", x(*t), y(*n)));
+    }
+    let _ = write!(
+        s,
+        "<svg role=\"img\" aria-label=\"window over time\" width=\"100%\" viewBox=\"0 0 {w} {h}\">\
+         <line x1=\"{left}\" y1=\"{b}\" x2=\"{w}\" y2=\"{b}\" stroke=\"#c5cad3\"/><text x=\"0\" y=\"16\">{most}</text>\
+         <text x=\"0\" y=\"{b}\">0</text><text x=\"{left}\" y=\"{h}\">0 s</text><text x=\"{r}\" y=\"{h}\">{end:.1} s</text>\
+         <polyline fill=\"none\" stroke=\"#5b7bd5\" stroke-width=\"2\" points=\"{}\"/>\
+         <text x=\"{mid}\" y=\"{h}\">requests in flight allowed (window) over time</text></svg>",
+        points.join(" "),
+        b = h - bottom,
+        r = w - 50.0,
+        mid = left + 200.0,
+    );
 }
 
 /// A line of the trend chart: its name, colour and value.

@@ -81,6 +81,25 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "| {} | {} | {} |", o.status, o.outcome, o.count);
     }
     let _ = writeln!(s, "\n{:.2} s creating, {:.0} accounts/s.\n", r.create.seconds, r.create.accounts_per_second);
+    for p in &r.push {
+        let _ = writeln!(
+            s,
+            "## Push: {} to `{}`\n\n{} The window went {}.\n\n| operation | status | outcome | accounts |\n|---|---:|---|---:|",
+            p.supplier,
+            p.target,
+            p.sentence(),
+            window_steps(&p.window),
+        );
+        for (operation, status, outcome, n) in &p.outcomes {
+            let _ = writeln!(s, "| {operation} | {status} | {outcome} | {n} |");
+        }
+        let _ = writeln!(s, "\n| attempts by class | requests |\n|---|---:|");
+        for (class, n) in &p.classes {
+            let _ = writeln!(s, "| {class} | {n} |");
+        }
+        let [p50, p90, p95, p99, max] = p.latency_ms;
+        let _ = writeln!(s, "\nLatency: p50 {p50} ms, p90 {p90} ms, p95 {p95} ms, p99 {p99} ms, max {max} ms.\n");
+    }
     let _ =
         writeln!(s, "## Timings\n\n| stage | input or supplier | run | accounts | seconds |\n|---|---|---|---:|---:|");
     for t in &r.steps {
@@ -156,6 +175,15 @@ fn cell(text: &str) -> String {
 
 pub(super) fn percent(n: u64, of: u64) -> String {
     if of == 0 { "-".to_owned() } else { format!("{:.1} %", n as f64 * 100.0 / of as f64) }
+}
+
+/// The window's changes over a push, the first dozen in words.
+fn window_steps(window: &[(f64, usize)]) -> String {
+    let mut steps: Vec<String> = window.iter().take(12).map(|(t, n)| format!("{n} at {t:.1} s")).collect();
+    if window.len() > 12 {
+        steps.push(format!("and {} more changes", window.len() - 12));
+    }
+    steps.join(", ")
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct Report {
     pub funnel: Funnel,
     pub findings: Findings,
     pub create: CreateSummary,
+    /// What each push step sent, got and took (`runs/<push run>/push.json`).
+    pub push: Vec<crate::push::run::PushFile>,
     pub steps: Vec<StepTiming>,
     pub thresholds: Vec<ThresholdCheck>,
     pub trend: Vec<TrendPoint>,
@@ -194,6 +196,12 @@ pub fn collect(wd: &Workdir, manifest: &Manifest) -> Result<Report, Error> {
     if create.seconds > 0.0 {
         create.accounts_per_second = manifest.funnel.created as f64 / create.seconds;
     }
+    let push = manifest
+        .steps
+        .iter()
+        .filter(|s| s.stage == Stage::Push)
+        .filter_map(|s| crate::push::run::PushFile::read(wd, s.run_id.as_deref()?))
+        .collect();
     Ok(Report {
         run_id: manifest.run_id.clone(),
         pipeline: manifest.pipeline.name.clone(),
@@ -208,6 +216,7 @@ pub fn collect(wd: &Workdir, manifest: &Manifest) -> Result<Report, Error> {
         funnel: manifest.funnel.clone(),
         findings: summarise(manifest, &findings),
         create,
+        push,
         steps: manifest
             .steps
             .iter()

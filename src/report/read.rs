@@ -35,6 +35,8 @@ pub struct OutcomeRow {
     pub attempt: Option<u32>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// What `ferry push` made of the answer (push attempts only).
+    pub class: Option<String>,
 }
 
 fn batches(path: &Path) -> Result<Vec<RecordBatch>, Error> {
@@ -141,6 +143,7 @@ pub fn outcomes(path: &Path) -> Result<Vec<OutcomeRow>, Error> {
                 attempt: attempt.as_ref().map(|a| a.value(row)),
                 started_at: if audit { text(&batch, "started_at", row) } else { None },
                 finished_at: if audit { text(&batch, "finished_at", row) } else { None },
+                class: if audit { text(&batch, "class", row) } else { None },
             });
         }
     }

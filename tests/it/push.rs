@@ -512,3 +512,45 @@ fn a_push_killed_at_several_moments_creates_each_account_once() {
         n as i64
     );
 }
+
+/// A pipeline with a push stage sends what it staged; its manifest counts the accounts created
+/// on the target and its report has the push section with the window chart.
+#[test]
+fn a_pipeline_pushes_what_it_staged_and_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server_wd, server) = server(tmp.path());
+    std::fs::write(tmp.path().join("key.txt"), format!("{}\n", server.key.clone().unwrap())).unwrap();
+    let sample = crate::harness::repo("data/sample.ndjson");
+    let pipeline = format!(
+        "name = \"nightly\"\nworkdir = \"client\"\nstages = [\"validate\", \"stage\", \"push\"]\n\
+         [source]\npaths = [{:?}]\n[push]\nbase_url = {:?}\nteam = \"Migration\"\ntoken_file = \"key.txt\"\n",
+        s(&sample),
+        server.base
+    );
+    std::fs::write(tmp.path().join("nightly.toml"), &pipeline).unwrap();
+    let run = ferry_with(tmp.path(), &["run", "nightly.toml", "--today", TODAY], &[]);
+    assert_eq!(run.code, 1, "four accounts of the sample are rejected: {}", run.stderr);
+    let total: usize =
+        ["TENTACLE_ENERGY", "NORDLICHT_STROM", "ALPEN_GAS"].iter().map(|s| imported_on(&server, s).len()).sum();
+    assert_eq!(total, 196);
+    let runs = tmp.path().join("client/runs");
+    let dir = manifest_dir(&runs);
+    let manifest = json(&std::fs::read_to_string(dir.join("manifest.json")).unwrap());
+    assert_eq!(manifest["funnel"]["created"], 196, "{manifest}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Push: TENTACLE_ENERGY to"), "{md}");
+    assert!(md.contains("| create | 201 | created | 100 |"), "{md}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("aria-label=\"window over time\""));
+    // Create here and push there: one or the other.
+    let both = pipeline.replace("\"stage\", \"push\"", "\"stage\", \"create\", \"push\"");
+    std::fs::write(tmp.path().join("both.toml"), both).unwrap();
+    let run = ferry_with(tmp.path(), &["run", "both.toml"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(flat(&run.stderr).contains("not both"), "{}", run.stderr);
+}
+
+/// The folder of the one pipeline run (the one with a manifest) under `runs`.
+fn manifest_dir(runs: &Path) -> PathBuf {
+    std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("manifest.json").is_file()).unwrap()
+}
