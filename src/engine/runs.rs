@@ -18,6 +18,29 @@ pub fn export(schema: &Schema, wd: &Workdir, run_id: &str, rows: &[AuditRecord])
     Ok(())
 }
 
+/// Writes a run's outcome rows to `runs/<run-id>/outcomes.parquet` from the store a page at a
+/// time, so that a run of millions of rows (with bodies of kilobytes each) is never in memory.
+pub fn export_paged(store: &dyn Store, schema: &Schema, wd: &Workdir, run_id: &str) -> Result<(), Error> {
+    /// Rows read from the store at once.
+    const PAGE: usize = 1024;
+    let run_dir = wd.run_dir(run_id);
+    fs_err::create_dir_all(&run_dir)?;
+    let mut after = None;
+    let mut file = export::OutcomesFile::create(schema, &run_dir.join("outcomes.parquet"))?;
+    loop {
+        let page = store.run_audit_page(run_id, after, PAGE)?;
+        let rows: Vec<AuditRecord> = page.iter().map(|(_, r)| r.clone()).collect();
+        file.write(&rows)?;
+        match page.last() {
+            Some((id, _)) if page.len() == PAGE => after = Some(*id),
+            _ => break,
+        }
+    }
+    file.commit()?;
+    sync_dir(&run_dir)?;
+    Ok(())
+}
+
 /// Exports the run's audit rows to `outcomes.parquet` and marks the run finished: clean or
 /// rejected, or `interrupted` when given.
 pub fn finish(

@@ -235,4 +235,32 @@ mod tests {
         let messages: Vec<String> = err.problems.iter().map(|p| p.message.clone()).collect();
         assert_eq!(messages.len(), 7, "{messages:#?}");
     }
+
+    #[test]
+    fn the_templates_push_table_resolves_and_push_excludes_create() {
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/nightly.toml")).unwrap();
+        let pushing = template
+            .replace("stages = [\"validate\", \"stage\", \"create\"]", "stages = [\"validate\", \"stage\", \"push\"]")
+            .replace("# [push]", "[push]")
+            .replace("# base_url", "base_url")
+            .replace("# team = \"Migration\"\n# A file", "team = \"Migration\"\n# A file")
+            .replace("# token_file", "token_file")
+            .replace("# operations", "operations")
+            .replace("# concurrency = 40\n# Seconds", "concurrency = 40\n# Seconds")
+            .replace("# timeout", "timeout")
+            .replace("# give_up_after", "give_up_after");
+        let p = load(&pushing).unwrap_or_else(|e| panic!("{:#?}", e.problems));
+        assert_eq!(p.stages, vec![Stage::Validate, Stage::Stage, Stage::Push]);
+        assert_eq!(p.push.base_url.as_deref(), Some("https://import.example.de"));
+        assert_eq!(p.push.team.as_deref(), Some("Migration"));
+        assert_eq!(p.push.operations, ["validate", "stage", "create"]);
+        assert_eq!(p.push.token_file.as_deref(), Some(Path::new("/etc/ferry/platform.key")));
+        assert_eq!((p.push.timeout, p.push.give_up_after, p.push.concurrency), (30.0, 60, 40));
+        let err = load("name = \"n\"\nstages = [\"stage\", \"create\", \"push\"]\n[source]\npaths = [\"x\"]\n[create]\nteam = \"T\"\n[push]\noperations = [\"craete\"]\n")
+            .unwrap_err();
+        let messages: Vec<String> = err.problems.iter().map(|p| p.message.clone()).collect();
+        assert!(messages.iter().any(|m| m.contains("not both")), "{messages:#?}");
+        assert!(messages.iter().any(|m| m.contains("push.base_url")), "{messages:#?}");
+        assert!(messages.iter().any(|m| m.contains("unknown push operation `craete`")), "{messages:#?}");
+    }
 }

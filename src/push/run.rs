@@ -239,6 +239,8 @@ pub fn push(
         "operations": job.operations.iter().map(|o| o.name()).collect::<Vec<_>>(),
     })
     .to_string();
+    // A push writes a round of answers at a time: a small cache keeps the client small.
+    store.limit_cache(8)?;
     let start = store.begin_run(COMMAND, &fingerprint, &args, None)?;
     let run_id = start.run.id;
     if start.resumed {
@@ -287,8 +289,7 @@ pub fn push(
     pusher.flush()?;
     let mut summary = std::mem::take(&mut pusher.summary);
     summary.elapsed = pusher.started.elapsed();
-    let rows = store.run_audit(&run_id)?;
-    crate::engine::runs::export(&settings.schema, wd, &run_id, &rows)?;
+    crate::engine::runs::export_paged(store, &settings.schema, wd, &run_id)?;
     let mut pushed = Pushed { run_id, summary, stopped, file: None };
     let file = PushFile::new(&pushed, &target, job);
     let text = serde_json::to_string_pretty(&file).expect("a push file serialises");

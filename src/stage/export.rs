@@ -95,10 +95,28 @@ pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
 
 /// Writes `rows` to `path` (under a temporary name, synced, renamed).
 pub fn write_outcomes(schema: &Schema, path: &Path, rows: &[AuditRecord]) -> std::io::Result<()> {
-    let properties = crate::outcome::OutcomesKind::Audit.writer_properties(schema);
-    let mut file = PendingFile::create(path.to_owned(), arrow_schema(), properties)?;
+    let mut file = OutcomesFile::create(schema, path)?;
     for chunk in rows.chunks(ROW_GROUP_ROWS) {
-        file.write(&to_batch(chunk))?;
+        file.write(chunk)?;
     }
-    file.commit().map(drop)
+    file.commit()
+}
+
+/// An `outcomes.parquet` of audit rows written a batch at a time (under a temporary name until
+/// [`OutcomesFile::commit`]).
+pub struct OutcomesFile(PendingFile);
+
+impl OutcomesFile {
+    pub fn create(schema: &Schema, path: &Path) -> std::io::Result<Self> {
+        let properties = crate::outcome::OutcomesKind::Audit.writer_properties(schema);
+        Ok(Self(PendingFile::create(path.to_owned(), arrow_schema(), properties)?))
+    }
+
+    pub fn write(&mut self, rows: &[AuditRecord]) -> std::io::Result<()> {
+        if rows.is_empty() { Ok(()) } else { self.0.write(&to_batch(rows)) }
+    }
+
+    pub fn commit(self) -> std::io::Result<()> {
+        self.0.commit().map(drop)
+    }
 }

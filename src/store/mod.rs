@@ -435,6 +435,14 @@ pub trait Store: Send {
     fn rollback_stage(&mut self) -> Result<(), StoreError>;
     /// The audit rows of one run, in the order they were appended.
     fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
+    /// At most `limit` audit rows of one run after the row with id `after`, in order, each with
+    /// its id (a page of a run that may hold millions of rows).
+    fn run_audit_page(
+        &self,
+        run_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditRecord)>, StoreError>;
     /// One import process.
     fn process(&self, supplier: &str, external: &str) -> Result<Option<Process>, StoreError>;
     /// At most `limit` processes of a supplier, by external account number, after `after` (a
@@ -491,6 +499,9 @@ pub trait Store: Send {
     /// Appends audit rows in one transaction.
     fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError>;
 
+    /// Caps the memory the store keeps for caching, in MiB: a command that writes little at a
+    /// time (`ferry push`) needs far less than a bulk create.
+    fn limit_cache(&mut self, mib: u32) -> Result<(), StoreError>;
     /// Commits the intents of creates `ferry push` is about to send, in one transaction
     /// (an account's earlier intent for the same target is replaced).
     fn add_push_intents(&mut self, intents: &[PushIntent]) -> Result<(), StoreError>;

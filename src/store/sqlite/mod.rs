@@ -494,19 +494,30 @@ impl Store for SqliteStore {
     }
 
     fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = self.run_audit_page(run_id, None, i64::MAX as usize)?;
+        Ok(rows.into_iter().map(|(_, r)| r).collect())
+    }
+
+    fn run_audit_page(
+        &self,
+        run_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditRecord)>, StoreError> {
         let err = err_at(&self.path);
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT run_id, operation, attempt, import_supplier, external_account_number, line, status_code,
                      error_code, body, kraken_account_number, started_at, finished_at, request_id, token_name,
-                     staged_version, payload_hash, latency_ms, class
-                 FROM audit WHERE run_id = ?1 ORDER BY id",
+                     staged_version, payload_hash, latency_ms, class, id
+                 FROM audit WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             )
             .map_err(&err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![run_id], |r| {
-                Ok(AuditRecord {
+            .query_map(params![run_id, after.unwrap_or(i64::MIN), limit], |r| {
+                let record = AuditRecord {
                     run_id: r.get(0)?,
                     operation: r.get(1)?,
                     attempt: r.get(2)?,
@@ -521,7 +532,8 @@ impl Store for SqliteStore {
                     finished_at: r.get(11)?,
                     request: create::tag(r.get(12)?, r.get(13)?),
                     push: push::detail(r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?),
-                })
+                };
+                Ok((r.get(18)?, record))
             })
             .map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
@@ -729,6 +741,10 @@ impl Store for SqliteStore {
             insert_audit(&tx, row).map_err(&err)?;
         }
         tx.commit().map_err(&err)
+    }
+
+    fn limit_cache(&mut self, mib: u32) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "cache_size", -i64::from(mib) * 1024).map_err(|e| self.err(e))
     }
 
     fn add_push_intents(&mut self, intents: &[PushIntent]) -> Result<(), StoreError> {
