@@ -463,6 +463,10 @@ pub struct PushArgs {
     /// Allow plain http:// to a host that is not this machine.
     #[arg(long)]
     pub insecure_http: bool,
+    /// Also trust the certificates of this PEM file for HTTPS (a company's own CA); the
+    /// system's roots are trusted either way.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Seconds a request may take, from sending to the whole answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,

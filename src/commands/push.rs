@@ -20,6 +20,7 @@ pub(super) fn run(args: PushArgs) -> Result<ExitStatus, Error> {
         &args.base_url,
         key.as_deref(),
         args.insecure_http,
+        args.ca_cert.as_deref(),
         Duration::from_secs_f64(args.timeout),
     )?;
     let mut operations: Vec<Operation> = Vec::new();

@@ -353,7 +353,13 @@ fn push_all(
     let base_url = options.base_url.as_deref().expect("a pipeline with a push stage names its base_url");
     let key = crate::push::client::api_key(options.token_file.as_deref())?;
     let timeout = std::time::Duration::from_secs_f64(options.timeout);
-    let client = crate::push::client::Client::new(base_url, key.as_deref(), options.insecure_http, timeout)?;
+    let client = crate::push::client::Client::new(
+        base_url,
+        key.as_deref(),
+        options.insecure_http,
+        options.ca_cert.as_deref(),
+        timeout,
+    )?;
     let operations: Vec<crate::push::classify::Operation> =
         options.operations.iter().filter_map(|o| crate::push::classify::Operation::parse(o)).collect();
     for (supplier, count, accounts) in pending_by_supplier(store, options.suppliers.as_deref(), filter)? {

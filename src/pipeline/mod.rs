@@ -103,6 +103,8 @@ pub struct PushOptions {
     /// A file whose first line is the API key (else FERRY_API_TOKEN).
     pub token_file: Option<PathBuf>,
     pub insecure_http: bool,
+    /// A PEM file of certificates to trust besides the system's (a company's own CA).
+    pub ca_cert: Option<PathBuf>,
     pub timeout: f64,
     pub give_up_after: u64,
     /// The suppliers to push; every supplier in the store when `None`.

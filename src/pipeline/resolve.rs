@@ -275,6 +275,7 @@ fn push_options(
         concurrency,
         token_file: raw.token_file.as_ref().map(|t| relative(base, &t.v)),
         insecure_http: raw.insecure_http.as_ref().is_some_and(|b| b.v),
+        ca_cert: raw.ca_cert.as_ref().map(|c| relative(base, &c.v)),
         timeout,
         give_up_after,
         suppliers: raw.suppliers.as_ref().map(|s| s.v.iter().map(|x| x.v.clone()).collect()),

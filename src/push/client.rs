@@ -42,8 +42,15 @@ pub struct Client {
 impl Client {
     /// A client of `base_url`. Plain `http://` is refused unless the host is a loopback
     /// address or `insecure_http` is set: the key and every customer's data would cross the
-    /// network in clear.
-    pub fn new(base_url: &str, key: Option<&str>, insecure_http: bool, timeout: Duration) -> Result<Self, Error> {
+    /// network in clear. HTTPS trusts the system's roots, and the certificates of `ca_cert` (a
+    /// PEM file: a company's own CA) besides.
+    pub fn new(
+        base_url: &str,
+        key: Option<&str>,
+        insecure_http: bool,
+        ca_cert: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let url = reqwest::Url::parse(base_url).map_err(|e| {
             Error::usage(
                 format!("--base-url {base_url:?} is not a URL: {e}"),
@@ -83,7 +90,17 @@ impl Client {
         // (no C toolchain for aws-lc), and classical X25519 is what the platform offers today.
         #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            let pem = fs_err::read(path)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::usage(format!("--ca-cert {}: not PEM certificates ({e})", path.display()), None))?;
+            if certs.is_empty() {
+                return Err(Error::usage(format!("--ca-cert {} holds no certificate", path.display()), None));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(64)
@@ -151,5 +168,41 @@ impl Client {
             Err(_) => Answer::Lost,
         };
         (answer, started.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn made(url: &str, insecure_http: bool) -> Result<Client, Error> {
+        Client::new(url, Some("k"), insecure_http, None, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine_unless_asked() {
+        for url in [
+            "https://import.example.de",
+            "https://import.example.de/base/",
+            "http://127.0.0.1:8080",
+            "http://[::1]:80",
+            "http://localhost",
+        ] {
+            assert!(made(url, false).is_ok(), "{url}");
+        }
+        for url in ["http://import.example.de", "http://10.0.0.1:8080", "http://192.0.2.1"] {
+            let e = made(url, false).err().unwrap_or_else(|| panic!("{url} was accepted")).to_string();
+            assert!(e.contains("plain HTTP"), "{url}: {e}");
+            assert!(made(url, true).is_ok(), "{url} with --insecure-http");
+        }
+        for url in ["ftp://x", "not a url", "https://x/?q=1"] {
+            assert!(made(url, true).is_err(), "{url}");
+        }
+        assert_eq!(made("https://import.example.de/base/", false).unwrap().target(), "https://import.example.de/base");
+    }
+
+    #[test]
+    fn a_key_a_header_cannot_carry_is_refused() {
+        assert!(Client::new("https://x", Some("a\nb"), false, None, Duration::from_secs(1)).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -173,6 +173,8 @@ enum Fault {
     Unauthorized,
     /// Every stage request gets the guide's 400 for a paused supplier.
     SupplierPaused,
+    /// Every request passes (the HTTPS proxy).
+    None,
 }
 
 #[derive(Default)]
@@ -205,6 +207,41 @@ impl Proxy {
         });
         Proxy { base, stats }
     }
+
+    /// An HTTPS proxy on localhost in front of `upstream`, with the test certificate of
+    /// tests/fixtures/tls (signed by its own CA, which no system trusts).
+    fn start_tls(upstream: &str) -> Proxy {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let tls = crate::harness::repo("tests/fixtures/tls");
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(tls.join("server.pem")).unwrap().map(Result::unwrap).collect();
+        let key = PrivateKeyDer::from_pem_file(tls.join("server.key")).unwrap();
+        #[allow(deprecated)] // ring, as ferry's client uses it
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let stats = Arc::new(Stats::default());
+        let (upstream, kept) = (upstream.to_owned(), stats.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (upstream, stats, config) = (upstream.clone(), kept.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let connection = rustls::ServerConnection::new(config).unwrap();
+                    serve_connection(rustls::StreamOwned::new(connection, stream), &upstream, Fault::None, &stats);
+                });
+            }
+        });
+        Proxy { base, stats }
+    }
 }
 
 /// One request as read off the wire.
@@ -215,7 +252,7 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -239,7 +276,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     Some(Request { method, path, headers, body })
 }
 
-fn respond(stream: &mut TcpStream, status: u16, body: &str, retry_after: Option<&str>) -> std::io::Result<()> {
+fn respond(stream: &mut impl Write, status: u16, body: &str, retry_after: Option<&str>) -> std::io::Result<()> {
     let extra = retry_after.map(|r| format!("retry-after: {r}\r\n")).unwrap_or_default();
     write!(
         stream,
@@ -275,10 +312,10 @@ fn forward(upstream: &str, request: &Request) -> (u16, String, Option<String>) {
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap(), retry_after)
 }
 
-fn serve_connection(stream: TcpStream, upstream: &str, fault: Fault, stats: &Stats) {
-    let mut writer = stream.try_clone().unwrap();
+fn serve_connection(stream: impl Read + Write, upstream: &str, fault: Fault, stats: &Stats) {
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
+        let writer = reader.get_mut();
         let create = request.path.ends_with("/account-import-process/process/");
         let stage = request.path.ends_with("/account-import-process/create-or-update/");
         let account = serde_json::from_slice::<serde_json::Value>(&request.body)
@@ -292,9 +329,9 @@ fn serve_connection(stream: TcpStream, upstream: &str, fault: Fault, stats: &Sta
         }
         let n = if create { stats.creates.fetch_add(1, Ordering::SeqCst) } else { 0 };
         let result = match fault {
-            Fault::Unauthorized => respond(&mut writer, 401, r#"{"detail": "Invalid token."}"#, None),
+            Fault::Unauthorized => respond(writer, 401, r#"{"detail": "Invalid token."}"#, None),
             Fault::SupplierPaused if stage => respond(
-                &mut writer,
+                writer,
                 400,
                 &format!(
                     r#"{{"detail": "Migration for import supplier {SUPPLIER} is paused.", "code": "import_supplier_migration_not_ongoing"}}"#
@@ -304,7 +341,7 @@ fn serve_connection(stream: TcpStream, upstream: &str, fault: Fault, stats: &Sta
             Fault::RefuseEveryOtherCreate { retry_after } if create && n % 2 == 0 => {
                 stats.refused.fetch_add(1, Ordering::SeqCst);
                 let body = r#"{"detail": "Too many creates in flight.", "code": "concurrency_limit_exceeded"}"#;
-                respond(&mut writer, 429, body, retry_after.then_some("1"))
+                respond(writer, 429, body, retry_after.then_some("1"))
             }
             Fault::DropAfterCreate if create && first_time(stats) => {
                 let _ = forward(upstream, &request);
@@ -318,7 +355,7 @@ fn serve_connection(stream: TcpStream, upstream: &str, fault: Fault, stats: &Sta
             }
             _ => {
                 let (status, body, retry_after) = forward(upstream, &request);
-                respond(&mut writer, status, &body, retry_after.as_deref())
+                respond(writer, status, &body, retry_after.as_deref())
             }
         };
         if create {
@@ -553,4 +590,24 @@ fn a_pipeline_pushes_what_it_staged_and_reports_it() {
 /// The folder of the one pipeline run (the one with a manifest) under `runs`.
 fn manifest_dir(runs: &Path) -> PathBuf {
     std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("manifest.json").is_file()).unwrap()
+}
+
+/// HTTPS: with the target's CA given (--ca-cert) the push goes through TLS and creates every
+/// account; without it the certificate is refused and the push stops, having created nothing.
+#[test]
+fn https_needs_a_trusted_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = staged_copies(tmp.path(), "T", 8);
+    let (_server_wd, server) = server(tmp.path());
+    let proxy = Proxy::start_tls(&server.base);
+    let key = server.key.clone().unwrap();
+    let run = push(&client, &proxy.base, &key, &["--give-up-after", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(proxy.stats.creates.load(Ordering::SeqCst), 0);
+    let ca = crate::harness::repo("tests/fixtures/tls/ca.pem");
+    let run = push(&client, &proxy.base, &key, &["--ca-cert", s(&ca)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(imported_on(&server, SUPPLIER).len(), 8);
+    assert_eq!(imported_on(&server, SUPPLIER), recorded_by(&client, SUPPLIER));
+    assert_eq!(proxy.stats.creates.load(Ordering::SeqCst), 8);
 }
