@@ -402,6 +402,37 @@ fn a_server_that_refuses_every_other_create_gets_each_account_once() {
     }
 }
 
+/// A real `ferry serve` with `--create-limit 4`: its 429s (with `Retry-After: 1`) shrink the
+/// window; every account ends created once.
+#[test]
+fn a_server_with_a_small_create_limit_gets_each_account_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 40;
+    let client = staged_copies(tmp.path(), "L", n);
+    let work = tmp.path().join("server");
+    assert_eq!(ferry_with(tmp.path(), &["team", "add", "Migration", "--workdir", "server"], &[]).code, 0);
+    let server = Server::launch(&work, &[], &["--create-limit", "4"]);
+    let run = push(&client, &server.base, &server.key.clone().unwrap(), &["--operations", "stage,create"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(imported_on(&server, SUPPLIER).len(), n);
+    assert_eq!(imported_on(&server, SUPPLIER), recorded_by(&client, SUPPLIER));
+    assert_eq!(most_creations(&work), 1);
+    let refused = count(&client, "SELECT count(*) FROM audit WHERE operation = 'push_create' AND status_code = 429");
+    assert!(refused > 0, "the limit was reached");
+    assert!(run.stderr.contains(&format!("429s {refused}")), "{}", run.stderr);
+    let window = json(&std::fs::read_to_string(push_file(&client)).unwrap());
+    assert!(window["window"].as_array().unwrap().iter().any(|w| w[1].as_u64().unwrap() < 40), "{window}");
+}
+
+/// The push.json of the one push run of a client work directory.
+fn push_file(client: &Path) -> PathBuf {
+    std::fs::read_dir(client.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("push.json"))
+        .find(|p| p.is_file())
+        .unwrap()
+}
+
 /// A create the server made whose answer never came is looked up, not sent again.
 #[test]
 fn a_dropped_answer_to_a_create_is_looked_up_not_sent_again() {
