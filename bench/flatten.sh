@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Ingest benchmark: ferry flatten and validate against the parse floor, on the same files and threads.
+# Ingest benchmark: ferry beside the honest parse floor and the polars and DuckDB peer scripts,
+# on the same file, threads and machine, in one run (issue 15).
 #
-# Generates a large and a small dump (default 100,000 and 10,000 accounts), then measures,
-# best of $RUNS interleaved runs each:
-#   ignored   serde_json into IgnoredAny: syntax only, the absolute floor
-#   typed     serde_json into derived structs of the whole payload
-#   flatten*  ferry's flattener into Arrow batches, nothing written
-#   ferry     `ferry flatten`: the whole command, Parquet files written
+# Generates a dump (default 100,000 accounts, and 10,000), then measures, best of $RUNS
+# interleaved runs each:
+#   floor     ../shared/bench/floor: serde_json into borrowed typed structs, $THREADS threads,
+#             nothing checked or written: what any Rust loader of this data pays
+#   ferry     `ferry flatten`: Parquet tables written, no rules
 #   validate  `ferry validate`: every rule, nothing written (summary only)
 #   validate+out `ferry validate --out`: every rule, findings.parquet and outcomes.parquet
 #             (every account's 200/400 body) written
@@ -19,35 +19,74 @@
 #   create-dry  the same with --dry-run: all the work, rolled back
 #   run       `ferry run` of a pipeline (validate, stage, create, report, manifest) into a
 #             fresh work directory: the nightly job end to end
-# and reports wall seconds, accounts/s, MB/s, peak RSS, and each mode's speed relative to the
-# typed floor. Needs GNU time (/usr/bin/time, Debian package `time`) for peak RSS.
+#   polars    ../shared/bench/peers/polars_peer.py (lines + str.json_decode, 15 Parquet
+#             tables, a dozen checks), when polars and pyarrow are importable
+#   duckdb    ../shared/bench/peers/duckdb_peer.py (explicit schema, 15 Parquet tables, a
+#             dozen checks), when duckdb is importable
+# and reports wall seconds, accounts/s, MB/s, each mode's speed as a multiple of the floor's
+# (1.00 = as fast as parsing alone), and peak RSS. Needs GNU time (/usr/bin/time).
 #
-# Usage: bench/flatten.sh            (ACCOUNTS, SMALL, THREADS, RUNS, MODES, WORK override defaults)
+# The floor must parse every line, or it is no floor: the generated dump is normalised to the
+# floor's typed structs (payment schedule amounts as JSON numbers, `account_campaigns` always
+# present; both as the spec allows), and the script stops if the floor still rejects a line.
+#
+# Usage: bench/flatten.sh   (ACCOUNTS, SMALL, THREADS, RUNS, MODES, WORK, PYTHON, SHARED override)
+#   e.g. PYTHON=/work/venv/bin/python MODES="floor validate validate+out stage polars duckdb" bench/flatten.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ACCOUNTS=${ACCOUNTS:-100000}
 SMALL=${SMALL-10000}  # SMALL= (empty) measures only ACCOUNTS
 THREADS=${THREADS:-$(nproc)}
-RUNS=${RUNS:-3}
-MODES=${MODES:-ignored typed flatten ferry validate validate+out stage restage create-dry create}
+RUNS=${RUNS:-2}
+MODES=${MODES:-floor ferry validate validate+out stage restage create-dry create polars duckdb}
 WORK=${WORK:-$(mktemp -d /tmp/ferry-bench.XXXXXX)}
+PYTHON=${PYTHON:-python3}
+SHARED=${SHARED:-../shared/bench}
 TIME=/usr/bin/time
 mkdir -p "$WORK"
 [ -x "$TIME" ] || { echo "bench: GNU time is needed for peak RSS (apt-get install time)" >&2; exit 2; }
+[ -d "$SHARED/floor" ] || { echo "bench: the parse floor is not at $SHARED/floor (set SHARED)" >&2; exit 2; }
 
-cargo build --release --quiet --bin ferry --example parse_floor
+cargo build --release --quiet --bin ferry
+(cd "$SHARED/floor" && cargo build --release --quiet --target-dir "$WORK/floor-target")
 FERRY=${FERRY:-target/release/ferry}  # FERRY=path/to/other/ferry compares another build
-FLOOR=target/release/examples/parse_floor
+FLOOR=$WORK/floor-target/release/ndjson-floor
 
-echo "# ferry flatten benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $THREADS threads, best of $RUNS" >&2
+# The peers run only where their libraries are installed.
+peers=""
+"$PYTHON" -c "import polars, pyarrow" 2>/dev/null && peers="$peers polars"
+"$PYTHON" -c "import duckdb" 2>/dev/null && peers="$peers duckdb"
+for m in polars duckdb; do
+  if [[ " $MODES " == *" $m "* && " $peers " != *" $m "* ]]; then
+    echo "bench: $m is not importable by $PYTHON: left out (pip install polars duckdb pyarrow)" >&2
+    MODES=$(echo " $MODES " | sed "s/ $m / /")
+  fi
+done
+
+echo "# ferry ingest benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $THREADS threads, best of $RUNS" >&2
 for n in $SMALL $ACCOUNTS; do
   dump="$WORK/dump-$n.ndjson"
   if [ ! -f "$dump" ]; then
-    start=$(date +%s.%N)
-    "$FERRY" generate --accounts "$n" --seed 1 --error-rate 0.02 --out "$dump" 2>/dev/null
-    echo "generated $n accounts in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
+    "$FERRY" generate --accounts "$n" --seed 1 --error-rate 0 --out "$dump.raw" 2>/dev/null
+    "$PYTHON" - "$dump.raw" "$dump" <<'PY'
+import json, sys
+with open(sys.argv[1], encoding="utf-8") as src, open(sys.argv[2], "w", encoding="utf-8") as out:
+    for line in src:
+        a = json.loads(line)
+        for p in a.get("payment_schedules") or []:
+            if isinstance(p.get("amount"), str):
+                p["amount"] = float(p["amount"])
+        a.setdefault("account_campaigns", [])
+        out.write(json.dumps(a, ensure_ascii=False, separators=(",", ":")) + "\n")
+PY
+    rm -f "$dump.raw"
   fi
+  report=$("$FLOOR" typed "$dump" "$THREADS")
+  case $report in
+    *" bad=0 "*) ;;
+    *) echo "bench: the floor rejects lines of $dump, so it is no floor there: $report" >&2; exit 2 ;;
+  esac
 done
 
 # measure MODE DUMP -> "seconds rss_kb"
@@ -77,12 +116,14 @@ measure() {
       printf 'name = "bench"\nworkdir = "wd-run"\nstages = ["validate", "stage", "create"]\n[source]\npaths = ["%s"]\n[create]\nteam = "Bench"\ncreate_team = true\n' \
         "$(basename "$dump")" > "$WORK/bench-pipeline.toml"
       "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" run "$WORK/bench-pipeline.toml" --threads "$THREADS" 2>/dev/null || true ;;
-    *) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" "$dump" "$mode" "$THREADS" >/dev/null ;;
+    floor) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" typed "$dump" "$THREADS" >/dev/null ;;
+    polars) "$TIME" -f "%e %M" -o "$WORK/time" "$PYTHON" "$SHARED/peers/polars_peer.py" "$dump" "$out" --reader json_decode >/dev/null 2>&1 ;;
+    duckdb) "$TIME" -f "%e %M" -o "$WORK/time" "$PYTHON" "$SHARED/peers/duckdb_peer.py" "$dump" "$out" >/dev/null 2>&1 ;;
   esac
   tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
 }
 
-printf '\n| accounts | MB | mode | wall s | accounts/s | MB/s | vs typed | peak RSS MB |\n'
+printf '\n| accounts | MB | mode | wall s | accounts/s | MB/s | × floor | peak RSS MB |\n'
 printf '|---:|---:|---|---:|---:|---:|---:|---:|\n'
 for n in $SMALL $ACCOUNTS; do
   dump="$WORK/dump-$n.ndjson"
@@ -98,7 +139,9 @@ for n in $SMALL $ACCOUNTS; do
   for mode in $MODES; do
     secs=${best[$mode]}
     label=$mode
-    [ "$mode" = flatten ] && label="flatten (no write)"
+    [ "$mode" = floor ] && label="floor: serde_json into borrowed typed structs, $THREADS threads"
+    [ "$mode" = polars ] && label="polars script (lines + str.json_decode, 15 Parquet tables, a dozen checks)"
+    [ "$mode" = duckdb ] && label="DuckDB script (explicit schema, 15 Parquet tables, a dozen checks)"
     [ "$mode" = ferry ] && label="ferry flatten"
     [ "$mode" = validate ] && label="ferry validate"
     [ "$mode" = validate+out ] && label="ferry validate --out"
@@ -107,11 +150,11 @@ for n in $SMALL $ACCOUNTS; do
     [ "$mode" = create ] && label="ferry create (every supplier)"
     [ "$mode" = create-dry ] && label="ferry create --dry-run"
     [ "$mode" = run ] && label="ferry run (validate, stage, create, report)"
-    vs_typed=-
-    [ -n "${best[typed]:-}" ] && vs_typed=$(printf '%.2f' "$(echo "${best[typed]} / $secs" | bc -l)")
+    vs_floor=-
+    [ -n "${best[floor]:-}" ] && vs_floor=$(printf '%.2f' "$(echo "${best[floor]} / $secs" | bc -l)")
     printf '| %s | %s | %s | %.2f | %.0f | %.0f | %s | %.0f |\n' "$n" "$mb" "$label" "$secs" \
       "$(echo "$n / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" \
-      "$vs_typed" "$(echo "${rss[$mode]} / 1024" | bc -l)"
+      "$vs_floor" "$(echo "${rss[$mode]} / 1024" | bc -l)"
   done
   unset best rss
 done
