@@ -50,9 +50,7 @@ pub(super) fn run(args: PushArgs) -> Result<ExitStatus, Error> {
         give_up_after: Duration::from_secs(args.give_up_after),
     };
     let pushed = push(&settings, &wd, store.as_mut(), &client, &job)?;
-    if let Some(file) = &pushed.file {
-        eprint!("{}", render(file));
-    }
+    eprint!("{}", render(&pushed));
     match &pushed.stopped {
         Some(why) => Err(Error::stopped(
             format!("the push stopped: {why}"),

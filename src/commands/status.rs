@@ -68,7 +68,10 @@ pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
                 continue;
             }
             total += 1;
-            if args.json {
+            if args.json && remote.is_empty() {
+                writeln!(out, "{}", crate::guide::list_entry(p))?;
+            } else if args.json {
+                // The guide's entry, with the numbers target APIs gave (`ferry push`).
                 let mut entry: serde_json::Value =
                     serde_json::from_str(&crate::guide::list_entry(p)).expect("the guide's entries are JSON");
                 let remote: Vec<serde_json::Value> = remote
@@ -77,10 +80,7 @@ pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
                         |r| serde_json::json!({ "target": r.target, "kraken_account_number": r.kraken_account_number }),
                     )
                     .collect();
-                // The guide's entry, with the target APIs' numbers when a push has any.
-                if !remote.is_empty() {
-                    entry["remote_accounts"] = serde_json::Value::Array(remote);
-                }
+                entry["remote_accounts"] = serde_json::Value::Array(remote);
                 writeln!(out, "{entry}")?;
             } else {
                 let remote: Vec<String> = remote

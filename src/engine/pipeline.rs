@@ -382,16 +382,15 @@ fn push_all(
         };
         let t = Instant::now();
         let pushed = crate::push::run::push(settings, wd, store, &client, &job)?;
-        let outcomes = pushed.file.as_ref().map_or_else(Vec::new, |f| {
-            f.outcomes
-                .iter()
-                .map(|(operation, status, outcome, n)| OutcomeCount {
-                    status: *status,
-                    outcome: format!("{operation} {outcome}"),
-                    count: *n as u64,
-                })
-                .collect()
-        });
+        let outcomes = pushed
+            .outcomes
+            .iter()
+            .map(|(operation, status, outcome, n)| OutcomeCount {
+                status: *status,
+                outcome: format!("{operation} {outcome}"),
+                count: *n as u64,
+            })
+            .collect();
         steps.push(Step {
             stage: Stage::Push,
             input: None,

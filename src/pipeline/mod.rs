@@ -264,5 +264,8 @@ mod tests {
         assert!(messages.iter().any(|m| m.contains("not both")), "{messages:#?}");
         assert!(messages.iter().any(|m| m.contains("push.base_url")), "{messages:#?}");
         assert!(messages.iter().any(|m| m.contains("unknown push operation `craete`")), "{messages:#?}");
+        let err = load("name = \"n\"\nstages = [\"stage\", \"push\"]\n[source]\npaths = [\"x\"]\n[push]\nbase_url = \"https://x\"\noperations = []\n")
+            .unwrap_err();
+        assert!(err.problems.iter().any(|p| p.message == "`push.operations` is empty"), "{:#?}", err.problems);
     }
 }

@@ -220,6 +220,9 @@ fn push_options(
             })
             .collect(),
     };
+    if let Some(list) = raw.operations.as_ref().filter(|l| l.v.is_empty()) {
+        problems.push(Problem::new(list.span.clone(), "`push.operations` is empty").help("e.g. `[\"validate\"]`"));
+    }
     if stages.contains(&Stage::Push) {
         if stages.contains(&Stage::Create) {
             problems.push(

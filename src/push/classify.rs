@@ -73,36 +73,94 @@ pub enum Class {
 /// The longest wait a `Retry-After` may ask for.
 pub const MOST_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// The few top-level fields of an answer's JSON body that decide anything, read once per
+/// answer. The rest of the body is skipped, not built: a validate 200 echoes the whole account.
+/// A field that is absent or not a string, and every field of a body that is not a JSON object,
+/// is `None`; of a key given twice, the last counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Fields {
+    pub code: Option<String>,
+    pub detail: Option<String>,
+    pub kraken_account_number: Option<String>,
+    /// The transfer status endpoint's `status`.
+    pub status: Option<String>,
+}
+
+impl Fields {
+    /// The fields of a response's body (none for an answer that never came).
+    pub fn of(answer: &Answer) -> Self {
+        match answer {
+            Answer::Response { body, .. } => serde_json::from_str(body).unwrap_or_default(),
+            Answer::NotSent | Answer::Lost => Self::default(),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Fields, M::Error> {
+                let mut fields = Fields::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "code" => &mut fields.code,
+                        "detail" => &mut fields.detail,
+                        "kraken_account_number" => &mut fields.kraken_account_number,
+                        "status" => &mut fields.status,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<serde_json::Value>()?.as_str().map(str::to_owned);
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 /// The classification table.
 pub fn classify(operation: Operation, answer: &Answer, dry_run: bool) -> Class {
-    let (status, body, retry_after) = match answer {
+    classify_fields(operation, answer, &Fields::of(answer), dry_run)
+}
+
+/// The classification table, for an answer whose body's [`Fields`] were read already.
+pub fn classify_fields(operation: Operation, answer: &Answer, fields: &Fields, dry_run: bool) -> Class {
+    let (status, retry_after) = match answer {
         Answer::NotSent => return Class::Transient,
         Answer::Lost if operation == Operation::Create => return Class::Ambiguous,
         // Validate and stage are idempotent: sending them again is safe.
         Answer::Lost => return Class::Transient,
-        Answer::Response { status, body, retry_after } => (*status, body.as_str(), retry_after.as_deref()),
+        Answer::Response { status, retry_after, .. } => (*status, retry_after.as_deref()),
     };
-    let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let field = |name: &str| json.as_ref().and_then(|j| j.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
-    let code = field("code");
+    let code = fields.code.as_deref();
+    let number = fields.kraken_account_number.as_deref().filter(|k| !k.is_empty());
+    let detail = fields.detail.as_deref();
     match status {
-        200 | 201 => Class::Done { kraken_account_number: field("kraken_account_number") },
-        400 if field("kraken_account_number").is_some_and(|k| !k.is_empty()) => {
-            Class::AlreadyImported { kraken_account_number: field("kraken_account_number").unwrap_or_default() }
+        200 | 201 => Class::Done { kraken_account_number: fields.kraken_account_number.clone() },
+        400 if number.is_some() => {
+            Class::AlreadyImported { kraken_account_number: number.unwrap_or_default().to_owned() }
         }
-        400 if code.as_deref() == Some(Code::DryRunRolledBack.as_str()) && dry_run => Class::DryRunOk,
-        400 if code.as_deref() == Some(Code::SupplierNotOngoing.as_str()) => Class::StopRun {
-            why: field("detail").unwrap_or_else(|| "the supplier's migration is not ongoing".to_owned()),
-        },
-        401 | 403 => Class::StopRun {
-            why: format!("the API refused the token ({status}): {}", field("detail").unwrap_or_default()),
-        },
+        400 if code == Some(Code::DryRunRolledBack.as_str()) && dry_run => Class::DryRunOk,
+        400 if code == Some(Code::SupplierNotOngoing.as_str()) => {
+            Class::StopRun { why: detail.unwrap_or("the supplier's migration is not ongoing").to_owned() }
+        }
+        401 | 403 => {
+            Class::StopRun { why: format!("the API refused the token ({status}): {}", detail.unwrap_or_default()) }
+        }
         429 => Class::Window { retry_after: retry_after.and_then(parse_retry_after) },
         // A gateway answered: the request never reached the API.
         502..=504 => Class::Transient,
         500 if operation == Operation::Create => Class::Ambiguous,
         500..=599 => Class::Transient,
-        _ => Class::Terminal { code: code.unwrap_or_else(|| status.to_string()) },
+        _ => Class::Terminal { code: code.map_or_else(|| status.to_string(), str::to_owned) },
     }
 }
 
@@ -241,5 +299,25 @@ mod tests {
         let wait = parse_retry_after(&soon).unwrap();
         assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn only_the_deciding_fields_are_read_as_a_value_tree_would_give_them() {
+        let fields = |body: &str| Fields::of(&Answer::Response { status: 200, body: body.into(), retry_after: None });
+        let account = r#"{"customers": [{"code": "x"}], "code": "c", "detail": 7, "kraken_account_number": null,
+            "\u0073tatus": "COMPLETED", "code": "last"}"#;
+        assert_eq!(
+            fields(account),
+            Fields {
+                code: Some("last".into()),
+                detail: None,
+                kraken_account_number: None,
+                status: Some("COMPLETED".into())
+            }
+        );
+        for not_an_object in ["[\"c\", \"d\", \"k\", \"s\"]", "\"code\"", "", "{\"code\": \"c\"} trailing"] {
+            assert_eq!(fields(not_an_object), Fields::default(), "{not_an_object}");
+        }
+        assert_eq!(Fields::of(&Answer::Lost), Fields::default());
     }
 }

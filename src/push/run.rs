@@ -29,7 +29,7 @@ use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::classify::{Answer, Class, Operation, classify};
+use super::classify::{Answer, Class, Fields, Operation, classify_fields};
 use super::client::Client;
 use super::window::{Budget, Retry, Window};
 use crate::clock::now;
@@ -68,26 +68,9 @@ pub struct Job<'a> {
     pub give_up_after: Duration,
 }
 
-/// What a push came to.
-pub struct Pushed {
-    pub run_id: String,
-    pub summary: Summary,
-    /// Why the run stopped before the end, when it did.
-    pub stopped: Option<String>,
-    /// What `runs/<run>/push.json` says.
-    pub file: Option<PushFile>,
-}
-
-impl Pushed {
-    /// 0 when every account is done, 1 when some ended terminal (a run that stopped is an
-    /// error of its own: exit 2).
-    pub fn exit(&self) -> ExitStatus {
-        if self.summary.terminal > 0 || self.summary.not_staged > 0 { ExitStatus::Rejected } else { ExitStatus::Clean }
-    }
-}
-
-/// What a push run came to, as `runs/<run>/push.json`: the summary the CLI prints and the
-/// pipeline report's push section reads (with the window over time for its chart).
+/// What a push run came to, as `runs/<run>/push.json` and as [`push`] returns it: the summary
+/// the CLI prints and the pipeline report's push section reads (with the window over time for
+/// its chart).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PushFile {
     pub run_id: String,
@@ -115,12 +98,12 @@ pub struct PushFile {
     pub latency_ms: [u32; 5],
     /// (seconds since the start, window) at the start and at every change.
     pub window: Vec<(f64, usize)>,
+    /// Why the run stopped before the end, when it did.
     pub stopped: Option<String>,
 }
 
 impl PushFile {
-    fn new(pushed: &Pushed, target: &str, job: &Job<'_>) -> Self {
-        let s = &pushed.summary;
+    fn new(run_id: String, s: &Summary, stopped: Option<String>, target: &str, job: &Job<'_>) -> Self {
         let mut latencies = s.latencies.clone();
         latencies.sort_unstable();
         let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
@@ -129,7 +112,7 @@ impl PushFile {
             window.push((s.elapsed.as_secs_f64(), last));
         }
         Self {
-            run_id: pushed.run_id.clone(),
+            run_id,
             target: target.to_owned(),
             supplier: job.supplier.to_owned(),
             operations: job.operations.iter().map(|o| o.name().to_owned()).collect(),
@@ -154,7 +137,7 @@ impl PushFile {
             accounts_per_second: s.done as f64 / s.elapsed.as_secs_f64().max(1e-3),
             latency_ms: [pct(0.5), pct(0.9), pct(0.95), pct(0.99), latencies.last().copied().unwrap_or(0)],
             window,
-            stopped: pushed.stopped.clone(),
+            stopped,
         }
     }
 
@@ -179,6 +162,12 @@ impl PushFile {
         )
     }
 
+    /// 0 when every account is done, 1 when some ended terminal (a run that stopped is an
+    /// error of its own: exit 2).
+    pub fn exit(&self) -> ExitStatus {
+        if self.terminal > 0 || self.not_staged > 0 { ExitStatus::Rejected } else { ExitStatus::Clean }
+    }
+
     /// The push file of a run, when it has one.
     pub fn read(wd: &Workdir, run_id: &str) -> Option<Self> {
         let text = std::fs::read_to_string(wd.run_dir(run_id).join(PUSH_FILE)).ok()?;
@@ -189,30 +178,30 @@ impl PushFile {
 /// The name of a push run's summary file in its run folder.
 pub const PUSH_FILE: &str = "push.json";
 
-/// Counts and timings of a push, for its summary.
-#[derive(Debug, Default, Clone)]
-pub struct Summary {
-    pub selected: usize,
+/// Counts and timings of a push as it runs, for its [`PushFile`].
+#[derive(Debug, Default)]
+struct Summary {
+    selected: usize,
     /// Accounts whose every operation succeeded (created, already imported, or a dry run's ok).
-    pub done: usize,
+    done: usize,
     /// Accounts that wait for a fix, by operation and code.
-    pub terminal: usize,
-    pub by_outcome: BTreeMap<(String, u16, String), usize>,
+    terminal: usize,
+    by_outcome: BTreeMap<(String, u16, String), usize>,
     /// Attempts by class.
-    pub by_class: BTreeMap<String, usize>,
+    by_class: BTreeMap<String, usize>,
     /// Listed accounts with no staged version here.
-    pub not_staged: usize,
+    not_staged: usize,
     /// Accounts the target had created before (skipped, not sent).
-    pub already_pushed: usize,
-    pub refused: usize,
-    pub retries: usize,
-    pub reconciled: usize,
+    already_pushed: usize,
+    refused: usize,
+    retries: usize,
+    reconciled: usize,
     /// Milliseconds per request.
-    pub latencies: Vec<u32>,
+    latencies: Vec<u32>,
     /// (seconds since the start, window) at every change.
-    pub windows: Vec<(f64, usize)>,
-    pub most_in_flight: usize,
-    pub elapsed: Duration,
+    windows: Vec<(f64, usize)>,
+    most_in_flight: usize,
+    elapsed: Duration,
 }
 
 /// Pushes the job's accounts to the client's target as one run.
@@ -222,7 +211,10 @@ pub fn push(
     store: &mut dyn Store,
     client: &Client,
     job: &Job<'_>,
-) -> Result<Pushed, Error> {
+) -> Result<PushFile, Error> {
+    if job.operations.is_empty() {
+        return Err(Error::usage("a push needs at least one operation", Some("validate, stage or create")));
+    }
     if job.operations.contains(&Operation::Create) && job.team.is_none() {
         return Err(Error::usage("creating accounts needs --team", Some("or leave create out of --operations")));
     }
@@ -290,18 +282,16 @@ pub fn push(
     let mut summary = std::mem::take(&mut pusher.summary);
     summary.elapsed = pusher.started.elapsed();
     crate::engine::runs::export_paged(store, &settings.schema, wd, &run_id)?;
-    let mut pushed = Pushed { run_id, summary, stopped, file: None };
-    let file = PushFile::new(&pushed, &target, job);
+    let file = PushFile::new(run_id, &summary, stopped, &target, job);
     let text = serde_json::to_string_pretty(&file).expect("a push file serialises");
-    crate::workdir::write_synced(&wd.run_dir(&pushed.run_id).join(PUSH_FILE), &text)?;
-    pushed.file = Some(file);
-    let status = match pushed.exit() {
-        _ if pushed.stopped.is_some() => "stopped",
+    crate::workdir::write_synced(&wd.run_dir(&file.run_id).join(PUSH_FILE), &text)?;
+    let status = match file.exit() {
+        _ if file.stopped.is_some() => "stopped",
         ExitStatus::Clean => "clean",
         ExitStatus::Rejected => "rejected",
     };
-    store.finish_run(&pushed.run_id, status)?;
-    Ok(pushed)
+    store.finish_run(&file.run_id, status)?;
+    Ok(file)
 }
 
 /// The STAGED accounts to push (every pending one, or the listed ones) that the target has not
@@ -348,6 +338,13 @@ struct Account {
     polls: u32,
     /// When the first `IN_PROGRESS` answer came.
     in_progress_since: Option<Instant>,
+}
+
+impl Account {
+    /// An account read from its staged version, before its first operation.
+    fn new(out: Outbound) -> Self {
+        Self { out, step: 0, attempts: 0, polls: 0, in_progress_since: None }
+    }
 }
 
 /// What is sent for an account.
@@ -483,16 +480,13 @@ impl<'a> Pusher<'a> {
             });
             self.records.push(PushRecord { audit: row, remote_number: None, settles_intent: false });
             let account = Account {
-                out: Outbound {
+                attempts: intent.attempt,
+                ..Account::new(Outbound {
                     external_account_number: intent.external_account_number.clone(),
                     line: intent.line.unwrap_or_default(),
                     staged_version: intent.staged_version.unwrap_or_default(),
                     body: String::new(),
-                },
-                step: 0,
-                attempts: intent.attempt,
-                polls: 0,
-                in_progress_since: None,
+                })
             };
             let mut account = Some(account);
             while let Some(a) = account.take() {
@@ -571,6 +565,8 @@ impl<'a> Pusher<'a> {
         let mut delayed: BinaryHeap<Delayed> = BinaryHeap::new();
         let mut in_flight: InFlight<'a> = FuturesUnordered::new();
         let mut source_open = true;
+        // Every account starts at the job's first operation.
+        let first = Exchange::Send(self.job.operations[0]);
         loop {
             if self.stopped.is_none() {
                 let at = Instant::now();
@@ -592,11 +588,7 @@ impl<'a> Pusher<'a> {
                         break;
                     }
                     match windows.try_recv() {
-                        Ok(w) => ready.extend(w.into_iter().map(|out| {
-                            let a = Account { out, step: 0, attempts: 0, polls: 0, in_progress_since: None };
-                            let e = self.exchange_of(&a);
-                            (a, e)
-                        })),
+                        Ok(w) => ready.extend(w.into_iter().map(|out| (Account::new(out), first))),
                         Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
                         Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => source_open = false,
                     }
@@ -675,11 +667,7 @@ impl<'a> Pusher<'a> {
                     }
                 }
                 w = windows.recv(), if want_more => match w {
-                    Some(w) => ready.extend(w.into_iter().map(|out| {
-                        let a = Account { out, step: 0, attempts: 0, polls: 0, in_progress_since: None };
-                        let e = self.exchange_of(&a);
-                        (a, e)
-                    })),
+                    Some(w) => ready.extend(w.into_iter().map(|out| (Account::new(out), first))),
                     None => source_open = false,
                 },
                 () = tokio::time::sleep_until(wake.into()) => {}
@@ -737,17 +725,25 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    /// Records one exchange's answer with its class.
-    fn record(&mut self, done: &Done, operation: Operation, class: &str, remote_number: Option<String>, settles: bool) {
+    /// Records one exchange's answer with its class; the answer's body moves into the audit row
+    /// (`code`: its `code` field).
+    fn record(
+        &mut self,
+        done: &mut Done,
+        code: Option<String>,
+        operation: Operation,
+        class: &str,
+        remote_number: Option<String>,
+        settles: bool,
+    ) {
         let account = &done.account;
         let mut row =
             self.row(operation, &account.out.external_account_number, Some(account.out.line), account.attempts);
         row.started_at.clone_from(&done.started_at);
-        if let Answer::Response { status, body, .. } = &done.answer {
+        if let Answer::Response { status, body, .. } = &mut done.answer {
             row.status_code = *status;
-            row.body.clone_from(body);
-            let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
-            row.error_code = json.as_ref().and_then(|j| j.get("code")).and_then(|c| c.as_str()).map(str::to_owned);
+            row.body = std::mem::take(body);
+            row.error_code = code;
         }
         row.kraken_account_number.clone_from(&remote_number);
         row.request = Some(RequestTag { id: done.request_id.clone(), token: String::new() });
@@ -799,9 +795,10 @@ impl<'a> Pusher<'a> {
     }
 
     /// What becomes of an account after the answer to one of its operations.
-    fn send_answer(&mut self, done: Done) -> Next {
+    fn send_answer(&mut self, mut done: Done) -> Next {
         let Exchange::Send(operation) = done.exchange else { unreachable!("a send") };
-        let class = classify(operation, &done.answer, self.job.dry_run);
+        let fields = Fields::of(&done.answer);
+        let class = classify_fields(operation, &done.answer, &fields, self.job.dry_run);
         let status = match &done.answer {
             Answer::Response { status, .. } => *status,
             _ => 0,
@@ -826,7 +823,7 @@ impl<'a> Pusher<'a> {
             Class::Transient => ("transient", None),
             Class::Ambiguous => ("ambiguous", None),
         };
-        self.record(&done, operation, name, remote, settles);
+        self.record(&mut done, fields.code, operation, name, remote, settles);
         let mut account = done.account;
         match class {
             Class::Done { .. } | Class::AlreadyImported { .. } | Class::DryRunOk | Class::Terminal { .. } => {
@@ -885,23 +882,22 @@ impl<'a> Pusher<'a> {
 
     /// What becomes of an account after a status lookup of its create. `leftover`: the create
     /// was sent by a push that was killed (an `UNKNOWN` account is sent again by selection).
-    fn status_answer(&mut self, done: Done, leftover: bool) -> Next {
-        let (status, body) = match &done.answer {
-            Answer::Response { status, body, .. } => (*status, body.as_str()),
-            _ => (0, ""),
+    fn status_answer(&mut self, mut done: Done, leftover: bool) -> Next {
+        let status = match &done.answer {
+            Answer::Response { status, .. } => *status,
+            _ => 0,
         };
-        let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
-        let field = |name: &str| json.as_ref().and_then(|j| j.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
-        let remote_status = if status == 200 { field("status") } else { None };
-        let number = field("kraken_account_number").filter(|n| !n.is_empty());
+        let Fields { code, kraken_account_number, status: remote_status, .. } = Fields::of(&done.answer);
+        let remote_status = remote_status.filter(|_| status == 200);
+        let number = kraken_account_number.filter(|n| !n.is_empty());
         match (status, remote_status.as_deref(), number) {
             (200, Some("COMPLETED"), Some(number)) => {
-                self.record(&done, Operation::Create, "reconciled_completed", Some(number), true);
+                self.record(&mut done, code, Operation::Create, "reconciled_completed", Some(number), true);
                 self.summary.reconciled += 1;
                 self.finished(Operation::Create, 201, "created (found by status lookup)", false)
             }
             (200, Some("IN_PROGRESS"), _) => {
-                self.record(&done, Operation::Create, "reconciled_in_progress", None, false);
+                self.record(&mut done, code, Operation::Create, "reconciled_in_progress", None, false);
                 let mut account = done.account;
                 let since = *account.in_progress_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > MOST_IN_PROGRESS {
@@ -918,7 +914,7 @@ impl<'a> Pusher<'a> {
             }
             (200, _, _) | (404, _, _) => {
                 // The target has no creation of it: the create never arrived.
-                self.record(&done, Operation::Create, "reconciled_unknown", None, true);
+                self.record(&mut done, code, Operation::Create, "reconciled_unknown", None, true);
                 self.summary.reconciled += 1;
                 if leftover {
                     return Next::Finished;
@@ -932,12 +928,16 @@ impl<'a> Pusher<'a> {
                 }
             }
             (401 | 403, _, _) => {
-                self.record(&done, Operation::Create, "stop_run", None, false);
+                let body = match &done.answer {
+                    Answer::Response { body, .. } => body.clone(),
+                    _ => String::new(),
+                };
+                self.record(&mut done, code, Operation::Create, "stop_run", None, false);
                 self.stop(format!("the API refused the token ({status}) when looking up an account: {body}"));
                 Next::Finished
             }
             _ => {
-                self.record(&done, Operation::Create, "transient", None, false);
+                self.record(&mut done, code, Operation::Create, "transient", None, false);
                 if self.retry_failed(&done.answer) {
                     let polls = done.account.polls;
                     Next::After(done.account, Exchange::Status, backoff(polls))

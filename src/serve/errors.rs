@@ -47,8 +47,20 @@ pub(super) fn draining() -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "The server is shutting down.")
 }
 
+/// The body of a request that must carry JSON: 415 unless it says it does, 413 or 400 when it
+/// could not be read.
+pub(super) fn json_body(
+    headers: &HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, Response> {
+    if let Some(refused) = not_json_content(headers) {
+        return Err(refused);
+    }
+    body.map_err(|rejection| body_rejected(&rejection))
+}
+
 /// 415 unless the request says its body is JSON (`application/json`, any parameters).
-pub(super) fn not_json_content(headers: &HeaderMap) -> Option<Response> {
+fn not_json_content(headers: &HeaderMap) -> Option<Response> {
     let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = declared.split(';').next().unwrap_or("").trim();
     (!media.eq_ignore_ascii_case("application/json")).then(|| {
@@ -65,7 +77,7 @@ pub(super) fn too_large() -> Response {
 }
 
 /// A body that could not be read: 413 past the limit, 400 otherwise.
-pub(super) fn body_rejected(rejection: &axum::extract::rejection::BytesRejection) -> Response {
+fn body_rejected(rejection: &axum::extract::rejection::BytesRejection) -> Response {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large()
     } else {

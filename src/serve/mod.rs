@@ -391,14 +391,11 @@ async fn with_store<T: Send + 'static>(
 }
 
 async fn validate(State(app): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Some(refused) = errors::not_json_content(&headers) {
-        return refused;
-    }
-    crate::workdir::failpoint("serve-validate");
-    let body = match body {
+    let body = match errors::json_body(&headers, body) {
         Ok(body) => body,
-        Err(rejection) => return errors::body_rejected(&rejection),
+        Err(refused) => return refused,
     };
+    crate::workdir::failpoint("serve-validate");
     match app.validators.validate(body).await {
         Some(result) => json(result.status, result.body),
         None => errors::internal("the request's validation failed"),
@@ -426,12 +423,9 @@ async fn stage(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(refused) = errors::not_json_content(&headers) {
-        return refused;
-    }
-    match body {
+    match errors::json_body(&headers, body) {
         Ok(body) => to_writer(&app, |reply| writer::Work::Stage { body, request, reply }).await,
-        Err(rejection) => errors::body_rejected(&rejection),
+        Err(refused) => refused,
     }
 }
 
@@ -452,12 +446,9 @@ async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(refused) = errors::not_json_content(&headers) {
-        return refused;
-    }
-    let body = match body {
+    let body = match errors::json_body(&headers, body) {
         Ok(body) => body,
-        Err(rejection) => return errors::body_rejected(&rejection),
+        Err(refused) => return refused,
     };
     let request: CreateRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,

@@ -194,18 +194,7 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &str, fault: Fault) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stats = Arc::new(Stats::default());
-        let (upstream, kept) = (upstream.to_owned(), stats.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (upstream, stats) = (upstream.clone(), kept.clone());
-                std::thread::spawn(move || serve_connection(stream, &upstream, fault, &stats));
-            }
-        });
-        Proxy { base, stats }
+        Self::listen(upstream, fault, None)
     }
 
     /// An HTTPS proxy on localhost in front of `upstream`, with the test certificate of
@@ -225,18 +214,30 @@ impl Proxy {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .unwrap();
-        let config = Arc::new(config);
+        Self::listen(upstream, Fault::None, Some(Arc::new(config)))
+    }
+
+    /// Accepts connections on a free loopback port, each served on a thread of its own, over
+    /// TLS when `tls` is given.
+    fn listen(upstream: &str, fault: Fault, tls: Option<Arc<rustls::ServerConfig>>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let port = listener.local_addr().unwrap().port();
+        let base = match tls {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let stats = Arc::new(Stats::default());
         let (upstream, kept) = (upstream.to_owned(), stats.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (upstream, stats, config) = (upstream.clone(), kept.clone(), config.clone());
-                std::thread::spawn(move || {
-                    let connection = rustls::ServerConnection::new(config).unwrap();
-                    serve_connection(rustls::StreamOwned::new(connection, stream), &upstream, Fault::None, &stats);
+                let (upstream, stats, tls) = (upstream.clone(), kept.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let connection = rustls::ServerConnection::new(config).unwrap();
+                        serve_connection(rustls::StreamOwned::new(connection, stream), &upstream, fault, &stats);
+                    }
+                    None => serve_connection(stream, &upstream, fault, &stats),
                 });
             }
         });
