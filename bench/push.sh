@@ -32,7 +32,8 @@ START=$(date +%s.%N)
 for s in $SUPPLIERS; do
   "$FERRY" create --all-pending --supplier "$s" --team Migration --workdir "$WORK/cli" --today 2026-11-27 2>/dev/null
 done
-echo "ferry create: $(python3 -c "print(round($ACCOUNTS / ($(date +%s.%N) - $START)))") accounts/s"
+MB=$(python3 -c "import os; print(os.path.getsize('$DUMP') / 1e6)")
+echo "ferry create: $(python3 -c "t = $(date +%s.%N) - $START; print(f'{$ACCOUNTS / t:.0f} accounts/s, {$MB / t:.1f} MB/s of the dump ({$MB:.0f} MB)')")"
 
 echo "== ferry push to ferry serve: $ACCOUNTS accounts, validate + stage + create, 40 in flight"
 "$FERRY" team add Migration --workdir "$WORK/server" >/dev/null 2>&1
@@ -52,14 +53,15 @@ done
 WALL=$(python3 -c "print($(date +%s.%N) - $START)")
 AFTER=$(cpu "$SERVER")
 kill -TERM "$SERVER"; wait "$SERVER" || true
-python3 - "$WORK/push.time" "$ACCOUNTS" "$WALL" "$BEFORE" "$AFTER" "$TICKS" <<'PY'
+python3 - "$WORK/push.time" "$ACCOUNTS" "$WALL" "$BEFORE" "$AFTER" "$TICKS" "$MB" <<'PY'
 import sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 accounts, wall = int(sys.argv[2]), float(sys.argv[3])
 server_cpu = (float(sys.argv[5]) - float(sys.argv[4])) / float(sys.argv[6])
 client_cpu = sum(r[1] + r[2] for r in rows)
 rss = max(r[3] for r in rows) / 1024
-print(f"ferry push: {accounts / wall:.0f} accounts/s ({3 * accounts / wall:.0f} requests/s), {wall:.1f} s")
+mb = float(sys.argv[7])
+print(f"ferry push: {accounts / wall:.0f} accounts/s ({3 * accounts / wall:.0f} requests/s, {mb / wall:.1f} MB/s of the dump), {wall:.1f} s")
 print(f"client CPU {client_cpu:.1f} s, server CPU {server_cpu:.1f} s: client/server {client_cpu / server_cpu:.0%}")
 print(f"client peak RSS {rss:.0f} MB")
 PY
