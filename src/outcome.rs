@@ -237,7 +237,8 @@ impl<'a> Rebuilder<'a> {
                 out.extend_from_slice(if column.as_boolean().value(row) { b"true" } else { b"false" })
             }
             (_, ColumnKind::Int64) => {
-                out.extend_from_slice(column.as_primitive::<Int64Type>().value(row).to_string().as_bytes())
+                use std::io::Write as _;
+                write!(out, "{}", column.as_primitive::<Int64Type>().value(row)).expect("writing to a Vec cannot fail")
             }
             _ => push_json_str(out, column.as_string::<i32>().value(row)),
         }
@@ -245,9 +246,17 @@ impl<'a> Rebuilder<'a> {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, exactly as serde_json writes it. Most values need no
+/// escape (serde_json escapes only `"`, `\\` and control characters) and are copied as they are.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+    }
 }
 
 /// The two kinds of `outcomes.parquet`, each with its own documented schema, named in the file's
@@ -323,4 +332,21 @@ pub fn to_batch(outcomes: &[Outcome]) -> RecordBatch {
         Arc::new(body.finish()),
     ];
     RecordBatch::try_new(arrow_schema(), columns).expect("columns match the outcomes schema")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The copy-as-is path gives byte for byte what serde_json writes, escapes included.
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        let mut samples: Vec<String> = (0u8..0x80).map(|b| format!("a{}b", b as char)).collect();
+        samples.extend(
+            ["", "Müller-Lüdenscheidt", "\u{7f}\u{2028}\u{1F600}", "\"quoted\"", "back\\slash"].map(String::from),
+        );
+        for s in samples {
+            let mut ours = Vec::new();
+            super::push_json_str(&mut ours, &s);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+    }
 }

@@ -155,8 +155,7 @@ fn stage_dump(
                                 )?),
                             };
                             let base = set.rows()[0];
-                            let rows_hashes = crate::stage::rows_hashes(&rows.tables, &vec![true; rows.outcomes.len()]);
-                            for (i, o) in rows.outcomes.iter().enumerate() {
+                            for (i, (o, rows_hash)) in rows.outcomes.iter().zip(rows.rows_hashes).enumerate() {
                                 let o = &mut chunk.outcomes[*o];
                                 let key =
                                     (rows.supplier.clone(), o.external_account_number.clone().unwrap_or_default());
@@ -171,7 +170,7 @@ fn stage_dump(
                                     location: location.clone(),
                                     account_row: base + i as u64,
                                     payload_hash: o.payload_hash.clone().unwrap_or_default(),
-                                    rows_hash: rows_hashes[i].clone().unwrap_or_default(),
+                                    rows_hash,
                                 });
                             }
                             set.write(vec![rows.tables])?;

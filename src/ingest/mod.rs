@@ -131,14 +131,18 @@ where
                 None => break,
             }
         }
-        Ok(chunks
+        let outputs = chunks
             .par_iter()
             .map(|c| {
                 let mut out = flatten_chunk(schema, &arrow, c);
                 let extra = process(&mut out);
                 (out, extra)
             })
-            .collect())
+            .collect();
+        for c in chunks {
+            reader.recycle(c);
+        }
+        Ok(outputs)
     };
     let mut pending = parse_wave(reader)?;
     while !pending.is_empty() {

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The longest line accepted: 16 MiB.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
+/// At most this many parsed chunks' buffers are kept for reuse.
+const MAX_SPARE: usize = 64;
+
 /// A piece of the input, in order.
 #[derive(Debug)]
 pub enum Chunk {
@@ -32,6 +35,9 @@ pub struct DumpReader {
     next_line: u64,
     eof: bool,
     consumed: Arc<AtomicU64>,
+    /// Buffers of chunks already parsed, given back to hold the next ones: each new chunk
+    /// would otherwise be fresh memory, which the kernel must fault in and zero.
+    spare: Vec<Vec<u8>>,
 }
 
 /// The compression of a dump, from its file name.
@@ -77,6 +83,15 @@ impl DumpReader {
             next_line: 1,
             eof: false,
             consumed,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Gives back the bytes of a parsed chunk, to be filled again.
+    pub fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE && bytes.capacity() <= 2 * self.chunk_size.max(1 << 16) {
+            bytes.clear();
+            self.spare.push(bytes);
         }
     }
 
@@ -93,7 +108,10 @@ impl DumpReader {
                 return Ok(None);
             }
             if let Some(pos) = memchr::memrchr(b'\n', &self.buf) {
-                let rest = self.buf.split_off(pos + 1);
+                // The partial line after the last newline starts the next buffer.
+                let mut rest = self.spare.pop().unwrap_or_default();
+                rest.extend_from_slice(&self.buf[pos + 1..]);
+                self.buf.truncate(pos + 1);
                 let bytes = std::mem::replace(&mut self.buf, rest);
                 let first_line = self.next_line;
                 self.next_line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
@@ -162,16 +180,22 @@ impl DumpReader {
 /// reading and decompressing overlap parsing.
 pub struct ReadAhead {
     chunks: std::sync::mpsc::Receiver<io::Result<Chunk>>,
+    /// Parsed chunks' buffers, back to the reader thread.
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ReadAhead {
     pub fn spawn(mut reader: DumpReader, depth: usize) -> Self {
         let (tx, chunks) = std::sync::mpsc::sync_channel(depth.max(1));
+        let (spent, returned) = std::sync::mpsc::channel::<Vec<u8>>();
         let thread = std::thread::Builder::new()
             .name("ferry-reader".to_owned())
             .spawn(move || {
                 loop {
+                    for bytes in returned.try_iter() {
+                        reader.recycle(bytes);
+                    }
                     let next = reader.next_chunk().transpose();
                     let stop = !matches!(next, Some(Ok(_)));
                     if let Some(item) = next
@@ -185,7 +209,15 @@ impl ReadAhead {
                 }
             })
             .expect("a reader thread can be started");
-        Self { chunks, thread: Some(thread) }
+        Self { chunks, spent, thread: Some(thread) }
+    }
+
+    /// Gives a parsed chunk's buffer back to the reader, to hold a later chunk.
+    pub fn recycle(&self, chunk: Chunk) {
+        if let Chunk::Lines { bytes, .. } = chunk {
+            // The reader may have finished; the buffer is then simply freed.
+            let _ = self.spent.send(bytes);
+        }
     }
 
     /// The next chunk, in input order; `None` at the end of the input.
@@ -220,13 +252,17 @@ impl Read for Counting {
 mod tests {
     use super::*;
 
-    fn chunks(input: &[u8], chunk_size: usize) -> Vec<Chunk> {
-        let mut r = DumpReader::from_reader(
+    fn reader(input: &[u8], chunk_size: usize) -> DumpReader {
+        DumpReader::from_reader(
             Path::new("mem"),
             Box::new(io::Cursor::new(input.to_vec())),
             chunk_size,
             Arc::new(AtomicU64::new(0)),
-        );
+        )
+    }
+
+    fn chunks(input: &[u8], chunk_size: usize) -> Vec<Chunk> {
+        let mut r = reader(input, chunk_size);
         let mut out = Vec::new();
         while let Some(c) = r.next_chunk().unwrap() {
             out.push(c);
@@ -257,6 +293,25 @@ mod tests {
         );
         for size in 1..12 {
             assert_eq!(lines(&chunks(input, size)), expected, "chunk size {size}");
+        }
+    }
+
+    /// Buffers given back (still holding their old lines) hold later chunks exactly.
+    #[test]
+    fn recycled_buffers_hold_only_their_new_lines() {
+        let input: Vec<u8> = (0..200).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
+        let expected = lines(&chunks(&input, 1 << 20));
+        for size in [7, 16, 100] {
+            let mut r = reader(&input, size);
+            let mut seen = Vec::new();
+            while let Some(c) = r.next_chunk().unwrap() {
+                seen.extend(lines(std::slice::from_ref(&c)));
+                if let Chunk::Lines { mut bytes, .. } = c {
+                    bytes.extend_from_slice(b"stale\n");
+                    r.recycle(bytes);
+                }
+            }
+            assert_eq!(seen, expected, "chunk size {size}");
         }
     }
 

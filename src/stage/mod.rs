@@ -83,6 +83,9 @@ pub struct SupplierRows {
     pub tables: Vec<RecordBatch>,
     /// For each root row of `tables`, the index of its line in [`ChunkStage::outcomes`].
     pub outcomes: Vec<usize>,
+    /// For each root row of `tables`, its [`rows_hashes`] (computed here, in parallel, rather
+    /// than where the rows are written in input order).
+    pub rows_hashes: Vec<String>,
 }
 
 /// What staging made of one chunk.
@@ -309,7 +312,12 @@ impl<'a> Stager<'a> {
                     value: Some(u.value),
                 });
             }
-            staged.push(SupplierRows { supplier: supplier.to_owned(), tables, outcomes: rows });
+            let rows_hashes = if unfit.is_empty() {
+                rows_hashes(&tables, &vec![true; rows.len()]).into_iter().map(Option::unwrap_or_default).collect()
+            } else {
+                Vec::new() // decided again without the unfit accounts
+            };
+            staged.push(SupplierRows { supplier: supplier.to_owned(), tables, outcomes: rows, rows_hashes });
         }
         (staged, unfit)
     }
@@ -391,12 +399,15 @@ enum Nulls {
 }
 
 fn hashes(tables: &[RecordBatch], wanted: &[bool], nulls: Nulls) -> Vec<Option<String>> {
-    let mut bufs: Vec<Vec<u8>> =
-        wanted.iter().map(|w| if *w { Vec::with_capacity(4096) } else { Vec::new() }).collect();
+    // Each account's bytes go straight into its own hasher, a column's values at a time through
+    // one reused buffer: no account's bytes are ever held whole (an account is ~16 KB of them).
+    let mut hashers: Vec<Option<Sha256>> = wanted.iter().map(|w| w.then(Sha256::new)).collect();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
     for batch in tables {
         let accounts = batch.column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>().values();
         // Rows of one account are contiguous and in order in every table.
-        let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
+        ranges.clear();
         let mut start = 0;
         for row in 1..=accounts.len() {
             if row == accounts.len() || accounts[row] != accounts[start] {
@@ -407,14 +418,22 @@ fn hashes(tables: &[RecordBatch], wanted: &[bool], nulls: Nulls) -> Vec<Option<S
                 start = row;
             }
         }
-        for (account, from, to) in &ranges {
-            bufs[*account].extend_from_slice(&((to - from) as u32).to_le_bytes());
+        for &(account, from, to) in &ranges {
+            feed(&mut hashers[account], &((to - from) as u32).to_le_bytes());
         }
         for column in batch.columns().iter().skip(crate::ingest::KEY_COLUMNS) {
-            hash_column(column, &ranges, &mut bufs, nulls);
+            for &(account, from, to) in &ranges {
+                buf.clear();
+                column_bytes(column, from, to, &mut buf, nulls);
+                feed(&mut hashers[account], &buf);
+            }
         }
     }
-    bufs.iter().zip(wanted).map(|(b, w)| w.then(|| format!("{:x}", Sha256::digest(b)))).collect()
+    hashers.into_iter().map(|h| h.map(|h| format!("{:x}", h.finalize()))).collect()
+}
+
+fn feed(hasher: &mut Option<Sha256>, bytes: &[u8]) {
+    hasher.as_mut().expect("only wanted accounts have ranges").update(bytes);
 }
 
 /// Each value of a fixed-width column with its presence, little-endian; nothing for a null
@@ -436,52 +455,50 @@ fn fixed<T: arrow_array::ArrowPrimitiveType>(
     }
 }
 
-fn hash_column(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)], bufs: &mut [Vec<u8>], nulls: Nulls) {
+/// The hashed bytes of rows `from..to` of a column.
+fn column_bytes(column: &arrow_array::ArrayRef, from: usize, to: usize, buf: &mut Vec<u8>, nulls: Nulls) {
     use arrow_array::types::Int64Type;
     use arrow_schema::DataType;
     let valid = |row: usize| column.is_valid(row);
-    for &(account, from, to) in ranges {
-        let buf = &mut bufs[account];
-        match column.data_type() {
-            DataType::Utf8 => {
-                let c = column.as_string::<i32>();
-                for row in from..to {
-                    if valid(row) {
-                        let v = c.value(row).as_bytes();
-                        buf.push(1);
-                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                        buf.extend_from_slice(v);
-                    } else {
-                        buf.push(0);
-                    }
+    match column.data_type() {
+        DataType::Utf8 => {
+            let c = column.as_string::<i32>();
+            for row in from..to {
+                if valid(row) {
+                    let v = c.value(row).as_bytes();
+                    buf.push(1);
+                    buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    buf.extend_from_slice(v);
+                } else {
+                    buf.push(0);
                 }
             }
-            DataType::Boolean => {
-                let c = column.as_boolean();
-                buf.extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
-            }
-            DataType::Int64 if nulls == Nulls::Absent => fixed::<Int64Type>(column, from, to, buf),
-            DataType::Int64 => {
-                let c = column.as_primitive::<Int64Type>();
-                for row in from..to {
-                    buf.push(u8::from(valid(row)));
-                    buf.extend_from_slice(&c.value(row).to_le_bytes());
-                }
-            }
-            DataType::UInt32 if nulls == Nulls::Absent => fixed::<UInt32Type>(column, from, to, buf),
-            DataType::UInt32 => {
-                let c = column.as_primitive::<UInt32Type>();
-                for row in from..to {
-                    buf.push(u8::from(valid(row)));
-                    buf.extend_from_slice(&c.value(row).to_le_bytes());
-                }
-            }
-            // The typed columns of staged files (the rows hash of a staged version).
-            DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, from, to, buf),
-            DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, from, to, buf),
-            DataType::Timestamp(..) => fixed::<arrow_array::types::TimestampMicrosecondType>(column, from, to, buf),
-            other => unreachable!("flattened and typed columns are never {other}"),
         }
+        DataType::Boolean => {
+            let c = column.as_boolean();
+            buf.extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
+        }
+        DataType::Int64 if nulls == Nulls::Absent => fixed::<Int64Type>(column, from, to, buf),
+        DataType::Int64 => {
+            let c = column.as_primitive::<Int64Type>();
+            for row in from..to {
+                buf.push(u8::from(valid(row)));
+                buf.extend_from_slice(&c.value(row).to_le_bytes());
+            }
+        }
+        DataType::UInt32 if nulls == Nulls::Absent => fixed::<UInt32Type>(column, from, to, buf),
+        DataType::UInt32 => {
+            let c = column.as_primitive::<UInt32Type>();
+            for row in from..to {
+                buf.push(u8::from(valid(row)));
+                buf.extend_from_slice(&c.value(row).to_le_bytes());
+            }
+        }
+        // The typed columns of staged files (the rows hash of a staged version).
+        DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, from, to, buf),
+        DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, from, to, buf),
+        DataType::Timestamp(..) => fixed::<arrow_array::types::TimestampMicrosecondType>(column, from, to, buf),
+        other => unreachable!("flattened and typed columns are never {other}"),
     }
 }
 
@@ -525,6 +542,37 @@ mod tests {
             payload_hash: Some(hash.to_owned()),
             kraken_account_number: (status == ProcessStatus::Imported).then(|| "A-0000002A".to_owned()),
         }
+    }
+
+    /// Payload and rows hashes are stored with every staged version and compared on every
+    /// re-stage and create: how they are computed may change, their values must not.
+    #[test]
+    fn hashes_of_the_sample_are_pinned() {
+        let schema = Schema::builtin();
+        let arrow = crate::ingest::arrow_schemas(&schema);
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.ndjson")).unwrap();
+        let lines: String = text.lines().take(40).map(|l| format!("{l}\n")).collect();
+        let out = crate::ingest::flatten_chunk(
+            &schema,
+            &arrow,
+            &crate::ingest::Chunk::Lines { first_line: 1, bytes: lines.into_bytes() },
+        );
+        let accounts = out.tables[0].num_rows();
+        let wanted: Vec<bool> = (0..accounts).map(|a| a % 3 != 1).collect();
+        let digest = |hashes: Vec<Option<String>>| {
+            let all: Vec<String> = hashes.into_iter().map(|h| h.unwrap_or_else(|| "-".to_owned())).collect();
+            format!("{:x}", Sha256::digest(all.join(",").as_bytes()))
+        };
+        let typed = TypedTables::new(&schema);
+        let (tables, _) = typed.convert(&out.tables, crate::settings::DEFAULT_TIMEZONE);
+        assert_eq!(
+            (accounts, digest(payload_hashes(&out.tables, &wanted)), digest(rows_hashes(&tables, &wanted))),
+            (
+                40,
+                "d76179030af9ddf371943d675d0c1bbba2e1f9f54d5c17f16db5b9f7ca6d33b4".to_owned(),
+                "e4247504eb438c033d5af8eae892d436bc0fbaac80448bfe15cf54820d5aaf37".to_owned()
+            )
+        );
     }
 
     /// The guide's order: imported or skipped first, then the supplier's migration status, then
