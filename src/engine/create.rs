@@ -140,11 +140,10 @@ pub fn create(
             early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
         }
     }
-    let (rows, counts) = if job.dry_run {
+    let counts = if job.dry_run {
         early.extend(created_rows);
         export(schema, wd, &run_id, &early)?;
-        let counts = Counts::of(&early, 0);
-        (early, counts)
+        Counts::of(&early, 0)
     } else {
         store.append_audit(&early)?;
         close_run(store, wd, schema, &run_id)?
@@ -158,7 +157,7 @@ pub fn create(
     if !team_known {
         eprintln!("team {:?} does not exist: add it with `ferry team add`", job.team);
     }
-    Ok(Created { run_id, counts, rows })
+    Ok(Created { run_id, counts })
 }
 
 /// Exports a create run's outcomes and marks it finished, clean or rejected.
@@ -167,12 +166,10 @@ fn close_run(
     wd: &Workdir,
     schema: &crate::schema::Schema,
     run_id: &str,
-) -> Result<(Vec<AuditRecord>, Counts), Error> {
-    let rows = store.run_audit(run_id)?;
-    export(schema, wd, run_id, &rows)?;
-    let counts = Counts::of(&rows, 0);
+) -> Result<Counts, Error> {
+    let counts = super::runs::export_paged(store, schema, wd, run_id)?;
     store.finish_run(run_id, if counts.exit() == ExitStatus::Rejected { "rejected" } else { "clean" })?;
-    Ok((rows, counts))
+    Ok(counts)
 }
 
 /// The create batches of a long-lived writer (`ferry serve`): one run per supplier and team
@@ -349,8 +346,6 @@ fn outcome_of(item: &CreateItem<'_>, written: AccountWritten, attempt: u32, dry_
 pub struct Created {
     pub run_id: String,
     pub counts: Counts,
-    /// Every outcome of the run, in order (for a dry run, the only record of them).
-    pub rows: Vec<AuditRecord>,
 }
 
 /// The STAGED processes to create, and the outcomes of the accounts that cannot be.

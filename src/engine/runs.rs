@@ -1,7 +1,7 @@
 //! What every run that writes the store ends with: its audit rows exported to
 //! `runs/<run-id>/outcomes.parquet`, and counted for the summary and the exit code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, ExitStatus};
 use crate::schema::Schema;
@@ -19,17 +19,20 @@ pub fn export(schema: &Schema, wd: &Workdir, run_id: &str, rows: &[AuditRecord])
 }
 
 /// Writes a run's outcome rows to `runs/<run-id>/outcomes.parquet` from the store a page at a
-/// time, so that a run of millions of rows (with bodies of kilobytes each) is never in memory.
-pub fn export_paged(store: &dyn Store, schema: &Schema, wd: &Workdir, run_id: &str) -> Result<(), Error> {
+/// time, so that a run of millions of rows (with bodies of kilobytes each) is never in memory;
+/// counts them on the way ([`Counts`], without staged versions).
+pub fn export_paged(store: &dyn Store, schema: &Schema, wd: &Workdir, run_id: &str) -> Result<Counts, Error> {
     /// Rows read from the store at once.
     const PAGE: usize = 1024;
     let run_dir = wd.run_dir(run_id);
     fs_err::create_dir_all(&run_dir)?;
     let mut after = None;
     let mut file = export::OutcomesFile::create(schema, &run_dir.join("outcomes.parquet"))?;
+    let mut tally = Tally::default();
     loop {
         let page = store.run_audit_page(run_id, after, PAGE)?;
         let rows: Vec<AuditRecord> = page.iter().map(|(_, r)| r.clone()).collect();
+        rows.iter().for_each(|r| tally.add(r));
         file.write(&rows)?;
         match page.last() {
             Some((id, _)) if page.len() == PAGE => after = Some(*id),
@@ -38,7 +41,7 @@ pub fn export_paged(store: &dyn Store, schema: &Schema, wd: &Workdir, run_id: &s
     }
     file.commit()?;
     sync_dir(&run_dir)?;
-    Ok(())
+    Ok(tally.counts(0))
 }
 
 /// Exports the run's audit rows to `outcomes.parquet` and marks the run finished: clean or
@@ -50,9 +53,8 @@ pub fn finish(
     run: &Run,
     interrupted: bool,
 ) -> Result<Counts, Error> {
-    let rows = store.run_audit(&run.id)?;
-    export(schema, wd, &run.id, &rows)?;
-    let counts = Counts::of(&rows, store.run_versions(&run.id)?);
+    let mut counts = export_paged(store, schema, wd, &run.id)?;
+    counts.versions = store.run_versions(&run.id)?;
     let status = match counts.exit() {
         _ if interrupted => "interrupted",
         ExitStatus::Rejected => "rejected",
@@ -121,33 +123,9 @@ impl Counts {
     /// Counts each stage row, and the latest create attempt of each account in the run (an
     /// interrupted attempt that the run retried counts as retried, not as a failure).
     pub fn of(rows: &[AuditRecord], versions: u64) -> Self {
-        let mut by_outcome = BTreeMap::new();
-        let mut latest: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
-        for (i, r) in rows.iter().enumerate() {
-            if let (Some(supplier), Some(ext), "create") =
-                (r.import_supplier.as_deref(), r.external_account_number.as_deref(), r.operation.as_str())
-            {
-                latest.insert((supplier, ext), i);
-            }
-        }
-        let mut retried = 0;
-        for (i, r) in rows.iter().enumerate() {
-            if let (Some(supplier), Some(ext), "create") =
-                (r.import_supplier.as_deref(), r.external_account_number.as_deref(), r.operation.as_str())
-                && latest[&(supplier, ext)] != i
-            {
-                retried += 1;
-                continue;
-            }
-            let name = match (r.status_code, r.operation.as_str(), r.error_code.as_deref()) {
-                (201, _, _) => "created",
-                (200, "stage", _) => "staged again (replaced or identical)",
-                (_, _, Some(code)) => code,
-                _ => "other",
-            };
-            *by_outcome.entry((r.status_code, name.to_owned())).or_default() += 1;
-        }
-        Self { by_outcome, versions, retried }
+        let mut tally = Tally::default();
+        rows.iter().for_each(|r| tally.add(r));
+        tally.counts(versions)
     }
 
     /// The counts by status and outcome name, for a run manifest.
@@ -188,5 +166,43 @@ impl Counts {
             out.push_str(&format!("outcomes in runs/{run_id}/outcomes.parquet\n"));
         }
         out
+    }
+}
+
+/// [`Counts`] built from audit rows given one at a time, in the order of the audit. Holds only
+/// the latest create attempt of each account, so counting a stage run holds nothing per row.
+#[derive(Default)]
+struct Tally {
+    by_outcome: BTreeMap<(u16, String), u64>,
+    /// The outcome of the latest create attempt so far, by (supplier, external account number).
+    creates: HashMap<(String, String), (u16, String)>,
+    retried: u64,
+}
+
+impl Tally {
+    fn add(&mut self, r: &AuditRecord) {
+        let name = match (r.status_code, r.operation.as_str(), r.error_code.as_deref()) {
+            (201, _, _) => "created",
+            (200, "stage", _) => "staged again (replaced or identical)",
+            (_, _, Some(code)) => code,
+            _ => "other",
+        };
+        let outcome = (r.status_code, name.to_owned());
+        if let (Some(supplier), Some(ext), "create") =
+            (r.import_supplier.as_deref(), r.external_account_number.as_deref(), r.operation.as_str())
+        {
+            if self.creates.insert((supplier.to_owned(), ext.to_owned()), outcome).is_some() {
+                self.retried += 1;
+            }
+            return;
+        }
+        *self.by_outcome.entry(outcome).or_default() += 1;
+    }
+
+    fn counts(mut self, versions: u64) -> Counts {
+        for outcome in self.creates.into_values() {
+            *self.by_outcome.entry(outcome).or_default() += 1;
+        }
+        Counts { by_outcome: self.by_outcome, versions, retried: self.retried }
     }
 }

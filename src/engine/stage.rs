@@ -99,7 +99,8 @@ fn stage_dump(
     )?;
     let mut quarantine: Option<TableSet> = None;
     let mut staged: HashMap<String, TableSet> = HashMap::new();
-    let mut staged_keys: HashSet<(String, String)> = HashSet::new();
+    // The accounts staged so far in this run, by supplier (exact keys, one copy of each supplier).
+    let mut staged_keys: HashMap<String, HashSet<Box<str>>> = HashMap::new();
     let mut scope = InputScope::new(schema);
     let mut tally = Tally::default();
     let bar = super::byte_progress(size);
@@ -155,13 +156,13 @@ fn stage_dump(
                                 )?),
                             };
                             let base = set.rows()[0];
+                            let seen = staged_keys.entry(rows.supplier.clone()).or_default();
                             for (i, (o, rows_hash)) in rows.outcomes.iter().zip(rows.rows_hashes).enumerate() {
                                 let o = &mut chunk.outcomes[*o];
-                                let key =
-                                    (rows.supplier.clone(), o.external_account_number.clone().unwrap_or_default());
+                                let external = o.external_account_number.as_deref().unwrap_or_default();
                                 // The same account twice in one dump (the repeat rule being off):
                                 // the later line replaces the version the earlier one staged.
-                                if !staged_keys.insert(key) && o.decision == Decision::Created {
+                                if !seen.insert(external.into()) && o.decision == Decision::Created {
                                     o.decision = Decision::Replaced;
                                 }
                                 versions.push(NewVersion {

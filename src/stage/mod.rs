@@ -325,7 +325,7 @@ impl<'a> Stager<'a> {
     /// The stage outcome of an accepted account, in the guide's order: imported or skipped,
     /// then the supplier's migration status, then new, replaced or identical.
     fn decide(&self, supplier: &str, external: &str, hash: &str) -> Decision {
-        let process = self.snapshot.processes.get(&(supplier.to_owned(), external.to_owned()));
+        let process = self.snapshot.process(supplier, external);
         match process.map(|p| p.status) {
             Some(ProcessStatus::Imported) => {
                 let number = process.and_then(|p| p.kraken_account_number.clone()).unwrap_or_default();
@@ -588,7 +588,7 @@ mod tests {
             ("IMPORTED", ProcessStatus::Imported, "h"),
             ("SKIPPED", ProcessStatus::Skipped, "h"),
         ] {
-            snapshot.processes.insert(("S".to_owned(), ext.to_owned()), process(status, hash));
+            snapshot.insert_process("S", ext, process(status, hash));
         }
         assert_eq!(
             decisions(&schema, &ctx, snapshot.clone()),

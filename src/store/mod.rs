@@ -151,7 +151,24 @@ pub struct ProcessState {
 #[derive(Debug, Default, Clone)]
 pub struct StageSnapshot {
     pub suppliers: HashMap<String, MigrationStatus>,
-    pub processes: HashMap<(String, String), ProcessState>,
+    /// By import supplier, then external account number: a million processes do not each
+    /// hold a copy of their supplier's code, and a lookup allocates nothing.
+    processes: HashMap<String, HashMap<Box<str>, ProcessState>>,
+}
+
+impl StageSnapshot {
+    /// The process of an account, if it has one.
+    pub fn process(&self, supplier: &str, external: &str) -> Option<&ProcessState> {
+        self.processes.get(supplier)?.get(external)
+    }
+
+    pub fn insert_process(&mut self, supplier: &str, external: &str, state: ProcessState) {
+        let by_external = match self.processes.get_mut(supplier) {
+            Some(m) => m,
+            None => self.processes.entry(supplier.to_owned()).or_default(),
+        };
+        by_external.insert(external.into(), state);
+    }
 }
 
 /// A run of a command that writes to the work directory.

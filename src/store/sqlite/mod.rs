@@ -422,8 +422,10 @@ impl Store for SqliteStore {
             .map_err(&err)?;
         let mut rows = stmt.query([]).map_err(&err)?;
         while let Some(r) = rows.next().map_err(&err)? {
-            snapshot.processes.insert(
-                (r.get(0).map_err(&err)?, r.get(1).map_err(&err)?),
+            let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(&err);
+            snapshot.insert_process(
+                text(0)?,
+                text(1)?,
                 ProcessState {
                     status: status_column(r, 2, ProcessStatus::parse).map_err(&err)?,
                     payload_hash: r.get(3).map_err(&err)?,
