@@ -25,7 +25,7 @@ use crate::store::{
 };
 use crate::workdir::Workdir;
 
-use super::runs::{Counts, export, recover_interrupted};
+use super::runs::{Counts, recover_interrupted};
 
 /// The run's command in the store.
 pub const COMMAND: &str = "create";
@@ -109,9 +109,13 @@ pub fn create(
         row.run_id.clone_from(&run_id);
     }
     let team_known = store.teams()?.iter().any(|t| t.name == job.team);
-    let mut created_rows: Vec<AuditRecord> = Vec::new();
+    // A dry run keeps nothing in the store: its outcomes go straight to the run's file.
+    let mut dry_out = if job.dry_run { Some(super::runs::OutcomeWriter::create(schema, wd, &run_id)?) } else { None };
     let mut max_in_flight = 0;
     if team_known {
+        if let Some(out) = dry_out.as_mut() {
+            out.write(&std::mem::take(&mut early))?;
+        }
         let bar = super::account_progress(selected.len() as u64);
         let by_location = group_by_location(selected);
         // Damage to a staged file stops the run before anything is created from it.
@@ -127,8 +131,8 @@ pub fn create(
                 let rows =
                     write_window(store, schema, &run_id, supplier, &window, job, &Requests::new(), &mut max_in_flight)?;
                 bar.inc(window.accounts.len() as u64);
-                if job.dry_run {
-                    created_rows.extend(rows);
+                if let Some(out) = dry_out.as_mut() {
+                    out.write(&rows)?;
                 }
             }
             reader.join().expect("the window reader does not panic")
@@ -140,13 +144,15 @@ pub fn create(
             early.push(audit(&run_id, &s.external_account_number, supplier, guide::Code::TeamUnknown, &body));
         }
     }
-    let counts = if job.dry_run {
-        early.extend(created_rows);
-        export(schema, wd, &run_id, &early)?;
-        Counts::of(&early, 0)
-    } else {
-        store.append_audit(&early)?;
-        close_run(store, wd, schema, &run_id)?
+    let counts = match dry_out {
+        Some(mut out) => {
+            out.write(&early)?;
+            out.finish()?
+        }
+        None => {
+            store.append_audit(&early)?;
+            close_run(store, wd, schema, &run_id)?
+        }
     };
     let mode = if job.dry_run { " (dry run: nothing was kept)" } else { "" };
     eprintln!(

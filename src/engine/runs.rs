@@ -9,13 +9,34 @@ use crate::stage::export;
 use crate::store::{AuditRecord, Run, Store};
 use crate::workdir::{Workdir, sync_dir};
 
-/// Writes a run's outcome rows to `runs/<run-id>/outcomes.parquet`.
-pub fn export(schema: &Schema, wd: &Workdir, run_id: &str, rows: &[AuditRecord]) -> Result<(), Error> {
-    let run_dir = wd.run_dir(run_id);
-    fs_err::create_dir_all(&run_dir)?;
-    export::write_outcomes(schema, &run_dir.join("outcomes.parquet"), rows)?;
-    sync_dir(&run_dir)?;
-    Ok(())
+/// A run's `outcomes.parquet` written as its rows come, and counted on the way: no run holds
+/// all its outcome rows in memory.
+pub struct OutcomeWriter {
+    file: export::OutcomesFile,
+    dir: std::path::PathBuf,
+    tally: Tally,
+}
+
+impl OutcomeWriter {
+    pub fn create(schema: &Schema, wd: &Workdir, run_id: &str) -> Result<Self, Error> {
+        let dir = wd.run_dir(run_id);
+        fs_err::create_dir_all(&dir)?;
+        let file = export::OutcomesFile::create(schema, &dir.join("outcomes.parquet"))?;
+        Ok(Self { file, dir, tally: Tally::default() })
+    }
+
+    /// Rows in audit order.
+    pub fn write(&mut self, rows: &[AuditRecord]) -> Result<(), Error> {
+        rows.iter().for_each(|r| self.tally.add(r));
+        Ok(self.file.write(rows)?)
+    }
+
+    /// Publishes the file; the counts of its rows (without staged versions).
+    pub fn finish(self) -> Result<Counts, Error> {
+        self.file.commit()?;
+        sync_dir(&self.dir)?;
+        Ok(self.tally.counts(0))
+    }
 }
 
 /// Writes a run's outcome rows to `runs/<run-id>/outcomes.parquet` from the store a page at a
@@ -24,24 +45,18 @@ pub fn export(schema: &Schema, wd: &Workdir, run_id: &str, rows: &[AuditRecord])
 pub fn export_paged(store: &dyn Store, schema: &Schema, wd: &Workdir, run_id: &str) -> Result<Counts, Error> {
     /// Rows read from the store at once.
     const PAGE: usize = 1024;
-    let run_dir = wd.run_dir(run_id);
-    fs_err::create_dir_all(&run_dir)?;
+    let mut out = OutcomeWriter::create(schema, wd, run_id)?;
     let mut after = None;
-    let mut file = export::OutcomesFile::create(schema, &run_dir.join("outcomes.parquet"))?;
-    let mut tally = Tally::default();
     loop {
         let page = store.run_audit_page(run_id, after, PAGE)?;
         let rows: Vec<AuditRecord> = page.iter().map(|(_, r)| r.clone()).collect();
-        rows.iter().for_each(|r| tally.add(r));
-        file.write(&rows)?;
+        out.write(&rows)?;
         match page.last() {
             Some((id, _)) if page.len() == PAGE => after = Some(*id),
             _ => break,
         }
     }
-    file.commit()?;
-    sync_dir(&run_dir)?;
-    Ok(tally.counts(0))
+    out.finish()
 }
 
 /// Exports the run's audit rows to `outcomes.parquet` and marks the run finished: clean or
@@ -120,14 +135,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Counts each stage row, and the latest create attempt of each account in the run (an
-    /// interrupted attempt that the run retried counts as retried, not as a failure).
-    pub fn of(rows: &[AuditRecord], versions: u64) -> Self {
-        let mut tally = Tally::default();
-        rows.iter().for_each(|r| tally.add(r));
-        tally.counts(versions)
-    }
-
     /// The counts by status and outcome name, for a run manifest.
     pub fn outcomes(&self) -> Vec<crate::pipeline::manifest::OutcomeCount> {
         self.by_outcome

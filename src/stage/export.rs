@@ -9,7 +9,7 @@ use arrow_array::builder::{Int64Builder, StringBuilder, UInt16Builder, UInt32Bui
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 
-use crate::ingest::output::{PendingFile, ROW_GROUP_ROWS};
+use crate::ingest::output::PendingFile;
 use crate::schema::Schema;
 use crate::store::AuditRecord;
 
@@ -91,15 +91,6 @@ pub fn to_batch(rows: &[AuditRecord]) -> RecordBatch {
         next(),
     ];
     RecordBatch::try_new(arrow_schema(), columns).expect("columns match the outcomes schema")
-}
-
-/// Writes `rows` to `path` (under a temporary name, synced, renamed).
-pub fn write_outcomes(schema: &Schema, path: &Path, rows: &[AuditRecord]) -> std::io::Result<()> {
-    let mut file = OutcomesFile::create(schema, path)?;
-    for chunk in rows.chunks(ROW_GROUP_ROWS) {
-        file.write(chunk)?;
-    }
-    file.commit()
 }
 
 /// An `outcomes.parquet` of audit rows written a batch at a time (under a temporary name until
