@@ -49,10 +49,11 @@ pub fn export_paged(store: &dyn Store, schema: &Schema, wd: &Workdir, run_id: &s
     let mut after = None;
     loop {
         let page = store.run_audit_page(run_id, after, PAGE)?;
-        let rows: Vec<AuditRecord> = page.iter().map(|(_, r)| r.clone()).collect();
+        let (last, full) = (page.last().map(|(id, _)| *id), page.len() == PAGE);
+        let rows: Vec<AuditRecord> = page.into_iter().map(|(_, r)| r).collect();
         out.write(&rows)?;
-        match page.last() {
-            Some((id, _)) if page.len() == PAGE => after = Some(*id),
+        match last {
+            Some(id) if full => after = Some(id),
             _ => break,
         }
     }

@@ -436,20 +436,22 @@ fn feed(hasher: &mut Option<Sha256>, bytes: &[u8]) {
     hasher.as_mut().expect("only wanted accounts have ranges").update(bytes);
 }
 
-/// Each value of a fixed-width column with its presence, little-endian; nothing for a null
-/// (whatever its slot holds: a Parquet reader and an array builder fill it differently).
+/// Each value of a fixed-width column with its presence. A null's slot bytes go in with
+/// [`Nulls::Slot`], and nothing with [`Nulls::Absent`] (a Parquet reader and an array builder
+/// fill the slot differently).
 fn fixed<T: arrow_array::ArrowPrimitiveType>(
     column: &arrow_array::ArrayRef,
     from: usize,
     to: usize,
     buf: &mut Vec<u8>,
+    nulls: Nulls,
 ) {
     use arrow_buffer::ToByteSlice;
     let c = column.as_primitive::<T>();
     for row in from..to {
         let valid = c.is_valid(row);
         buf.push(u8::from(valid));
-        if valid {
+        if valid || nulls == Nulls::Slot {
             buf.extend_from_slice(c.value(row).to_byte_slice());
         }
     }
@@ -478,26 +480,14 @@ fn column_bytes(column: &arrow_array::ArrayRef, from: usize, to: usize, buf: &mu
             let c = column.as_boolean();
             buf.extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
         }
-        DataType::Int64 if nulls == Nulls::Absent => fixed::<Int64Type>(column, from, to, buf),
-        DataType::Int64 => {
-            let c = column.as_primitive::<Int64Type>();
-            for row in from..to {
-                buf.push(u8::from(valid(row)));
-                buf.extend_from_slice(&c.value(row).to_le_bytes());
-            }
-        }
-        DataType::UInt32 if nulls == Nulls::Absent => fixed::<UInt32Type>(column, from, to, buf),
-        DataType::UInt32 => {
-            let c = column.as_primitive::<UInt32Type>();
-            for row in from..to {
-                buf.push(u8::from(valid(row)));
-                buf.extend_from_slice(&c.value(row).to_le_bytes());
-            }
-        }
+        DataType::Int64 => fixed::<Int64Type>(column, from, to, buf, nulls),
+        DataType::UInt32 => fixed::<UInt32Type>(column, from, to, buf, nulls),
         // The typed columns of staged files (the rows hash of a staged version).
-        DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, from, to, buf),
-        DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, from, to, buf),
-        DataType::Timestamp(..) => fixed::<arrow_array::types::TimestampMicrosecondType>(column, from, to, buf),
+        DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, from, to, buf, Nulls::Absent),
+        DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, from, to, buf, Nulls::Absent),
+        DataType::Timestamp(..) => {
+            fixed::<arrow_array::types::TimestampMicrosecondType>(column, from, to, buf, Nulls::Absent)
+        }
         other => unreachable!("flattened and typed columns are never {other}"),
     }
 }

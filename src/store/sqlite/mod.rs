@@ -41,6 +41,11 @@ const CACHE_MIB: i64 = 64;
 /// cache; a smaller one costs no time and keeps 48 MiB out of the run's peak.
 const STAGE_CACHE_MIB: i64 = 16;
 
+/// Sets the connection's page cache, in MiB.
+fn set_cache(conn: &Connection, mib: i64) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "cache_size", -mib * 1024)
+}
+
 /// The embedded store of one work directory.
 pub struct SqliteStore {
     conn: Connection,
@@ -120,7 +125,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         // A create chunk writes many pages in one transaction: keep them in memory rather than
         // spilling them to the WAL before the commit.
-        conn.pragma_update(None, "cache_size", -CACHE_MIB * 1024).map_err(err)?;
+        set_cache(&conn, CACHE_MIB).map_err(err)?;
         // The store's own statements and create's per-table id queries (about 30 record
         // tables): more than rusqlite's default 16, which would re-parse them. (The record
         // INSERTs are prepared by the store itself: see `statement`.)
@@ -445,7 +450,7 @@ impl Store for SqliteStore {
 
     fn begin_stage(&mut self, _run_id: &str) -> Result<(), StoreError> {
         let err = err_at(&self.path);
-        self.conn.pragma_update(None, "cache_size", -STAGE_CACHE_MIB * 1024).map_err(&err)?;
+        set_cache(&self.conn, STAGE_CACHE_MIB).map_err(&err)?;
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&err)?;
         let last = self.conn.query_row("SELECT coalesce(max(id), 0) FROM staged_versions", [], |r| r.get(0));
         self.last_version = Some(last.map_err(&err)?);
@@ -472,7 +477,7 @@ impl Store for SqliteStore {
         }
         self.conn.execute("UPDATE runs SET committed_at = ?2 WHERE id = ?1", params![run_id, now()]).map_err(&err)?;
         self.conn.execute_batch("COMMIT").map_err(&err)?;
-        self.conn.pragma_update(None, "cache_size", -CACHE_MIB * 1024).map_err(&err)?;
+        set_cache(&self.conn, CACHE_MIB).map_err(&err)?;
         self.last_version = None;
         self.reseal();
         Ok(())
@@ -501,7 +506,7 @@ impl Store for SqliteStore {
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("ROLLBACK").map_err(err_at(&self.path))?;
         }
-        self.conn.pragma_update(None, "cache_size", -CACHE_MIB * 1024).map_err(err_at(&self.path))
+        set_cache(&self.conn, CACHE_MIB).map_err(err_at(&self.path))
     }
 
     fn run_audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
@@ -755,7 +760,7 @@ impl Store for SqliteStore {
     }
 
     fn limit_cache(&mut self, mib: u32) -> Result<(), StoreError> {
-        self.conn.pragma_update(None, "cache_size", -i64::from(mib) * 1024).map_err(|e| self.err(e))
+        set_cache(&self.conn, i64::from(mib)).map_err(|e| self.err(e))
     }
 
     fn add_push_intents(&mut self, intents: &[PushIntent]) -> Result<(), StoreError> {
