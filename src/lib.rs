@@ -17,7 +17,8 @@
 //!   → outcome           the guide's 200/400 per account (validate)
 //!   → stage/            stage decisions against the store, typed staged Parquet, payload hashes
 //!   → store/            the Store trait; sqlite/ the embedded backend (runs, processes, the
-//!                       stage transaction, the create writer); records/ the account records
+//!                       stage transaction, the create writer); pg/ the shared PostgreSQL one
+//!                       (schema, slots); records/ the account records
 //!   → engine::runs      every run ends with its audit rows in runs/<id>/outcomes.parquet
 //!   → report/           the data-quality report of a pipeline run (html, json, md)
 //! ```

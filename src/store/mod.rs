@@ -6,6 +6,7 @@
 //! another database (PostgreSQL) can serve it when a migration outgrows one machine;
 //! [`sqlite::SqliteStore`] is the embedded default, created on first use.
 
+pub mod pg;
 pub mod records;
 pub mod sqlite;
 mod statement;
@@ -72,24 +73,54 @@ pub struct Token {
     pub revoked_at: Option<String>,
 }
 
-/// What the store failed at, with the database's path. SQLite's error is in the message, not a
-/// `source`: a source would print the same sentence a second time.
+/// What the store failed at, with where the store is (a file, or a PostgreSQL server with no
+/// password). The database's error is in the message, not a `source`: a source would print the
+/// same sentence a second time.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("store {path}: {error}{}", code_of(error))]
+#[error("store {path}: {error}")]
 #[diagnostic(
     code(ferry::store),
     help("is another ferry process using this work directory, or is the file not a ferry store?")
 )]
 pub struct StoreError {
     pub path: String,
-    pub error: rusqlite::Error,
+    pub error: Failure,
 }
 
-/// ` (SQLite: <code>)` when the error has a result code its message does not already give.
-fn code_of(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(code, Some(_)) => format!(" (SQLite: {code})"),
-        _ => String::new(),
+/// The database error under a [`StoreError`], by backend.
+#[derive(Debug)]
+pub enum Failure {
+    Sqlite(rusqlite::Error),
+    Postgres(tokio_postgres::Error),
+    /// A value the store's own constraints forbid (a damaged or hand-edited store).
+    Data(String),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sqlite(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Postgres(e)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // ` (SQLite: <code>)` when the error has a result code its message does not already give.
+            Failure::Sqlite(e @ rusqlite::Error::SqliteFailure(code, Some(_))) => write!(f, "{e} (SQLite: {code})"),
+            Failure::Sqlite(e) => e.fmt(f),
+            // The server's own message and SQLSTATE; tokio-postgres's Display says only "db error".
+            Failure::Postgres(e) => match e.as_db_error() {
+                Some(db) => write!(f, "{} (PostgreSQL: {})", db.message(), db.code().code()),
+                None => e.fmt(f),
+            },
+            Failure::Data(message) => f.write_str(message),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod invariance;
+mod pg;
 mod push;
 mod rules;
 mod run;

@@ -91,7 +91,7 @@ pub(super) fn backup(conn: &Connection, dest: &Path) -> Result<(), Error> {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "ferry.db".to_owned());
     let tmp = dest.with_file_name(format!(".{name}.tmp"));
     let _ = std::fs::remove_file(&tmp);
-    let at = |source| StoreError { path: tmp.display().to_string(), error: source };
+    let at = |source: rusqlite::Error| StoreError { path: tmp.display().to_string(), error: source.into() };
     {
         let mut copy = Connection::open(&tmp).map_err(at)?;
         {

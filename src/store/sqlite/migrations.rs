@@ -221,7 +221,7 @@ impl SqliteStore {
             ));
         }
         let path = self.path.display().to_string();
-        let err = |source| StoreError { path: path.clone(), error: source };
+        let err = |source: rusqlite::Error| StoreError { path: path.clone(), error: source.into() };
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction().map_err(err)?;
             tx.execute_batch(step).map_err(err)?;

@@ -109,10 +109,10 @@ impl SqliteStore {
             if seal::is_damage(&e) {
                 seal::damaged(&path, &e.to_string())
             } else {
-                StoreError { path: path.display().to_string(), error: e }.into()
+                StoreError { path: path.display().to_string(), error: e.into() }.into()
             }
         };
-        let err = |source| StoreError { path: path.display().to_string(), error: source };
+        let err = |source: rusqlite::Error| StoreError { path: path.display().to_string(), error: source.into() };
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(damage)?;
@@ -167,12 +167,12 @@ impl SqliteStore {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError { path: self.path.display().to_string(), error: source }
+        StoreError { path: self.path.display().to_string(), error: source.into() }
     }
 }
 
 fn err_at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError { path: path.display().to_string(), error: source }
+    move |source: rusqlite::Error| StoreError { path: path.display().to_string(), error: source.into() }
 }
 
 const RUN_COLUMNS: &str = "id, command, fingerprint, pid, started_at, committed_at, finished_at, status, args, parent";
@@ -263,7 +263,7 @@ impl Store for SqliteStore {
         status: MigrationStatus,
     ) -> Result<Option<MigrationStatus>, StoreError> {
         let path = self.path.display().to_string();
-        let err = |source| StoreError { path: path.clone(), error: source };
+        let err = |source: rusqlite::Error| StoreError { path: path.clone(), error: source.into() };
         let tx = self.conn.transaction().map_err(err)?;
         let before: Option<String> = tx
             .query_row("SELECT status FROM import_suppliers WHERE code = ?1", params![code], |r| r.get(0))

@@ -1,0 +1,290 @@
+//! The PostgreSQL store against a real server: a throwaway cluster from the machine's
+//! PostgreSQL, one per test binary, with a database per test.
+//!
+//! The cluster is made with `initdb` and started with `pg_ctl` (as the `postgres` user through
+//! `runuser` when the tests run as root: PostgreSQL refuses to run as root), listening on a unix
+//! socket in its own temporary directory only. A watchdog process stops it and removes the
+//! directory when the test binary exits, however it exits. Without PostgreSQL installed these
+//! tests say so and pass, unless `FERRY_PG_TESTS=1` (which `.ci/run` sets): then they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferry::store::pg::{Connection, Target};
+
+/// A running throwaway cluster.
+struct Cluster {
+    socket_dir: PathBuf,
+    port: u16,
+}
+
+/// The port in the socket's name; the socket directory is the cluster's own, so any will do.
+const PORT: u16 = 54329;
+
+fn bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("FERRY_PG_BIN") {
+        return Some(dir.into());
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
+    });
+    versions.pop().or_else(|| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(PathBuf::from)
+            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// A command of the PostgreSQL installation, as the `postgres` user when we are root.
+fn pg_command(bin: &Path, program: &str, root: bool) -> Command {
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+        c
+    } else {
+        Command::new(bin.join(program))
+    }
+}
+
+fn run(mut c: Command, what: &str) {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    fn start() -> Result<Self, String> {
+        let bin = bin_dir().ok_or("no PostgreSQL installation (initdb) found")?;
+        let root = is_root();
+        let dir = tempfile::Builder::new().prefix("ferry-pg.").tempdir().map_err(|e| e.to_string())?.keep();
+        if root {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown the cluster directory",
+            );
+        }
+        let data = dir.join("data");
+        let mut initdb = pg_command(&bin, "initdb", root);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "ferry",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]);
+        run(initdb, "initdb");
+        let options = format!(
+            "-c listen_addresses='' -k {} -p {PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_connections=200 -c client_connection_check_interval=1s",
+            dir.display()
+        );
+        let mut start = pg_command(&bin, "pg_ctl", root);
+        start.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).args(["-w", "-o", &options, "start"]);
+        run(start, "pg_ctl start");
+        // The watchdog: when this test binary is gone, stop the server and remove its directory.
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}{pg_ctl} -D {data} -m immediate -w stop \
+             >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            runuser = if root { "runuser -u postgres -- " } else { "" },
+            pg_ctl = bin.join("pg_ctl").display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("the cluster's watchdog: {e}"))?;
+        Ok(Self { socket_dir: dir, port: PORT })
+    }
+
+    fn dsn(&self, db: &str) -> String {
+        format!("host={} port={} user=ferry dbname={db}", self.socket_dir.display(), self.port)
+    }
+}
+
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// A new, empty database on the test binary's cluster: its connection string. None (after
+/// saying why) when there is no PostgreSQL here and `FERRY_PG_TESTS` does not demand one.
+pub(crate) fn database() -> Option<String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cluster = match CLUSTER.get_or_init(Cluster::start) {
+        Ok(cluster) => cluster,
+        Err(why) if std::env::var("FERRY_PG_TESTS").as_deref() != Ok("1") => {
+            eprintln!("skipped: {why} (set FERRY_PG_TESTS=1 to make this a failure)");
+            return None;
+        }
+        Err(why) => panic!("FERRY_PG_TESTS=1 but no PostgreSQL cluster: {why}"),
+    };
+    let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let admin = Connection::open(&Target::parse(&cluster.dsn("postgres")).unwrap()).unwrap();
+    admin.wait(admin.client().batch_execute(&format!("CREATE DATABASE {name}"))).unwrap();
+    Some(cluster.dsn(&name))
+}
+
+fn connect(dsn: &str) -> Connection {
+    Connection::open(&Target::parse(dsn).unwrap()).unwrap()
+}
+
+#[test]
+fn migrations_apply_once_even_from_two_machines_at_once() {
+    let Some(dsn) = database() else { return };
+    let both: Vec<bool> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2).map(|_| s.spawn(|| connect(&dsn).migrate().unwrap())).collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(both.iter().filter(|m| **m).count(), 1, "exactly one of them applied the steps: {both:?}");
+    let c = connect(&dsn);
+    assert!(!c.migrate().unwrap(), "a migrated store has nothing to apply");
+    assert_eq!(c.version().unwrap(), ferry::store::pg::MIGRATIONS.len());
+}
+
+#[test]
+fn a_store_from_a_newer_ferry_is_refused() {
+    let Some(dsn) = database() else { return };
+    let c = connect(&dsn);
+    c.migrate().unwrap();
+    c.wait(c.client().batch_execute("INSERT INTO ferry_schema VALUES (999, 'later')")).unwrap();
+    let e = format!("{:?}", c.migrate().unwrap_err());
+    assert!(e.contains("written by a newer ferry (schema version 999"), "{e}");
+}
+
+/// The state machine of docs/operations.md is the database's own: what the store's code never
+/// does is refused even when someone does it by hand.
+#[test]
+fn the_database_refuses_what_the_state_machine_forbids() {
+    let Some(dsn) = database() else { return };
+    let c = connect(&dsn);
+    c.migrate().unwrap();
+    let ok = |sql: &str| c.wait(c.client().batch_execute(sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let refused = |sql: &str, why: &str| {
+        let e = c.wait(c.client().batch_execute(sql)).expect_err(sql).to_string();
+        assert!(e.contains(why) && e.contains("(PostgreSQL: 23514)"), "{sql}: {e}");
+    };
+    ok("INSERT INTO import_suppliers VALUES ('S', 'ONGOING', 't', 't');
+        INSERT INTO runs (id, command, pid, started_at) VALUES ('r', 'stage', 1, 't')");
+    refused(
+        "INSERT INTO import_processes (import_supplier, external_account_number, status, created_at, updated_at)
+         VALUES ('S', 'A1', 'IMPORTED', 't', 't')",
+        "an import process starts STAGED",
+    );
+    ok("INSERT INTO import_processes (import_supplier, external_account_number, status, created_at, updated_at)
+        VALUES ('S', 'A1', 'STAGED', 't', 't');
+        UPDATE import_processes SET status = 'SKIPPED' WHERE external_account_number = 'A1'");
+    refused("UPDATE import_processes SET status = 'IMPORTED'", "import process transition not allowed");
+    refused(
+        "UPDATE import_processes SET current_version = 7",
+        "only a STAGED import process takes a new staged version",
+    );
+    ok("UPDATE import_processes SET status = 'STAGED'; UPDATE import_processes SET status = 'IMPORTED'");
+    refused("UPDATE import_processes SET status = 'STAGED'", "import process transition not allowed");
+    ok("INSERT INTO audit (run_id, operation, attempt, status_code, body, started_at, finished_at)
+        VALUES ('r', 'stage', 1, 200, '{}', 't', 't')");
+    refused("UPDATE audit SET body = 'x'", "the audit table is append-only");
+    refused("DELETE FROM audit", "the audit table is append-only");
+    refused("TRUNCATE audit", "the audit table is append-only");
+}
+
+/// Takes a slot in an open transaction on `c`; None when all `limit` are held.
+fn take_slot(c: &Connection, limit: i32) -> Option<i32> {
+    c.wait(c.client().batch_execute("BEGIN")).unwrap();
+    let row = c.wait(c.client().query_one("SELECT ferry_take_create_slot($1)", &[&limit])).unwrap();
+    row.get(0)
+}
+
+fn slots_held(c: &Connection) -> i64 {
+    c.wait(c.client().query_one("SELECT count(*) FROM ferry_create_slots_held", &[])).unwrap().get(0)
+}
+
+#[test]
+fn forty_slots_across_connections_the_41st_is_refused_and_an_ended_one_comes_back() {
+    let Some(dsn) = database() else { return };
+    let admin = connect(&dsn);
+    admin.migrate().unwrap();
+    let holders: Vec<Connection> = (0..40).map(|_| connect(&dsn)).collect();
+    let mut taken: Vec<i32> = holders.iter().map(|c| take_slot(c, 40).expect("a free slot")).collect();
+    taken.sort_unstable();
+    assert_eq!(taken, (0..40).collect::<Vec<_>>(), "every slot once");
+    assert_eq!(slots_held(&admin), 40);
+    let late = connect(&dsn);
+    assert_eq!(take_slot(&late, 40), None, "the 41st gets none");
+    late.wait(late.client().batch_execute("ROLLBACK")).unwrap();
+    // A commit gives its slot back; a dropped connection (its session ends) gives its slot back.
+    holders[3].wait(holders[3].client().batch_execute("COMMIT")).unwrap();
+    assert!(take_slot(&late, 40).is_some(), "a committed slot is free again");
+    drop(holders);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while slots_held(&admin) > 1 {
+        assert!(std::time::Instant::now() < deadline, "slots of closed sessions come back");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A holder killed with SIGKILL, idle in its transaction or in the middle of a statement: the
+/// server notices (the socket closes; `client_connection_check_interval` for a running
+/// statement) and the slot comes back within seconds.
+#[test]
+fn a_killed_holder_gives_its_slot_back_within_seconds() {
+    let Some(dsn) = database() else { return };
+    let admin = connect(&dsn);
+    admin.migrate().unwrap();
+    let Some(psql) = bin_dir().map(|b| b.join("psql")).filter(|p| p.exists()) else {
+        panic!("psql is part of every PostgreSQL installation this test runs with");
+    };
+    for (what, script) in [
+        ("idle in its transaction", "BEGIN; SELECT ferry_take_create_slot(40);\n"),
+        ("inside a statement", "BEGIN; SELECT ferry_take_create_slot(40); SELECT pg_sleep(600);\n"),
+    ] {
+        let mut holder = Command::new(&psql)
+            .args(["-X", "-q", "-d", &dsn])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        holder.stdin.as_mut().unwrap().write_all(script.as_bytes()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while slots_held(&admin) == 0 {
+            assert!(std::time::Instant::now() < deadline, "{what}: psql took a slot");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let killed = std::time::Instant::now();
+        while slots_held(&admin) > 0 {
+            assert!(killed.elapsed() < std::time::Duration::from_secs(5), "{what}: the slot came back");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("{what}: slot back {:?} after SIGKILL", killed.elapsed());
+    }
+}
