@@ -555,6 +555,18 @@ pub struct WorkdirArgs {
     /// Work directory holding the store and every run's files.
     #[arg(long, value_name = "DIR", default_value = "ferry-data", global = true)]
     pub workdir: PathBuf,
+    /// The store, when it is not the work directory's own ferry.db: a PostgreSQL database that
+    /// several machines share (postgres://USER:PASSWORD@HOST:PORT/DATABASE). The password is
+    /// never printed; prefer FERRY_STORE to a command line others can read.
+    #[arg(long, value_name = "URL", env = "FERRY_STORE", hide_env_values = true, global = true)]
+    pub store: Option<String>,
+}
+
+impl WorkdirArgs {
+    /// The work directory and its store.
+    pub fn resolve(&self) -> Result<crate::workdir::Workdir, crate::error::Error> {
+        crate::workdir::Workdir::with_store(&self.workdir, self.store.as_deref())
+    }
 }
 
 /// List import suppliers, or pause, resume or complete a supplier's migration.

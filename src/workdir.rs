@@ -22,15 +22,37 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-/// Paths inside one work directory.
+/// Paths inside one work directory, and where its store is.
 #[derive(Debug, Clone)]
 pub struct Workdir {
     pub root: PathBuf,
+    /// A PostgreSQL store shared with other machines; none for the embedded one
+    /// (`<root>/ferry.db`).
+    pub store: Option<crate::store::pg::Target>,
 }
 
 impl Workdir {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_owned() }
+        Self { root: root.to_owned(), store: None }
+    }
+
+    /// A work directory whose store is `store` (`postgres://…`), or its own when none.
+    pub fn with_store(root: &Path, store: Option<&str>) -> Result<Self, Error> {
+        let store = store.map(crate::store::pg::Target::parse).transpose()?;
+        Ok(Self { root: root.to_owned(), store })
+    }
+
+    /// The store as messages name it: its file, or its server without the password.
+    pub fn store_name(&self) -> String {
+        match &self.store {
+            Some(target) => target.to_string(),
+            None => self.root.join("ferry.db").display().to_string(),
+        }
+    }
+
+    /// Whether the store exists yet (a PostgreSQL store is made on first use, as ferry.db is).
+    pub fn has_store(&self) -> bool {
+        self.store.is_some() || self.root.join("ferry.db").exists()
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {

@@ -3,15 +3,14 @@
 
 use crate::cli::{BackupArgs, CheckArgs};
 use crate::error::{Error, ExitStatus};
-use crate::workdir::Workdir;
 
 pub(super) fn check(args: CheckArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.schema.as_deref())?;
-    let wd = Workdir::new(&args.workdir.workdir);
-    if !wd.root.join("ferry.db").exists() {
+    let wd = args.workdir.resolve()?;
+    if !wd.has_store() {
         return Err(Error::usage(format!("{} has no store (ferry.db)", wd.root.display()), None));
     }
-    let store = crate::store::open_unverified(&wd.root)?;
+    let store = crate::store::open_unverified(&wd)?;
     let report = crate::engine::check::check(&schema, &wd, store.as_ref())?;
     for problem in &report.problems {
         println!("{}", crate::text::escape(problem));
@@ -35,17 +34,17 @@ pub(super) fn backup(args: BackupArgs) -> Result<ExitStatus, Error> {
             Some("ferry backup never overwrites: name a new file"),
         ));
     }
-    let wd = Workdir::new(&args.workdir.workdir);
-    if !wd.root.join("ferry.db").exists() {
+    let wd = args.workdir.resolve()?;
+    if !wd.has_store() {
         return Err(Error::usage(format!("{} has no store (ferry.db)", wd.root.display()), None));
     }
     let started = std::time::Instant::now();
-    let store = crate::store::open(&wd.root)?;
+    let store = crate::store::open(&wd)?;
     store.backup(&args.dest)?;
     let bytes = fs_err::metadata(&args.dest)?.len();
     eprintln!(
         "copied {} to {} ({:.1} MB) in {:.2} s",
-        wd.root.join("ferry.db").display(),
+        wd.store_name(),
         args.dest.display(),
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()

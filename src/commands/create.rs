@@ -6,14 +6,13 @@ use crate::cli::CreateArgs;
 use crate::engine::create::{COMMAND, Job, create, lock_for_creating};
 use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: CreateArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.create.schema.as_deref())?;
     let settings = Settings::new(schema, args.create.reference.today, args.create.reference.timezone);
-    let wd = Workdir::new(&args.workdir.workdir);
+    let wd = args.workdir.resolve()?;
     let mut lock = lock_for_creating(&wd, COMMAND)?;
-    let mut store = crate::store::open(&wd.root)?;
+    let mut store = crate::store::open(&wd)?;
     let accounts = match &args.accounts {
         Some(path) => Some(read_accounts(path)?),
         None => None,

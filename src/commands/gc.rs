@@ -3,12 +3,11 @@
 
 use crate::cli::GcArgs;
 use crate::error::{Error, ExitStatus};
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: GcArgs) -> Result<ExitStatus, Error> {
-    let wd = Workdir::new(&args.workdir.workdir);
+    let wd = args.workdir.resolve()?;
     let _lock = wd.lock("gc")?;
-    let store = crate::store::open(&wd.root)?;
+    let store = crate::store::open(&wd)?;
     let garbage = crate::engine::gc::select(&wd, store.as_ref())?;
     for (path, _) in &garbage.paths {
         println!("{}", crate::text::escape(&path.display().to_string()));

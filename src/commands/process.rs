@@ -3,29 +3,28 @@
 use crate::cli::{SkipArgs, UnskipArgs};
 use crate::error::{Error, ExitStatus};
 use crate::store::SkipRefused;
-use crate::workdir::Workdir;
 
 pub(super) fn skip(args: SkipArgs) -> Result<ExitStatus, Error> {
     if args.reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
         return Err(Error::usage("--reason may not be blank", Some("leave it out, or say why")));
     }
-    set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, true, args.reason.as_deref())
+    set_skipped(&args.workdir, &args.supplier, &args.accounts, true, args.reason.as_deref())
 }
 
 pub(super) fn unskip(args: UnskipArgs) -> Result<ExitStatus, Error> {
-    set_skipped(&args.workdir.workdir, &args.supplier, &args.accounts, false, None)
+    set_skipped(&args.workdir, &args.supplier, &args.accounts, false, None)
 }
 
 fn set_skipped(
-    workdir: &std::path::Path,
+    workdir: &crate::cli::WorkdirArgs,
     supplier: &str,
     accounts: &[String],
     skip: bool,
     reason: Option<&str>,
 ) -> Result<ExitStatus, Error> {
-    let wd = Workdir::new(workdir);
+    let wd = workdir.resolve()?;
     let _lock = wd.lock(if skip { "skip" } else { "unskip" })?;
-    let mut store = crate::store::open(&wd.root)?;
+    let mut store = crate::store::open(&wd)?;
     let (verb, to) = if skip { ("skipped", "SKIPPED") } else { ("unskipped", "STAGED") };
     let mut refused = 0;
     let shown = crate::text::escape(supplier);

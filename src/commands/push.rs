@@ -7,7 +7,6 @@ use crate::error::{Error, ExitStatus};
 use crate::push::classify::Operation;
 use crate::push::run::{COMMAND, Job, PushFile, push};
 use crate::settings::Settings;
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: PushArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.schema.as_deref())?;
@@ -33,9 +32,9 @@ pub(super) fn run(args: PushArgs) -> Result<ExitStatus, Error> {
             });
         }
     }
-    let wd = Workdir::new(&args.workdir.workdir);
+    let wd = args.workdir.resolve()?;
     let _lock = wd.lock(COMMAND)?;
-    let mut store = crate::store::open(&wd.root)?;
+    let mut store = crate::store::open(&wd)?;
     let accounts = match &args.accounts {
         Some(path) => Some(super::create::read_accounts(path)?),
         None => None,

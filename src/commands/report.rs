@@ -5,10 +5,9 @@ use crate::error::{Error, ExitStatus};
 use crate::pipeline::ReportFormat;
 use crate::pipeline::manifest::Manifest;
 use crate::report;
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
-    let wd = Workdir::new(&args.workdir.workdir);
+    let wd = args.workdir.resolve()?;
     let manifest = match &args.run {
         Some(run) => {
             let path = Manifest::path(&wd, run);

@@ -3,7 +3,6 @@
 use crate::cli::ReprocessArgs;
 use crate::engine::reprocess::{Request, reprocess};
 use crate::error::{Error, ExitStatus};
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
     let request = Request {
@@ -17,5 +16,5 @@ pub(super) fn run(args: ReprocessArgs) -> Result<ExitStatus, Error> {
         schema: args.create.schema,
         concurrency: args.create.concurrency as usize,
     };
-    reprocess(&Workdir::new(&args.workdir.workdir), &request)
+    reprocess(&args.workdir.resolve()?, &request)
 }

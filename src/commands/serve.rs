@@ -3,7 +3,6 @@
 use crate::cli::ServeArgs;
 use crate::error::{Error, ExitStatus};
 use crate::settings::Settings;
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: ServeArgs) -> Result<ExitStatus, Error> {
     let schema = crate::settings::load_schema(args.schema.as_deref())?;
@@ -15,5 +14,5 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitStatus, Error> {
         create_limit: args.create_limit as usize,
         log_format: args.log_format,
     };
-    crate::serve::serve(settings, &Workdir::new(&args.workdir.workdir), &options)
+    crate::serve::serve(settings, &args.workdir.resolve()?, &options)
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, ExitStatus};
 use crate::store::{ProcessFilter, ProcessStatus, RemoteAccount};
 
 pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
-    let store = crate::store::open(&args.workdir.workdir)?;
+    let store = crate::store::open(&args.workdir.resolve()?)?;
     let (status, body, process) = crate::engine::status::status(store.as_ref(), &args.supplier, &args.account)?;
     println!("{body}");
     for r in store.remote_accounts(None, &args.supplier, Some((&args.account, &args.account)))? {
@@ -38,7 +38,7 @@ pub(super) fn status(args: StatusArgs) -> Result<ExitStatus, Error> {
 }
 
 pub(super) fn list(args: ListArgs) -> Result<ExitStatus, Error> {
-    let store = crate::store::open(&args.workdir.workdir)?;
+    let store = crate::store::open(&args.workdir.resolve()?)?;
     // Imported: here (`ferry create`) or on a target API (`ferry push`), so every process is read.
     let filter = match args.which {
         ListWhich::All | ListWhich::Imported => ProcessFilter::All,

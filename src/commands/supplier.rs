@@ -5,10 +5,9 @@ use crate::error::{Error, ExitStatus};
 use crate::rules::formats;
 use crate::schema::Check;
 use crate::store::MigrationStatus;
-use crate::workdir::Workdir;
 
 pub(super) fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
-    let mut store = crate::store::open(&args.workdir.workdir)?;
+    let mut store = crate::store::open(&args.workdir.resolve()?)?;
     let (code, status) = match args.command {
         SupplierCommand::List { json } => {
             let suppliers = store.suppliers()?;
@@ -32,7 +31,7 @@ pub(super) fn run(args: SupplierArgs) -> Result<ExitStatus, Error> {
     };
     // Staging decides against the supplier statuses it read when it started: a change waits
     // for no run, it fails at once while one holds the work directory.
-    let _lock = Workdir::new(&args.workdir.workdir).lock("supplier")?;
+    let _lock = args.workdir.resolve()?.lock("supplier")?;
     if !formats::passes(Check::ImportSupplier, &code) {
         return Err(Error::usage(
             formats::detail(Check::ImportSupplier, &code),

@@ -7,7 +7,7 @@ use crate::error::{Error, ExitStatus};
 const MAX_NAME: usize = 255;
 
 pub(super) fn run(args: TeamArgs) -> Result<ExitStatus, Error> {
-    let mut store = crate::store::open(&args.workdir.workdir)?;
+    let mut store = crate::store::open(&args.workdir.resolve()?)?;
     match args.command {
         TeamCommand::Add { name } => {
             if name.trim().is_empty() || name.chars().count() > MAX_NAME {

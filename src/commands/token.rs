@@ -5,7 +5,7 @@ use crate::engine::tokens::{self, Role};
 use crate::error::{Error, ExitStatus};
 
 pub(super) fn run(args: TokenArgs) -> Result<ExitStatus, Error> {
-    let mut store = crate::store::open(&args.workdir.workdir)?;
+    let mut store = crate::store::open(&args.workdir.resolve()?)?;
     match args.command {
         TokenCommand::Add { name, role } => {
             let role = Role::parse(&role).expect("clap allows only the roles");

@@ -41,9 +41,10 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
     let settings = Settings::new(pipeline.load_schema()?, args.today, Some(pipeline.timezone))
         .with_ingest(args.threads, crate::settings::DEFAULT_CHUNK_SIZE);
     let (schema, ctx) = (&settings.schema, &settings.rules);
-    let wd = Workdir::new(&pipeline.workdir);
+    let store = std::env::var("FERRY_STORE").ok().filter(|s| !s.is_empty()).or_else(|| pipeline.store.clone());
+    let wd = Workdir::with_store(&pipeline.workdir, store.as_deref())?;
     let mut lock = wd.lock("run")?;
-    let mut store = crate::store::open(&wd.root)?;
+    let mut store = crate::store::open(&wd)?;
     let run_id = new_run_id();
     lock.describe(Some(&run_id))?;
     let started_at = now();

@@ -31,7 +31,7 @@ pub struct Request {
 
 pub fn reprocess(wd: &Workdir, args: &Request) -> Result<ExitStatus, Error> {
     let mut lock = super::create::lock_for_creating(wd, "reprocess")?;
-    let mut store = crate::store::open(&wd.root)?;
+    let mut store = crate::store::open(wd)?;
     let Some(parent) = store.run(&args.run)? else {
         return Err(Error::usage(
             format!("no run {} in {}", args.run, wd.root.display()),

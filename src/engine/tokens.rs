@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn the_keyring_remembers_for_a_second_and_forgets_revoked_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = crate::store::open(dir.path()).unwrap();
+        let mut store = crate::store::open(&crate::workdir::Workdir::new(dir.path())).unwrap();
         let key = add(store.as_mut(), "night", Role::Importer).unwrap();
         let header = format!("Token {key}");
         let mut keyring = Keyring::default();

@@ -41,6 +41,9 @@ pub struct Pipeline {
     pub create: CreateOptions,
     pub push: PushOptions,
     pub workdir: PathBuf,
+    /// A PostgreSQL store (`postgres://…`) instead of the work directory's ferry.db; `FERRY_STORE`
+    /// in the environment wins (a password belongs there rather than in a file).
+    pub store: Option<String>,
     pub report: Vec<ReportFormat>,
 }
 

@@ -9,6 +9,7 @@ use crate::diagnostics::walk::{
 pub(super) struct RawPipeline {
     pub name: Option<Sp<String>>,
     pub workdir: Option<Sp<String>>,
+    pub store: Option<Sp<String>>,
     pub schema: Option<Sp<String>>,
     pub timezone: Option<Sp<String>>,
     pub stages: Option<Sp<Vec<Sp<String>>>>,
@@ -46,6 +47,7 @@ pub(super) struct RawPush {
 const TOP_KEYS: &[&str] = &[
     "name",
     "workdir",
+    "store",
     "schema",
     "timezone",
     "stages",
@@ -81,6 +83,7 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<RawPipeli
         match key.get_ref().as_ref() {
             "name" => raw.name = string(value, "name", problems),
             "workdir" => raw.workdir = string(value, "workdir", problems),
+            "store" => raw.store = string(value, "store", problems),
             "schema" => raw.schema = string(value, "schema", problems),
             "timezone" => raw.timezone = string(value, "timezone", problems),
             "stages" => raw.stages = string_array(value, "stages", problems),

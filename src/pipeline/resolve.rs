@@ -190,6 +190,7 @@ pub(super) fn resolve(raw: &RawPipeline, base: &Path, problems: &mut Vec<Problem
         create,
         push,
         workdir,
+        store: raw.store.as_ref().map(|s| s.v.clone()),
         report,
     })
 }

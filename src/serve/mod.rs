@@ -89,11 +89,11 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
     }
     let mut lock = wd.lock("serve")?;
     lock.describe(None)?;
-    let mut store = crate::store::open(&wd.root)?;
+    let mut store = crate::store::open(wd)?;
     // Creations a kill interrupted are recorded first, as every writer does.
     crate::engine::runs::recover_interrupted(store.as_mut(), wd, &settings.schema, "")?;
     store.ensure_record_tables(&settings.schema)?;
-    let reader = crate::store::open(&wd.root)?;
+    let reader = crate::store::open(wd)?;
     if reader.tokens()?.iter().all(|t| t.revoked_at.is_some()) {
         eprintln!(
             "no API tokens: every request but /healthz gets 401; add one with `ferry token add NAME --role importer`"

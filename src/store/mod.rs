@@ -410,16 +410,130 @@ pub struct CreateResult {
     pub attempt: u32,
 }
 
-/// Opens the work directory's store. The one place that picks the backend: every front end
-/// holds the store as the [`Store`] trait, so a second backend is a new module and this match.
-pub fn open(workdir: &std::path::Path) -> Result<Box<dyn Store>, crate::error::Error> {
-    Ok(Box::new(sqlite::SqliteStore::open(workdir, true)?))
+/// The state machine of docs/operations.md as queries for what it forbids: each returns the
+/// offending processes (supplier, account) and the sentence that says what is wrong. Plain SQL
+/// that both backends run as it is (`ferry check`).
+pub(crate) const INVARIANTS: &[(&str, &str)] = &[
+    (
+        "an IMPORTED process without its Kraken account number or creation time",
+        "SELECT import_supplier, external_account_number FROM import_processes
+         WHERE status = 'IMPORTED' AND (kraken_account_number IS NULL OR account_created_at IS NULL)",
+    ),
+    (
+        "a process that is not IMPORTED but has a Kraken account number",
+        "SELECT import_supplier, external_account_number FROM import_processes
+         WHERE status <> 'IMPORTED' AND kraken_account_number IS NOT NULL",
+    ),
+    (
+        "a process whose current staged version is missing or another process's",
+        "SELECT p.import_supplier, p.external_account_number FROM import_processes p
+         LEFT JOIN staged_versions v ON v.id = p.current_version
+         WHERE v.id IS NULL OR v.import_supplier <> p.import_supplier
+            OR v.external_account_number <> p.external_account_number",
+    ),
+    (
+        "an IMPORTED process with no create 201 in the audit for its Kraken account number",
+        "SELECT p.import_supplier, p.external_account_number FROM import_processes p
+         WHERE p.status = 'IMPORTED' AND NOT EXISTS (
+             SELECT 1 FROM audit a
+             WHERE a.import_supplier = p.import_supplier AND a.external_account_number = p.external_account_number
+               AND a.operation = 'create' AND a.status_code = 201
+               AND a.kraken_account_number = p.kraken_account_number)",
+    ),
+    (
+        "a creation in flight for a run that has finished",
+        "SELECT i.import_supplier, i.external_account_number FROM create_intents i
+         JOIN runs r ON r.id = i.run_id WHERE r.finished_at IS NOT NULL",
+    ),
+];
+
+/// At most this many processes are named per broken invariant.
+const SHOWN: usize = 5;
+
+/// The sentence of one broken invariant of a store (`at`: its file or server), naming the first
+/// offending processes.
+pub(crate) fn invariant_problem(at: &str, what: &str, offenders: &[String]) -> String {
+    let shown: Vec<String> = offenders.iter().take(SHOWN).map(|r| crate::text::escape(r).into_owned()).collect();
+    let more = if offenders.len() > SHOWN { format!(" and {} more", offenders.len() - SHOWN) } else { String::new() };
+    format!("{at}: {what}: {}{more}", shown.join(", "))
+}
+
+/// The audit row of one account's create outcome (both backends write it inside the chunk's
+/// transaction, unless it is a dry run).
+pub(crate) fn create_audit(
+    run_id: &str,
+    item: &CreateItem<'_>,
+    attempt: u32,
+    started_at: &str,
+    result: &CreateResult,
+) -> AuditRecord {
+    AuditRecord {
+        run_id: run_id.to_owned(),
+        operation: "create".to_owned(),
+        attempt,
+        import_supplier: Some(item.import_supplier.to_owned()),
+        external_account_number: Some(item.external_account_number.to_owned()),
+        line: Some(item.line),
+        status_code: result.status,
+        error_code: result.error_code.clone(),
+        body: result.body.clone(),
+        kraken_account_number: result.kraken_account_number.clone(),
+        started_at: started_at.to_owned(),
+        finished_at: crate::clock::now(),
+        request: item.request.cloned(),
+        push: None,
+    }
+}
+
+/// A new Kraken account number: `A-` and 8 random uppercase hex digits.
+pub(crate) fn new_account_number() -> String {
+    format!("A-{:08X}", rand::random::<u32>())
+}
+
+/// What a chunk written together did with each account, from what it claimed (the new number
+/// and creation time of each account it created); `None` when an account is to fail on purpose
+/// (tests), which fails the chunk.
+pub(crate) fn written_together(
+    items: &[CreateItem<'_>],
+    claimed: Vec<Option<(String, String)>>,
+) -> Option<Vec<AccountWritten>> {
+    let written: Vec<AccountWritten> = items
+        .iter()
+        .zip(claimed)
+        .map(|(item, claim)| match (&item.invalid, claim) {
+            (Some(_), _) => AccountWritten::Invalid,
+            (None, Some((number, _))) => AccountWritten::Created { kraken_account_number: number },
+            (None, None) => AccountWritten::NotStaged,
+        })
+        .collect();
+    let fails = items
+        .iter()
+        .zip(&written)
+        .any(|(item, w)| matches!(w, AccountWritten::Created { .. }) && fails_on_purpose(item));
+    (!fails).then_some(written)
+}
+
+/// Tests fail one chosen account after its records are written.
+pub(crate) fn fails_on_purpose(item: &CreateItem<'_>) -> bool {
+    crate::workdir::failpoint_for("create-account-fails", item.external_account_number)
+}
+
+/// Opens the work directory's store: its own ferry.db, or the PostgreSQL store it names. The
+/// one place that picks the backend: every front end holds the store as the [`Store`] trait.
+pub fn open(wd: &crate::workdir::Workdir) -> Result<Box<dyn Store>, crate::error::Error> {
+    match &wd.store {
+        Some(target) => Ok(Box::new(pg::PgStore::open(target)?)),
+        None => Ok(Box::new(sqlite::SqliteStore::open(&wd.root, true)?)),
+    }
 }
 
 /// Opens the store of a work directory even when it is damaged or older than its work
 /// directory, for `ferry check` to say what is wrong.
-pub fn open_unverified(workdir: &std::path::Path) -> Result<Box<dyn Store>, crate::error::Error> {
-    Ok(Box::new(sqlite::SqliteStore::open(workdir, false)?))
+pub fn open_unverified(wd: &crate::workdir::Workdir) -> Result<Box<dyn Store>, crate::error::Error> {
+    match &wd.store {
+        Some(target) => Ok(Box::new(pg::PgStore::open(target)?)),
+        None => Ok(Box::new(sqlite::SqliteStore::open(&wd.root, false)?)),
+    }
 }
 
 /// The operations of the store, for every backend. `Send`: a command hands the store to its

@@ -24,7 +24,7 @@ pub fn table_name(table: &str) -> String {
     format!("record_{table}")
 }
 
-fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -97,12 +97,7 @@ pub fn insert_accounts(
         let key = |name| batch.column_by_name(name).expect("key column").as_primitive::<UInt32Type>();
         let (owners, parents, index) = (key(ACCOUNT), key(PARENT), key(INDEX));
         let owners = owners.values();
-        let rows: Vec<usize> = roots
-            .iter()
-            .flat_map(|&root| {
-                owners.partition_point(|a| (*a as usize) < root)..owners.partition_point(|a| (*a as usize) <= root)
-            })
-            .collect();
+        let rows = rows_of(owners, &roots);
         let data = &batch.columns()[KEY_COLUMNS..];
         let id_of = |t: usize, row: usize| -> i64 {
             let (rows, first) = &written[t];
@@ -144,6 +139,17 @@ pub fn insert_accounts(
         written.push((rows, largest + 1));
     }
     Ok(())
+}
+
+/// The rows of a table (by their account column, `owners`, ascending) that belong to the accounts
+/// at `roots` (ascending root rows), in order.
+pub(crate) fn rows_of(owners: &[u32], roots: &[usize]) -> Vec<usize> {
+    roots
+        .iter()
+        .flat_map(|&root| {
+            owners.partition_point(|a| (*a as usize) < root)..owners.partition_point(|a| (*a as usize) <= root)
+        })
+        .collect()
 }
 
 /// The INSERTs of every record table, in schema order, prepared once per schema and

@@ -33,6 +33,8 @@ pub(crate) fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .current_dir(dir)
         .args(args)
+        // A store named in the caller's environment is never the tests' (they give their own).
+        .env_remove("FERRY_STORE")
         .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")

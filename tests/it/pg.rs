@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry::store::pg::{Connection, Target};
 
+use crate::harness::{repo, s};
+
 /// A running throwaway cluster.
 struct Cluster {
     socket_dir: PathBuf,
@@ -287,4 +289,100 @@ fn a_killed_holder_gives_its_slot_back_within_seconds() {
         }
         eprintln!("{what}: slot back {:?} after SIGKILL", killed.elapsed());
     }
+}
+
+/// One query's single integer answer.
+fn count(dsn: &str, sql: &str) -> i64 {
+    let c = connect(dsn);
+    c.wait(c.client().query_one(sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+}
+
+const SUPPLIERS: [&str; 3] = ["ALPEN_GAS", "NORDLICHT_STROM", "TENTACLE_ENERGY"];
+
+/// The sample staged and created through the real binary with `--store` pointing at PostgreSQL:
+/// the same outcomes as with the embedded store, and nothing of it in the work directory.
+#[test]
+fn the_sample_stages_and_creates_on_postgres() {
+    let Some(dsn) = database() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let env = [("FERRY_STORE", dsn.as_str())];
+    let staged = crate::harness::ferry_wd(&wd, &["stage", s(&repo("data/sample.ndjson"))], &env);
+    assert_eq!(staged.code, 1, "{}", staged.stderr);
+    assert!(staged.stderr.contains("196 new staged versions"), "{}", staged.stderr);
+    assert!(!wd.join("ferry.db").exists(), "the store is the server, not a file in the work directory");
+    assert_eq!(crate::harness::ferry_wd(&wd, &["team", "add", "Migration"], &env).code, 0);
+    for supplier in SUPPLIERS {
+        let created = crate::harness::ferry_wd(
+            &wd,
+            &["create", "--supplier", supplier, "--team", "Migration", "--all-pending"],
+            &env,
+        );
+        assert_eq!(created.code, 0, "{supplier}: {}", created.stderr);
+    }
+    assert_eq!(count(&dsn, "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'"), 196);
+    assert_eq!(count(&dsn, "SELECT count(*) FROM record_accounts"), 196);
+    assert_eq!(count(&dsn, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201"), 196);
+    assert_eq!(count(&dsn, "SELECT count(*) FROM create_intents"), 0);
+    let check = crate::harness::ferry_wd(&wd, &["check"], &env);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let listed = crate::harness::ferry_wd(&wd, &["supplier", "list", "--json"], &env);
+    assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stderr);
+}
+
+/// Two machines creating the same supplier from one store at the same time (each with its own
+/// work directory holding a copy of the staged files): every account is created once, by one of
+/// them, and the other finds it no longer STAGED.
+#[test]
+fn two_create_workers_on_one_store_create_each_account_once() {
+    let Some(dsn) = database() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let env = [("FERRY_STORE", dsn.as_str())];
+    let staged = crate::harness::ferry_wd(&a, &["stage", s(&repo("data/sample.ndjson"))], &env);
+    assert_eq!(staged.code, 1, "{}", staged.stderr);
+    assert_eq!(crate::harness::ferry_wd(&a, &["team", "add", "Migration"], &env).code, 0);
+    std::fs::create_dir_all(&b).unwrap();
+    let copied = Command::new("cp").arg("-r").arg(a.join("staging")).arg(b.join("staging")).status().unwrap();
+    assert!(copied.success());
+    let runs: Vec<crate::harness::Run> = std::thread::scope(|scope| {
+        let workers: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|wd| {
+                scope.spawn(|| {
+                    crate::harness::ferry_wd(
+                        wd,
+                        &["create", "--supplier", "TENTACLE_ENERGY", "--team", "Migration", "--all-pending"],
+                        &env,
+                    )
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert!(run.code == 0 || run.code == 1, "{}{}", run.stdout, run.stderr);
+    }
+    let staged_for_tentacle = "SELECT count(*) FROM import_processes WHERE import_supplier = 'TENTACLE_ENERGY'";
+    let accounts = count(&dsn, staged_for_tentacle);
+    assert!(accounts > 0);
+    assert_eq!(
+        count(
+            &dsn,
+            "SELECT count(*) FROM import_processes WHERE import_supplier = 'TENTACLE_ENERGY' AND status = 'IMPORTED'"
+        ),
+        accounts,
+        "every account created"
+    );
+    assert_eq!(count(&dsn, "SELECT count(*) FROM record_accounts"), accounts, "each account's records once");
+    assert_eq!(
+        count(
+            &dsn,
+            "SELECT count(*) FROM (SELECT external_account_number FROM audit
+             WHERE operation = 'create' AND status_code = 201 GROUP BY 1 HAVING count(*) > 1) twice"
+        ),
+        0,
+        "no account created twice"
+    );
+    assert_eq!(count(&dsn, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201"), accounts);
 }

@@ -1,18 +1,32 @@
-//! The store through the operator commands: suppliers and teams in `<workdir>/ferry.db`.
+//! The store through the operator commands: suppliers and teams, in `<workdir>/ferry.db` and in
+//! a PostgreSQL store (one test body, both backends).
 
-use crate::harness::{ferry, s};
+use crate::harness::ferry_wd;
+
+/// The environment of each backend: the embedded store, then PostgreSQL when the test binary
+/// has a cluster (see `pg.rs`).
+fn backends() -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let mut all = vec![("sqlite", Vec::new())];
+    if let Some(dsn) = crate::pg::database() {
+        all.push(("postgres", vec![("FERRY_STORE", dsn)]));
+    }
+    all
+}
 
 #[test]
 fn supplier_status_moves_and_is_listed() {
+    for (backend, env) in backends() {
+        supplier_status_moves_and_is_listed_on(backend, &env);
+    }
+}
+
+fn supplier_status_moves_and_is_listed_on(backend: &str, env: &[(&str, String)]) {
     let tmp = tempfile::tempdir().unwrap();
     let wd = tmp.path().join("work");
-    let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--workdir", s(&wd)]);
-        ferry(&all)
-    };
-    assert_eq!(run(&["supplier", "list"]).stdout, "", "a new store has no suppliers");
-    assert!(wd.join("ferry.db").exists(), "the store is created on first use");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = |args: &[&str]| ferry_wd(&wd, args, &env);
+    assert_eq!(run(&["supplier", "list"]).stdout, "", "{backend}: a new store has no suppliers");
+    assert_eq!(wd.join("ferry.db").exists(), backend == "sqlite", "the embedded store is created on first use");
     let paused = run(&["supplier", "pause", "TENTACLE_ENERGY"]);
     assert_eq!((paused.code, paused.stderr.trim()), (0, "TENTACLE_ENERGY: new supplier, PAUSED"));
     assert_eq!(run(&["supplier", "resume", "TENTACLE_ENERGY"]).stderr.trim(), "TENTACLE_ENERGY: PAUSED -> ONGOING");
@@ -30,15 +44,20 @@ fn supplier_status_moves_and_is_listed() {
 
 #[test]
 fn teams_are_added_once() {
+    for (_, env) in backends() {
+        teams_are_added_once_on(&env);
+    }
+}
+
+fn teams_are_added_once_on(env: &[(&str, String)]) {
     let tmp = tempfile::tempdir().unwrap();
-    let wd = s(tmp.path());
-    assert_eq!(ferry(&["team", "add", "Migration A", "--workdir", wd]).stderr.trim(), "added team \"Migration A\"");
-    assert_eq!(
-        ferry(&["team", "add", "Migration A", "--workdir", wd]).stderr.trim(),
-        "team \"Migration A\" already exists"
-    );
-    assert_eq!(ferry(&["team", "add", "  ", "--workdir", wd]).code, 2);
-    let list = ferry(&["team", "list", "--json", "--workdir", wd]);
+    let wd = tmp.path();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = |args: &[&str]| ferry_wd(wd, args, &env);
+    assert_eq!(run(&["team", "add", "Migration A"]).stderr.trim(), "added team \"Migration A\"");
+    assert_eq!(run(&["team", "add", "Migration A"]).stderr.trim(), "team \"Migration A\" already exists");
+    assert_eq!(run(&["team", "add", "  "]).code, 2);
+    let list = run(&["team", "list", "--json"]);
     let names: Vec<String> = list
         .stdout
         .lines()

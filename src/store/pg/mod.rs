@@ -30,6 +30,13 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{Failure, StoreError};
 
+mod backup;
+mod create;
+mod records;
+mod store;
+
+pub use store::PgStore;
+
 /// The advisory-lock key space (the first of two keys) of the creation slots.
 pub const SLOT_CLASS: i32 = 7420;
 /// The key space of the migration lock.
@@ -79,6 +86,41 @@ fn shown(config: &Config) -> String {
         .collect();
     let db = config.get_dbname().map(|d| format!("/{d}")).unwrap_or_default();
     format!("postgres://{user}{}{db}", hosts.join(","))
+}
+
+impl Target {
+    /// The connection's parameters as libpq's environment variables, for PostgreSQL's own
+    /// programs (`pg_dump`): the password stays off every command line.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        use tokio_postgres::config::Host;
+        let c = &self.config;
+        let mut env = Vec::new();
+        let hosts: Vec<String> = c
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        if !hosts.is_empty() {
+            env.push(("PGHOST", hosts.join(",")));
+        }
+        let ports: Vec<String> = c.get_ports().iter().map(u16::to_string).collect();
+        if !ports.is_empty() {
+            env.push(("PGPORT", ports.join(",")));
+        }
+        if let Some(user) = c.get_user() {
+            env.push(("PGUSER", user.to_owned()));
+        }
+        if let Some(password) = c.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
+        }
+        if let Some(db) = c.get_dbname() {
+            env.push(("PGDATABASE", db.to_owned()));
+        }
+        env
+    }
 }
 
 impl fmt::Display for Target {
@@ -253,7 +295,10 @@ pub const MIGRATIONS: &[&str] = &[
         fingerprint  text,
         committed_at text,
         args         text,
-        parent       text REFERENCES runs(id)
+        parent       text REFERENCES runs(id),
+        -- The owner key of the connection running it (see create_intents.owner): a run whose
+        -- owner lives is running on some machine, not interrupted, and is never resumed.
+        owner        integer
     );
     CREATE TABLE import_processes (
         import_supplier         text NOT NULL REFERENCES import_suppliers(code),

@@ -8,46 +8,7 @@ use rusqlite::Connection;
 
 use super::seal;
 use crate::error::Error;
-use crate::store::StoreError;
-
-/// The state machine of docs/operations.md as queries for what it forbids: each returns the
-/// offending processes (supplier, account) and the sentence that says what is wrong.
-const INVARIANTS: &[(&str, &str)] = &[
-    (
-        "an IMPORTED process without its Kraken account number or creation time",
-        "SELECT import_supplier, external_account_number FROM import_processes
-         WHERE status = 'IMPORTED' AND (kraken_account_number IS NULL OR account_created_at IS NULL)",
-    ),
-    (
-        "a process that is not IMPORTED but has a Kraken account number",
-        "SELECT import_supplier, external_account_number FROM import_processes
-         WHERE status <> 'IMPORTED' AND kraken_account_number IS NOT NULL",
-    ),
-    (
-        "a process whose current staged version is missing or another process's",
-        "SELECT p.import_supplier, p.external_account_number FROM import_processes p
-         LEFT JOIN staged_versions v ON v.id = p.current_version
-         WHERE v.id IS NULL OR v.import_supplier <> p.import_supplier
-            OR v.external_account_number <> p.external_account_number",
-    ),
-    (
-        "an IMPORTED process with no create 201 in the audit for its Kraken account number",
-        "SELECT p.import_supplier, p.external_account_number FROM import_processes p
-         WHERE p.status = 'IMPORTED' AND NOT EXISTS (
-             SELECT 1 FROM audit a
-             WHERE a.import_supplier = p.import_supplier AND a.external_account_number = p.external_account_number
-               AND a.operation = 'create' AND a.status_code = 201
-               AND a.kraken_account_number = p.kraken_account_number)",
-    ),
-    (
-        "a creation in flight for a run that has finished",
-        "SELECT i.import_supplier, i.external_account_number FROM create_intents i
-         JOIN runs r ON r.id = i.run_id WHERE r.finished_at IS NOT NULL",
-    ),
-];
-
-/// At most this many processes are named per broken invariant.
-const SHOWN: usize = 5;
+use crate::store::{INVARIANTS, StoreError};
 
 pub(super) fn problems(conn: &Connection, workdir: &Path) -> rusqlite::Result<Vec<String>> {
     let db = workdir.join("ferry.db");
@@ -73,9 +34,7 @@ pub(super) fn problems(conn: &Connection, workdir: &Path) -> rusqlite::Result<Ve
             .query_map([], |r| Ok(format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if !rows.is_empty() {
-            let shown: Vec<String> = rows.iter().take(SHOWN).map(|r| crate::text::escape(r).into_owned()).collect();
-            let more = if rows.len() > SHOWN { format!(" and {} more", rows.len() - SHOWN) } else { String::new() };
-            out.push(format!("{}: {what}: {}{more}", db.display(), shown.join(", ")));
+            out.push(crate::store::invariant_problem(&db.display().to_string(), what, &rows));
         }
     }
     if let Err(crate::error::Error::Damaged { message, .. }) = seal::verify(workdir, conn) {

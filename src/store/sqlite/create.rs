@@ -2,6 +2,7 @@
 //! one of them fails), their records, create intents and audit rows.
 
 use super::*;
+use crate::store::{fails_on_purpose, new_account_number};
 
 impl SqliteStore {
     /// The attempt number and start time of each account of a create chunk. Unless it is a
@@ -133,11 +134,6 @@ impl SqliteStore {
     }
 }
 
-/// A new Kraken account number: `A-` and 8 random uppercase hex digits.
-fn new_account_number() -> String {
-    format!("A-{:08X}", rand::random::<u32>())
-}
-
 /// How a chunk's accounts are kept apart when one of them fails to write.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Isolation {
@@ -196,25 +192,7 @@ impl SqliteStore {
         for ((item, &(attempt, ref started_at)), written) in items.iter().zip(attempts).zip(written) {
             let result = outcome(item, written, attempt, dry_run);
             if !dry_run {
-                insert_audit(
-                    &tx,
-                    &AuditRecord {
-                        run_id: run_id.to_owned(),
-                        operation: "create".to_owned(),
-                        attempt,
-                        import_supplier: Some(item.import_supplier.to_owned()),
-                        external_account_number: Some(item.external_account_number.to_owned()),
-                        line: Some(item.line),
-                        status_code: result.status,
-                        error_code: result.error_code.clone(),
-                        body: result.body.clone(),
-                        kraken_account_number: result.kraken_account_number.clone(),
-                        started_at: started_at.clone(),
-                        finished_at: now(),
-                        request: item.request.cloned(),
-                        push: None,
-                    },
-                )?;
+                insert_audit(&tx, &crate::store::create_audit(run_id, item, attempt, started_at, &result))?;
             }
             results.push(result);
         }
@@ -299,23 +277,7 @@ impl AccountWrite {
                 .map_err(|_| ChunkError::AccountFailed)?;
             start += group.len();
         }
-        let written: Vec<AccountWritten> = items
-            .iter()
-            .zip(claimed)
-            .map(|(item, claim)| match (&item.invalid, claim) {
-                (Some(_), _) => AccountWritten::Invalid,
-                (None, Some((number, _))) => AccountWritten::Created { kraken_account_number: number },
-                (None, None) => AccountWritten::NotStaged,
-            })
-            .collect();
-        if items
-            .iter()
-            .zip(&written)
-            .any(|(item, w)| matches!(w, AccountWritten::Created { .. }) && fails_on_purpose(item))
-        {
-            return Err(ChunkError::AccountFailed);
-        }
-        Ok(written)
+        crate::store::written_together(items, claimed).ok_or(ChunkError::AccountFailed)
     }
 
     /// Writes one account inside a savepoint ([`Isolation::Account`]): a failure, or a dry
@@ -344,11 +306,6 @@ impl AccountWrite {
         tx.prepare_cached("RELEASE account")?.execute([])?;
         Ok(written)
     }
-}
-
-/// Tests fail one chosen account after its records are written.
-fn fails_on_purpose(item: &CreateItem<'_>) -> bool {
-    crate::workdir::failpoint_for("create-account-fails", item.external_account_number)
 }
 
 pub(super) fn insert_audit(conn: &Connection, a: &AuditRecord) -> rusqlite::Result<()> {
