@@ -328,6 +328,10 @@ fn outcome_of(item: &CreateItem<'_>, written: AccountWritten, attempt: u32, dry_
         AccountWritten::Invalid => (guide::Code::AccountFailedValidation, item.invalid.clone().unwrap_or_default()),
         AccountWritten::NotStaged => (guide::Code::NotStaged, guide::no_longer_staged(item.external_account_number)),
         AccountWritten::Rejected { error } => (guide::Code::RecordRejected, guide::record_rejected(&error)),
+        AccountWritten::Busy { limit } => (
+            guide::Code::ConcurrencyLimitExceeded,
+            guide::concurrency_limit(&format!("{limit} account creations are in flight on this store's instances.")),
+        ),
         AccountWritten::Created { .. } if dry_run => (guide::Code::DryRunRolledBack, guide::dry_run_rolled_back()),
         AccountWritten::Created { kraken_account_number } => {
             return CreateResult {

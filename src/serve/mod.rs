@@ -366,10 +366,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Tagged {
     }
 }
 
-/// A JSON body with its status.
+/// A JSON body with its status; a 429 (the limit in flight, in this server or on the shared
+/// store) says when to retry.
 fn json(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// Runs a store call on the blocking pool; a panic in it is a JSON 500, and the server goes on.
@@ -466,9 +471,7 @@ async fn create(
             n => format!("{n} account creations are in flight."),
         };
         let body = crate::guide::concurrency_limit(&in_flight);
-        let mut response = json(crate::guide::Code::ConcurrencyLimitExceeded.status().code(), body);
-        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-        return response;
+        return json(crate::guide::Code::ConcurrencyLimitExceeded.status().code(), body);
     };
     let in_flight = || (app.create_limit - app.creates.available_permits()) as f64;
     metrics::gauge!("ferry_creates_in_flight").set(in_flight());

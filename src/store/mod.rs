@@ -359,7 +359,7 @@ pub struct StagedRef {
 
 /// One account of a create chunk: its staged rows (a window in the flattened text form) and
 /// whether they pass the rules now.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CreateItem<'a> {
     pub import_supplier: &'a str,
     pub external_account_number: &'a str,
@@ -385,6 +385,9 @@ pub enum AccountWritten {
     NotStaged,
     /// Its records could not be written, and what was written of it is undone.
     Rejected { error: String },
+    /// A request of `ferry serve` found every creation slot of a shared store taken (the limit
+    /// in flight holds across every instance on the store). Nothing was written.
+    Busy { limit: usize },
 }
 
 /// Turns what the store did with an account (and its attempt number, and whether the chunk is a

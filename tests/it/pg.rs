@@ -330,6 +330,20 @@ fn the_sample_stages_and_creates_on_postgres() {
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stderr);
 }
 
+/// Two machines' work directories `a` and `b` in `tmp` on one store: `dump` staged from `a`
+/// (with the exit code `code`), the team Migration added, and the staged files copied to `b`
+/// (the staged files every create machine needs).
+fn two_machines(dsn: &str, tmp: &Path, dump: &Path, code: i32) -> (PathBuf, PathBuf) {
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    let env = [("FERRY_STORE", dsn)];
+    let staged = crate::harness::ferry_wd(&a, &["stage", s(dump), "--today", crate::serve::TODAY], &env);
+    assert_eq!(staged.code, code, "{}", staged.stderr);
+    assert_eq!(crate::harness::ferry_wd(&a, &["team", "add", "Migration"], &env).code, 0);
+    std::fs::create_dir_all(&b).unwrap();
+    assert!(Command::new("cp").arg("-r").arg(a.join("staging")).arg(b.join("staging")).status().unwrap().success());
+    (a, b)
+}
+
 /// Two machines creating the same supplier from one store at the same time (each with its own
 /// work directory holding a copy of the staged files): every account is created once, by one of
 /// them, and the other finds it no longer STAGED.
@@ -337,14 +351,8 @@ fn the_sample_stages_and_creates_on_postgres() {
 fn two_create_workers_on_one_store_create_each_account_once() {
     let Some(dsn) = database() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (a, b) = two_machines(&dsn, tmp.path(), &repo("data/sample.ndjson"), 1);
     let env = [("FERRY_STORE", dsn.as_str())];
-    let staged = crate::harness::ferry_wd(&a, &["stage", s(&repo("data/sample.ndjson"))], &env);
-    assert_eq!(staged.code, 1, "{}", staged.stderr);
-    assert_eq!(crate::harness::ferry_wd(&a, &["team", "add", "Migration"], &env).code, 0);
-    std::fs::create_dir_all(&b).unwrap();
-    let copied = Command::new("cp").arg("-r").arg(a.join("staging")).arg(b.join("staging")).status().unwrap();
-    assert!(copied.success());
     let runs: Vec<crate::harness::Run> = std::thread::scope(|scope| {
         let workers: Vec<_> = [&a, &b]
             .into_iter()
@@ -385,4 +393,173 @@ fn two_create_workers_on_one_store_create_each_account_once() {
         "no account created twice"
     );
     assert_eq!(count(&dsn, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201"), accounts);
+}
+
+/// Two `ferry serve` instances on one store. While other instances hold the store's 40 creation
+/// slots (40 open transactions here), creates to either server are answered 429 at once, with
+/// Retry-After, although each server's own limit has room. Then 100 concurrent creates spread
+/// over both, each chunk held for 2 s: at no moment are more than 40 creations in flight on the
+/// store, every request is 201 or 429, and each created account exists once.
+#[test]
+fn two_servers_on_one_store_hold_forty_creations_in_flight_in_all() {
+    use crate::serve::Server;
+    let Some(dsn) = database() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("c.ndjson");
+    std::fs::write(&dump, crate::serve::copies("C", 100)).unwrap();
+    let (a, b) = two_machines(&dsn, tmp.path(), &dump, 0);
+    let held = [("FERRY_STORE", dsn.as_str()), ("FERRY_FAILPOINT", "create-chunk=sleep:2000")];
+    let servers = [Server::launch(&a, &held, &[]), Server::launch(&b, &held, &[])];
+
+    let holders: Vec<Connection> = (0..40).map(|_| connect(&dsn)).collect();
+    for h in &holders {
+        assert!(take_slot(h, 40).is_some());
+    }
+    let refused: Vec<(u16, String, Option<String>)> =
+        (0..4).map(|i| servers[i % 2].create(&format!("C-{i}"))).collect();
+    drop(holders);
+    for (code, body, retry) in &refused {
+        assert_eq!(*code, 429, "{body}");
+        assert!(body.contains("in flight on this store's instances"), "{body}");
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+
+    let watching = std::sync::atomic::AtomicBool::new(true);
+    let (answers, most) = std::thread::scope(|threads| {
+        let watcher = threads.spawn(|| {
+            let c = connect(&dsn);
+            let mut most = 0;
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(slots_held(&c));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            most
+        });
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let server = &servers[i % 2];
+                threads.spawn(move || server.create(&format!("C-{i}")))
+            })
+            .collect();
+        let answers: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        (answers, watcher.join())
+    });
+    let answers: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+    let most = most.unwrap();
+    let codes: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert!(most <= 40, "at most 40 creations in flight on the store, saw {most}");
+    assert!(codes.iter().all(|c| *c == 201 || *c == 429), "{codes:?}");
+    let accepted = codes.iter().filter(|c| **c == 201).count() as i64;
+    for server in servers {
+        assert_eq!(server.terminate(), 0);
+    }
+    assert_eq!(count(&dsn, "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'"), accepted);
+    assert_eq!(count(&dsn, "SELECT count(DISTINCT kraken_account_number) FROM record_accounts"), accepted);
+    eprintln!("two servers: {accepted} of 100 created, the rest 429; at most {most} creations in flight");
+}
+
+/// `kill -9` of one of two create workers while its chunk is in flight: its slots come back,
+/// the other worker creates every account (the killed chunk's accounts once its transaction is
+/// gone), the next command records each interrupted attempt once, and no account is created
+/// twice.
+#[test]
+fn a_killed_create_worker_is_recovered_by_the_other() {
+    let Some(dsn) = database() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_machines(&dsn, tmp.path(), &repo("data/sample.ndjson"), 1);
+    let env = [("FERRY_STORE", dsn.as_str())];
+    let create = ["create", "--supplier", "TENTACLE_ENERGY", "--team", "Migration", "--all-pending", "--workdir"];
+    let mut killed = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(create)
+        .arg(&a)
+        .env("FERRY_STORE", &dsn)
+        .env("FERRY_FAILPOINT", "create-chunk=sleep:60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = connect(&dsn);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while slots_held(&c) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the first worker's chunk holds slots");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let in_flight = count(&dsn, "SELECT count(*) FROM create_intents");
+    assert!(in_flight > 0);
+    let other = std::thread::spawn({
+        let (b, dsn) = (b.clone(), dsn.clone());
+        move || crate::harness::ferry_wd(&b, &create[..create.len() - 1], &[("FERRY_STORE", dsn.as_str())])
+    });
+    // The other worker has started (its run is recorded, and it looked for interrupted
+    // creations right after) while the first is alive: it must leave the first one's alone.
+    while count(&dsn, "SELECT count(*) FROM runs WHERE command = 'create'") < 2 {
+        assert!(std::time::Instant::now() < deadline, "the second worker started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let other = other.join().unwrap();
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    assert!(!other.stderr.contains("interrupted before they committed"), "a live worker's creations: {}", other.stderr);
+    assert_eq!(slots_held(&c), 0, "the killed worker's slots came back");
+    let accounts = count(&dsn, "SELECT count(*) FROM import_processes WHERE import_supplier = 'TENTACLE_ENERGY'");
+    let imported =
+        "SELECT count(*) FROM import_processes WHERE import_supplier = 'TENTACLE_ENERGY' AND status = 'IMPORTED'";
+    assert_eq!(count(&dsn, imported), accounts, "the other worker created every account");
+    // The next command on the store records what the dead worker left in flight, once.
+    // It resumes the dead worker's run (its owner is gone), whose outcomes are then the 500s.
+    let rerun = crate::harness::ferry_wd(&a, &create[..create.len() - 1], &env);
+    assert_eq!(rerun.code, 1, "{}", rerun.stderr);
+    assert!(rerun.stderr.contains("resuming run"), "{}", rerun.stderr);
+    assert!(rerun.stderr.contains(&format!("{in_flight} creations were interrupted")), "{}", rerun.stderr);
+    let again = crate::harness::ferry_wd(&b, &create[..create.len() - 1], &env);
+    assert!(!again.stderr.contains("interrupted before they committed"), "{}", again.stderr);
+    let interrupted = "SELECT count(*) FROM audit WHERE operation = 'create' AND error_code = 'creation_interrupted'";
+    assert_eq!(count(&dsn, interrupted), in_flight, "each interrupted attempt audited once");
+    assert_eq!(count(&dsn, "SELECT count(*) FROM create_intents"), 0);
+    assert_eq!(count(&dsn, "SELECT count(*) FROM audit WHERE operation = 'create' AND status_code = 201"), accounts);
+    assert_eq!(count(&dsn, "SELECT count(DISTINCT kraken_account_number) FROM record_accounts"), accounts);
+}
+
+/// Two machines staging overlapping dumps into one store at the same time: stage runs take
+/// turns (the store's stage lock), and every account ends with one process whose current
+/// version is its own.
+#[test]
+fn two_machines_staging_overlapping_dumps_leave_one_current_version_per_account() {
+    let Some(dsn) = database() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: Vec<String> =
+        std::fs::read_to_string(repo("data/sample.ndjson")).unwrap().lines().map(str::to_owned).collect();
+    let (first, second) = (tmp.path().join("first.ndjson"), tmp.path().join("second.ndjson"));
+    std::fs::write(&first, lines[..150].join("\n") + "\n").unwrap();
+    std::fs::write(&second, lines[50..].join("\n") + "\n").unwrap();
+    let runs: Vec<crate::harness::Run> = std::thread::scope(|threads| {
+        let workers: Vec<_> = [(&first, "a"), (&second, "b")]
+            .into_iter()
+            .map(|(dump, wd)| {
+                let (dsn, wd) = (dsn.as_str(), tmp.path().join(wd));
+                threads.spawn(move || crate::harness::ferry_wd(&wd, &["stage", s(dump)], &[("FERRY_STORE", dsn)]))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    }
+    assert_eq!(count(&dsn, "SELECT count(*) FROM runs WHERE command = 'stage' AND committed_at IS NOT NULL"), 2);
+    assert_eq!(count(&dsn, "SELECT count(*) FROM import_processes"), 196, "each valid account once");
+    assert_eq!(
+        count(
+            &dsn,
+            "SELECT count(*) FROM import_processes p LEFT JOIN staged_versions v ON v.id = p.current_version
+             WHERE v.id IS NULL OR v.import_supplier <> p.import_supplier
+                OR v.external_account_number <> p.external_account_number"
+        ),
+        0,
+        "every current version is its own account's"
+    );
+    // The overlap was staged by both, as a new version then an unchanged one (or two versions).
+    assert!(count(&dsn, "SELECT count(*) FROM staged_versions") >= 196);
 }

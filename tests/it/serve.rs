@@ -24,7 +24,12 @@ pub(crate) struct Server {
 
 /// Makes a token in a work directory (the server must not run); its key.
 fn token(workdir: &Path, name: &str, role: &str) -> String {
-    let made = ferry(&["token", "add", name, "--role", role, "--workdir", s(workdir)]);
+    token_in(workdir, name, role, &[])
+}
+
+/// Makes a token in the store a server with environment `env` uses.
+fn token_in(workdir: &Path, name: &str, role: &str, env: &[(&str, &str)]) -> String {
+    let made = crate::harness::ferry_wd(workdir, &["token", "add", name, "--role", role], env);
     assert_eq!(made.code, 0, "{}", made.stderr);
     made.stdout.trim().to_owned()
 }
@@ -41,7 +46,7 @@ impl Server {
     pub(crate) fn launch(workdir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let key = token(workdir, &format!("importer-{n}"), "importer");
+        let key = token_in(workdir, &format!("importer-{n}"), "importer", env);
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["serve", "--listen", "127.0.0.1:0", "--today", TODAY, "--workdir", s(workdir)])
             .args(args)
@@ -73,7 +78,21 @@ impl Server {
         Server { child, base, agent, key: Some(key), log }
     }
 
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    /// A create request for one account of TENTACLE_ENERGY: the status, the body and the
+    /// Retry-After header.
+    pub(crate) fn create(&self, account: &str) -> (u16, String, Option<String>) {
+        let mut response = self
+            .agent
+            .post(format!("{}{CREATE}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Token {}", self.key.as_ref().unwrap()))
+            .send(&create_body(account, "Migration", false)[..])
+            .unwrap();
+        let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap(), retry)
+    }
+
+    pub(crate) fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
         let (status, body, _) = self.post_as(path, content_type, body, None);
         (status, body)
     }
@@ -152,7 +171,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit code.
-    fn terminate(mut self) -> i32 {
+    pub(crate) fn terminate(mut self) -> i32 {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.child.wait().unwrap().code().unwrap_or(-1)
@@ -278,7 +297,7 @@ const STAGE: &str = "/v1/data-import/account-import-process/create-or-update/";
 const CREATE: &str = "/v1/data-import/account-import-process/process/";
 
 /// A dump of `n` copies of the example account, numbered `{prefix}-0` onwards.
-fn copies(prefix: &str, n: usize) -> String {
+pub(crate) fn copies(prefix: &str, n: usize) -> String {
     let text = std::fs::read_to_string(repo("data/examples/account.json")).unwrap();
     let base: Value = serde_json::from_str(&text).unwrap();
     (0..n)
@@ -386,17 +405,7 @@ fn creates_past_the_limit_get_429_at_once() {
         let handles: Vec<_> = (0..100)
             .map(|i| {
                 let server = &server;
-                threads.spawn(move || {
-                    let mut response = server
-                        .agent
-                        .post(format!("{}{CREATE}", server.base))
-                        .header("Content-Type", "application/json")
-                        .header("Authorization", format!("Token {}", server.key.as_ref().unwrap()))
-                        .send(&create_body(&format!("C-{i}"), "Migration", false)[..])
-                        .unwrap();
-                    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-                    (response.status().as_u16(), response.body_mut().read_to_string().unwrap(), retry)
-                })
+                threads.spawn(move || server.create(&format!("C-{i}")))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -160,30 +160,6 @@ impl PgStore {
         }
         Ok(())
     }
-
-    /// Takes one creation slot per account in the open transaction, waiting (up to
-    /// [`SLOT_WAIT`]) while other instances hold them all.
-    fn take_slots(&self, wanted: usize) -> Result<(), StoreError> {
-        let limit = crate::settings::CREATE_LIMIT as i32;
-        let started = std::time::Instant::now();
-        let mut got = 0;
-        while got < wanted {
-            let slot: Option<i32> =
-                self.query_opt("SELECT ferry_take_create_slot($1)", &[&limit])?.and_then(|r| r.get(0));
-            if slot.is_some() {
-                got += 1;
-                continue;
-            }
-            if started.elapsed() > SLOT_WAIT {
-                return Err(self.conn.err(Failure::Data(format!(
-                    "all {limit} creation slots of the store stayed taken for {} s (other instances are creating)",
-                    SLOT_WAIT.as_secs()
-                ))));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        Ok(())
-    }
 }
 
 fn text(r: &Row, i: usize) -> Result<String, String> {
@@ -327,6 +303,16 @@ fn remote_row(r: &Row) -> Result<RemoteAccount, String> {
 const LIVE_OWNERS: &str = "SELECT l.objid::bigint FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.classid = 7423 AND l.objsubid = 2 AND l.granted
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/// A part of a create chunk: the accounts of `todo` still to answer.
+struct Part<'c, 'i> {
+    run_id: &'c str,
+    items: &'c [CreateItem<'i>],
+    attempts: &'c [(u32, String)],
+    todo: &'c [usize],
+    dry_run: bool,
+    outcome: OutcomeOf<'c>,
+}
 
 impl Store for PgStore {
     fn suppliers(&self) -> Result<Vec<Supplier>, StoreError> {
@@ -721,11 +707,14 @@ impl Store for PgStore {
     }
 
     fn ensure_record_tables(&mut self, schema: &crate::schema::Schema) -> Result<(), StoreError> {
-        self.transaction(|s| {
-            // Two machines starting create at once: one creates the tables, the other finds them.
-            s.execute("SELECT pg_advisory_xact_lock($1, 1)", &[&STORE_LOCK_CLASS])?;
-            s.batch(&super::records::ddl(schema))
-        })?;
+        if !super::records::ddl(schema, &super::records::existing_columns(&self.conn)?).is_empty() {
+            self.transaction(|s| {
+                // Two machines starting create at once: one creates the tables, the other finds
+                // them (the catalog is read again under the lock).
+                s.execute("SELECT pg_advisory_xact_lock($1, 1)", &[&STORE_LOCK_CLASS])?;
+                s.batch(&super::records::ddl(schema, &super::records::existing_columns(&s.conn)?))
+            })?;
+        }
         self.records = None;
         self.records = Some(super::records::RecordWrite::new(&self.conn, schema)?);
         Ok(())
@@ -760,22 +749,33 @@ impl Store for PgStore {
         dry_run: bool,
         outcome: OutcomeOf<'_>,
     ) -> Result<Vec<CreateResult>, StoreError> {
+        use super::create::ChunkError;
         if self.records.as_ref().is_none_or(|r| r.schema_hash != schema.hash) {
             self.ensure_record_tables(schema)?;
         }
         let attempts = self.begin_chunk(run_id, items, dry_run)?;
-        match self.write_chunk(run_id, items, &attempts, dry_run, outcome, false) {
-            Err(super::create::ChunkError::AccountFailed) => {
-                self.write_chunk(run_id, items, &attempts, dry_run, outcome, true)
+        // In parts: each transaction creates the accounts it got creation slots for, so that
+        // workers on other machines share the 40 instead of taking turns with whole chunks.
+        let mut results: Vec<Option<CreateResult>> = (0..items.len()).map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..items.len()).collect();
+        while !todo.is_empty() {
+            let part = Part { run_id, items, attempts: &attempts, todo: &todo, dry_run, outcome };
+            let answered = match self.write_part(&part, false) {
+                Err(ChunkError::AccountFailed) => self.write_part(&part, true),
+                answered => answered,
             }
-            written => written,
+            .map_err(|e| match e {
+                ChunkError::Store(e) => e,
+                ChunkError::AccountFailed => {
+                    unreachable!("an account-isolated part reports failed accounts as outcomes")
+                }
+            })?;
+            for (i, result) in answered {
+                results[i] = Some(result);
+            }
+            todo.retain(|&i| results[i].is_none());
         }
-        .map_err(|e| match e {
-            super::create::ChunkError::Store(e) => e,
-            super::create::ChunkError::AccountFailed => {
-                unreachable!("an account-isolated chunk reports failed accounts as outcomes")
-            }
-        })
+        Ok(results.into_iter().map(|r| r.expect("every account of the chunk is answered")).collect())
     }
 
     fn record_interrupted_creations(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError> {
@@ -924,44 +924,104 @@ impl PgStore {
         })
     }
 
-    /// Writes one chunk in one transaction (every account together, or each in a savepoint).
-    fn write_chunk(
+    /// Takes a creation slot for the rest of the open transaction, if one is free.
+    fn try_slot(&self) -> Result<bool, StoreError> {
+        let limit = crate::settings::CREATE_LIMIT as i32;
+        let slot = self.query_opt("SELECT ferry_take_create_slot($1)", &[&limit])?;
+        Ok(slot.and_then(|r| r.get::<_, Option<i32>>(0)).is_some())
+    }
+
+    /// Waits (up to [`SLOT_WAIT`]) for a creation slot while other instances hold them all.
+    fn wait_slot(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        while !self.try_slot()? {
+            if started.elapsed() > SLOT_WAIT {
+                return Err(self.conn.err(Failure::Data(format!(
+                    "all {} creation slots of the store stayed taken for {} s (other instances are creating)",
+                    crate::settings::CREATE_LIMIT,
+                    SLOT_WAIT.as_secs()
+                ))));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Ok(())
+    }
+
+    /// Writes one part of a chunk in one transaction: the accounts of `part.todo` it gets
+    /// creation slots for (every account together, or each in a savepoint when `alone`). A
+    /// request of `ferry serve` that gets no slot is answered at once (Busy: 429); an account
+    /// of a batch run waits for the next part (and the first waits for a slot). Returns the
+    /// answered accounts by index.
+    fn write_part(
         &self,
-        run_id: &str,
-        items: &[CreateItem<'_>],
-        attempts: &[(u32, String)],
-        dry_run: bool,
-        outcome: OutcomeOf<'_>,
+        part: &Part<'_, '_>,
         alone: bool,
-    ) -> Result<Vec<CreateResult>, super::create::ChunkError> {
+    ) -> Result<Vec<(usize, CreateResult)>, super::create::ChunkError> {
         use super::create::ChunkError;
+        let Part { run_id, items, attempts, todo, dry_run, outcome } = *part;
         self.batch("BEGIN")?;
-        let written = (|| -> Result<Vec<CreateResult>, ChunkError> {
-            self.take_slots(items.iter().filter(|i| i.invalid.is_none()).count())?;
+        let answered = (|| -> Result<Vec<(usize, CreateResult)>, ChunkError> {
+            let mut admitted = Vec::new();
+            let mut busy = Vec::new();
+            let (mut got_one, mut none_left) = (false, false);
+            for &i in todo {
+                let item = &items[i];
+                if item.invalid.is_some() {
+                    admitted.push(i);
+                } else if none_left {
+                    if item.request.is_some() {
+                        busy.push(i);
+                    }
+                } else if self.try_slot()? {
+                    admitted.push(i);
+                    got_one = true;
+                } else if item.request.is_some() {
+                    busy.push(i);
+                    none_left = true;
+                } else if got_one {
+                    none_left = true;
+                } else {
+                    self.wait_slot()?;
+                    admitted.push(i);
+                    got_one = true;
+                }
+            }
             let records = self.records.as_ref().expect("create_chunk made the record statements");
+            let chosen: Vec<CreateItem<'_>> = admitted.iter().map(|&i| items[i].clone()).collect();
             let written = if alone {
-                items
+                chosen
                     .iter()
                     .map(|item| super::create::alone(self, records, item, dry_run))
                     .collect::<Result<Vec<_>, _>>()?
             } else {
-                super::create::together(self, records, items)?
+                super::create::together(self, records, &chosen)?
             };
-            let mut results = Vec::with_capacity(items.len());
-            for ((item, (attempt, started_at)), written) in items.iter().zip(attempts).zip(written) {
+            let limit = crate::settings::CREATE_LIMIT;
+            let mut answers: Vec<(usize, crate::store::AccountWritten)> = admitted.into_iter().zip(written).collect();
+            answers.extend(busy.into_iter().map(|i| (i, crate::store::AccountWritten::Busy { limit })));
+            answers.sort_by_key(|(i, _)| *i);
+            let mut results = Vec::with_capacity(answers.len());
+            for (i, written) in answers {
+                let (item, (attempt, started_at)) = (&items[i], &attempts[i]);
                 let result = outcome(item, written, *attempt, dry_run);
                 if !dry_run {
                     self.insert_audit(&crate::store::create_audit(run_id, item, *attempt, started_at, &result))?;
                 }
-                results.push(result);
+                results.push((i, result));
             }
             if !dry_run {
-                self.execute("DELETE FROM create_intents WHERE run_id = $1 AND owner = $2", &[&run_id, &self.owner])?;
+                let supplier: Vec<&str> = results.iter().map(|(i, _)| items[*i].import_supplier).collect();
+                let external: Vec<&str> = results.iter().map(|(i, _)| items[*i].external_account_number).collect();
+                self.execute(
+                    "DELETE FROM create_intents i USING unnest($2::text[], $3::text[]) AS a(s, e)
+                     WHERE i.owner = $1 AND i.import_supplier = a.s AND i.external_account_number = a.e",
+                    &[&self.owner, &supplier, &external],
+                )?;
             }
             crate::workdir::failpoint("create-chunk");
             Ok(results)
         })();
-        match written {
+        match answered {
             Ok(results) if !dry_run => {
                 self.batch("COMMIT")?;
                 Ok(results)
