@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Create throughput on the shared PostgreSQL store beside the embedded SQLite store, in one run
+# on one machine (issue 20).
+#
+# Generates a clean dump (default 4,000 accounts), stages it once per store, then times only
+# the creation of every account:
+#   sqlite     `ferry create --all-pending` for each supplier in turn, embedded store
+#   pg-W       W create workers at once on one PostgreSQL database (W = 1, 2, 4): each has its
+#              own work directory (a copy of the staged files, as W machines would) and its
+#              share of every supplier's accounts (`--accounts FILE`, split round-robin), and the
+#              workers of a supplier run at the same time
+# The PostgreSQL server is a throwaway cluster of the machine's PostgreSQL (as the tests make
+# it: unix socket, fsync off), sharing the cores with ferry. Reports wall seconds, accounts/s
+# and the server's CPU seconds per run.
+#
+# Usage: bench/store.sh   (ACCOUNTS, WORKERS, WORK, PGBIN override)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ACCOUNTS=${ACCOUNTS:-4000}
+WORKERS=${WORKERS:-"1 2 4"}
+WORK=${WORK:-$(mktemp -d /tmp/ferry-store-bench.XXXXXX)}
+PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+FERRY=$PWD/target/release/ferry
+PORT=54331
+
+cargo build --release --quiet
+[ -x "$PGBIN/initdb" ] || { echo "no PostgreSQL (initdb) found; set PGBIN" >&2; exit 2; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+mkdir -p "$WORK/pg" && chmod 711 "$WORK"
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
+as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U ferry --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w \
+  -o "-c listen_addresses='' -k $WORK/pg -p $PORT -c fsync=off -c synchronous_commit=off -c max_connections=200" \
+  start >/dev/null
+trap 'as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true' EXIT
+psql_() { psql -X -q -h "$WORK/pg" -p $PORT -U ferry "$@"; }
+dsn() { echo "host=$WORK/pg port=$PORT user=ferry dbname=$1"; }
+# CPU seconds (user + system) of every server process so far.
+server_cpu() {
+  local ticks=0 pid
+  for pid in $(pgrep -u postgres -f "postgres" || true); do
+    [ -r /proc/$pid/stat ] || continue
+    ticks=$((ticks + $(awk '{print $14 + $15 + $16 + $17}' /proc/$pid/stat)))
+  done
+  echo "$ticks"
+}
+
+"$FERRY" generate --accounts "$ACCOUNTS" --seed 7 --error-rate 0 --out "$WORK/dump.ndjson" >/dev/null 2>&1
+SUPPLIERS=$(grep -o '"import_supplier":"[A-Z_]*"' "$WORK/dump.ndjson" | cut -d'"' -f4 | sort -u)
+
+printf '%-8s %8s %10s %12s %14s\n' store workers "wall s" accounts/s "server CPU s"
+
+# SQLite: one workdir, suppliers in turn.
+unset FERRY_STORE
+"$FERRY" stage "$WORK/dump.ndjson" --workdir "$WORK/sqlite" >/dev/null 2>&1 || true
+"$FERRY" team add Migration --workdir "$WORK/sqlite" >/dev/null 2>&1
+start=$(date +%s.%N)
+for s in $SUPPLIERS; do
+  "$FERRY" create --supplier "$s" --team Migration --all-pending --workdir "$WORK/sqlite" 2>>"$WORK/sqlite.log" >/dev/null || true
+done
+end=$(date +%s.%N)
+created=$(awk '$1 == 201 && $2 == "created" { n += $3 } END { print n + 0 }' "$WORK/sqlite.log")
+awk -v s="$start" -v e="$end" -v n="$created" 'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14s\n", "sqlite", 1, w, n / w, "-" }'
+
+for W in $WORKERS; do
+  db=bench_$W
+  psql_ -d postgres -c "CREATE DATABASE $db"
+  export FERRY_STORE
+  FERRY_STORE=$(dsn $db)
+  "$FERRY" stage "$WORK/dump.ndjson" --workdir "$WORK/pg-$W-0" >/dev/null 2>&1 || true
+  "$FERRY" team add Migration --workdir "$WORK/pg-$W-0" >/dev/null 2>&1
+  for i in $(seq 1 $((W - 1))); do
+    mkdir -p "$WORK/pg-$W-$i" && cp -r "$WORK/pg-$W-0/staging" "$WORK/pg-$W-$i/"
+  done
+  for s in $SUPPLIERS; do
+    psql_ -d $db -At -c "SELECT external_account_number FROM import_processes
+                         WHERE import_supplier = '$s' AND status = 'STAGED' ORDER BY 1" |
+      awk -v w="$W" -v dir="$WORK" -v s="$s" -v W="$W" '{ print > (dir "/accounts-" W "-" s "-" (NR % w)) }'
+  done
+  cpu0=$(server_cpu)
+  start=$(date +%s.%N)
+  for s in $SUPPLIERS; do
+    for i in $(seq 0 $((W - 1))); do
+      f="$WORK/accounts-$W-$s-$i"
+      [ -s "$f" ] || continue
+      "$FERRY" create --supplier "$s" --team Migration --accounts "$f" --workdir "$WORK/pg-$W-$i" >/dev/null 2>&1 &
+    done
+    wait
+  done
+  end=$(date +%s.%N)
+  cpu1=$(server_cpu)
+  created=$(psql_ -d $db -At -c "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'")
+  awk -v s="$start" -v e="$end" -v n="$created" -v W="$W" -v cpu="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14.1f\n", "postgres", W, w, n / w, cpu / hz }'
+done
+echo "($ACCOUNTS accounts, $(nproc) cores, $(date -u +%FT%TZ), work in $WORK)"
