@@ -2,6 +2,8 @@
 //! (`… WHERE status = 'STAGED'`, so that of two workers only one creates an account), their
 //! records copied in, each failing account undone alone in a second pass.
 
+use std::collections::HashSet;
+
 use super::records::RecordWrite;
 use super::store::PgStore;
 use crate::store::{AccountWritten, CreateItem, StoreError, fails_on_purpose, new_account_number};
@@ -19,29 +21,60 @@ impl From<StoreError> for ChunkError {
     }
 }
 
-/// Draws an account number not in use and marks the process IMPORTED with it; `None` if the
-/// process is no longer STAGED (another worker created it, or it was skipped).
+/// Draws an account number not in use for each account and marks its process IMPORTED with it
+/// (rows locked in key order first, so that two workers claiming overlapping accounts never
+/// deadlock); `None` for an account whose process is no longer STAGED (another worker created
+/// it, or it was skipped).
 fn claim(
     store: &PgStore,
     records: &RecordWrite,
-    item: &CreateItem<'_>,
-) -> Result<Option<(String, String)>, StoreError> {
-    let mut number = new_account_number();
+    items: &[&CreateItem<'_>],
+) -> Result<Vec<Option<(String, String)>>, StoreError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut numbers: Vec<String> = items.iter().map(|_| new_account_number()).collect();
     for _ in 0..8 {
-        let taken = store.select(&records.taken_sql, &[&number])?;
-        if !taken.first().is_some_and(|r| r.get::<_, bool>(0)) {
+        let mut seen = HashSet::new();
+        let mut clash: HashSet<String> =
+            store.select(&records.taken_sql, &[&numbers])?.iter().map(|r| r.get::<_, String>(0)).collect();
+        clash.extend(numbers.iter().filter(|n| !seen.insert(n.as_str())).cloned());
+        if clash.is_empty() {
             break;
         }
-        number = new_account_number();
+        for n in numbers.iter_mut().filter(|n| clash.contains(n.as_str())) {
+            *n = new_account_number();
+        }
     }
-    let created_at = crate::clock::now();
-    let claimed = store.exec(
-        "UPDATE import_processes SET status = 'IMPORTED', kraken_account_number = $3,
-             account_created_at = $4, updated_at = $4
-         WHERE import_supplier = $1 AND external_account_number = $2 AND status = 'STAGED'",
-        &[&item.import_supplier, &item.external_account_number, &number, &created_at],
+    let supplier: Vec<&str> = items.iter().map(|i| i.import_supplier).collect();
+    let external: Vec<&str> = items.iter().map(|i| i.external_account_number).collect();
+    store.select(
+        "SELECT 1 FROM import_processes p JOIN unnest($1::text[], $2::text[]) AS u(s, e)
+             ON p.import_supplier = u.s AND p.external_account_number = u.e
+         ORDER BY p.import_supplier, p.external_account_number FOR UPDATE OF p",
+        &[&supplier, &external],
     )?;
-    Ok((claimed == 1).then_some((number, created_at)))
+    let created_at = crate::clock::now();
+    let claimed: HashSet<(String, String)> = store
+        .select(
+            "UPDATE import_processes p SET status = 'IMPORTED', kraken_account_number = u.n,
+                 account_created_at = $4, updated_at = $4
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, e, n)
+             WHERE p.import_supplier = u.s AND p.external_account_number = u.e AND p.status = 'STAGED'
+             RETURNING p.import_supplier, p.external_account_number",
+            &[&supplier, &external, &numbers, &created_at],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(items
+        .iter()
+        .zip(numbers)
+        .map(|(item, number)| {
+            let key = (item.import_supplier.to_owned(), item.external_account_number.to_owned());
+            claimed.contains(&key).then(|| (number, created_at.clone()))
+        })
+        .collect())
 }
 
 /// Every account of a chunk at once; any that fails aborts the chunk (the transaction is then
@@ -51,13 +84,10 @@ pub(super) fn together(
     records: &RecordWrite,
     items: &[CreateItem<'_>],
 ) -> Result<Vec<AccountWritten>, ChunkError> {
-    let mut claimed = Vec::with_capacity(items.len());
-    for item in items {
-        claimed.push(match &item.invalid {
-            Some(_) => None,
-            None => claim(store, records, item).map_err(|_| ChunkError::AccountFailed)?,
-        });
-    }
+    let valid: Vec<&CreateItem<'_>> = items.iter().filter(|i| i.invalid.is_none()).collect();
+    let mut valid_claims = claim(store, records, &valid).map_err(|_| ChunkError::AccountFailed)?.into_iter();
+    let claimed: Vec<Option<(String, String)>> =
+        items.iter().map(|item| if item.invalid.is_some() { None } else { valid_claims.next().flatten() }).collect();
     let mut start = 0;
     for group in items.chunk_by(|a, b| std::ptr::eq(a.tables, b.tables)) {
         let accounts: Vec<crate::store::records::NewAccount<'_>> = group
@@ -86,7 +116,7 @@ pub(super) fn alone(
     }
     store.exec("SAVEPOINT account", &[])?;
     let written = (|| -> Result<AccountWritten, StoreError> {
-        let Some((number, created_at)) = claim(store, records, item)? else {
+        let Some((number, created_at)) = claim(store, records, &[item])?.pop().flatten() else {
             return Ok(AccountWritten::NotStaged);
         };
         let account = crate::store::records::NewAccount {

@@ -443,6 +443,24 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE l.locktype = 'advisory' AND l.classid = 7420 AND l.objsubid = 2 AND l.granted
           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database());
     "#,
+    // 2: up to `wanted` creation slots in one call (a create chunk takes one per account), for
+    // the rest of the calling transaction; how many it got.
+    r#"
+    CREATE FUNCTION ferry_take_create_slots(lim integer, wanted integer) RETURNS integer
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        start integer := floor(random() * lim)::integer;
+        got integer := 0;
+    BEGIN
+        FOR k IN 0 .. lim - 1 LOOP
+            EXIT WHEN got >= wanted;
+            IF pg_try_advisory_xact_lock(7420, (start + k) % lim) THEN
+                got := got + 1;
+            END IF;
+        END LOOP;
+        RETURN got;
+    END $$;
+    "#,
 ];
 
 #[cfg(test)]

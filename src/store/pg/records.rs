@@ -74,15 +74,16 @@ struct TableCopy {
     parent: Option<usize>,
     copy: tokio_postgres::Statement,
     types: Vec<Type>,
-    ids: String,
 }
 
 /// The record tables' statements for one schema, on one connection.
 pub(super) struct RecordWrite {
     pub(super) schema_hash: String,
-    /// Whether an account number is in use.
+    /// Which of an array of account numbers are in use.
     pub(super) taken_sql: String,
     tables: Vec<TableCopy>,
+    /// Draws the record ids of every table at once: `$t` ids of table t, as one array each.
+    ids_sql: String,
     /// (child table, its parent table) of every table but the root, for `ferry check`.
     children: Vec<(String, String)>,
 }
@@ -146,20 +147,32 @@ impl RecordWrite {
                 children.push((name.clone(), table_name(&schema.table(*parent).name)));
             }
             tables.push(TableCopy {
-                ids: format!(
-                    "SELECT nextval(pg_get_serial_sequence('{name}', 'id')) FROM generate_series(1, $1::bigint)"
-                ),
                 table: name,
                 parent: table.parent.as_ref().map(|(parent, _)| parent.0),
                 copy,
                 types,
             });
         }
+        let ids_sql = format!(
+            "SELECT {}",
+            tables
+                .iter()
+                .enumerate()
+                .map(|(t, c)| format!(
+                    "ARRAY(SELECT nextval(pg_get_serial_sequence('{}', 'id')) FROM generate_series(1, ${}::bigint))",
+                    c.table,
+                    t + 1
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         Ok(Self {
+            ids_sql,
             schema_hash: schema.hash.clone(),
             taken_sql: format!(
-                "SELECT EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = $1)
-                     OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = $1)",
+                "SELECT n FROM unnest($1::text[]) AS n
+                 WHERE EXISTS (SELECT 1 FROM import_processes WHERE kraken_account_number = n)
+                    OR EXISTS (SELECT 1 FROM {} WHERE kraken_account_number = n)",
                 table_name(&schema.tables[0].name)
             ),
             tables,
@@ -176,19 +189,25 @@ impl RecordWrite {
     ) -> Result<(), StoreError> {
         let conn = store.connection();
         let roots: Vec<usize> = accounts.iter().map(|a| a.row).collect();
+        // Every table's rows first, then every table's ids in one round trip.
+        let rows_by_table: Vec<Vec<usize>> = tables
+            .iter()
+            .map(|batch| {
+                let owners = batch.column_by_name(ACCOUNT).expect("key column").as_primitive::<UInt32Type>();
+                rows_of(owners.values(), &roots)
+            })
+            .collect();
+        let counts: Vec<i64> = rows_by_table.iter().map(|r| r.len() as i64).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = counts.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        let drawn = store.select(&self.ids_sql, &params)?;
+        let drawn = drawn.first().ok_or_else(|| conn.err(Failure::Data("no record ids drawn".into())))?;
         // Per table: the window rows written (ascending) and the record id of each.
         let mut written: Vec<(Vec<usize>, Vec<i64>)> = Vec::with_capacity(tables.len());
-        for (t, batch) in tables.iter().enumerate() {
+        for ((t, batch), rows) in tables.iter().enumerate().zip(rows_by_table) {
             let copy = &self.tables[t];
             let key = |name| batch.column_by_name(name).expect("key column").as_primitive::<UInt32Type>();
             let (owners, parents, index) = (key(ACCOUNT), key(PARENT), key(INDEX));
-            let rows = rows_of(owners.values(), &roots);
-            if rows.is_empty() {
-                written.push((rows, Vec::new()));
-                continue;
-            }
-            let ids: Vec<i64> =
-                store.select(&copy.ids, &[&(rows.len() as i64)])?.iter().map(|r| r.get::<_, i64>(0)).collect();
+            let ids: Vec<i64> = drawn.get(t);
             if ids.len() != rows.len() {
                 return Err(conn.err(Failure::Data(format!(
                     "{}: {} ids drawn for {} rows",
@@ -196,6 +215,10 @@ impl RecordWrite {
                     ids.len(),
                     rows.len()
                 ))));
+            }
+            if rows.is_empty() {
+                written.push((rows, ids));
+                continue;
             }
             let id_of = |written: &[(Vec<usize>, Vec<i64>)], t: usize, row: usize| -> i64 {
                 let (rows, ids) = &written[t];

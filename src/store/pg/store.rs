@@ -100,34 +100,54 @@ impl PgStore {
         rows.iter().map(|r| read(r).map_err(|e| self.conn.err(Failure::Data(e)))).collect()
     }
 
-    fn insert_audit(&self, a: &AuditRecord) -> Result<(), StoreError> {
-        let line = a.line.map(|l| l as i64);
-        let attempt = a.attempt as i32;
-        let status = i32::from(a.status_code);
-        let request_id = a.request.as_ref().map(|r| r.id.as_str());
-        let token = a.request.as_ref().map(|r| r.token.as_str()).filter(|t| !t.is_empty());
-        let staged_version = a.push.as_ref().and_then(|p| p.staged_version);
-        let payload_hash = a.push.as_ref().map(|p| p.payload_hash.as_str());
-        let latency = a.push.as_ref().map(|p| p.latency_ms as i64);
-        let class = a.push.as_ref().map(|p| p.class.as_str());
+    /// Appends audit rows in one statement (column arrays), in order.
+    fn insert_audits(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let col = |f: fn(&AuditRecord) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
+        let run_id = col(|a| Some(a.run_id.as_str()));
+        let operation = col(|a| Some(a.operation.as_str()));
+        let attempt: Vec<i32> = rows.iter().map(|a| a.attempt as i32).collect();
+        let supplier = col(|a| a.import_supplier.as_deref());
+        let external = col(|a| a.external_account_number.as_deref());
+        let line: Vec<Option<i64>> = rows.iter().map(|a| a.line.map(|l| l as i64)).collect();
+        let status: Vec<i32> = rows.iter().map(|a| i32::from(a.status_code)).collect();
+        let error_code = col(|a| a.error_code.as_deref());
+        let body = col(|a| Some(a.body.as_str()));
+        let number = col(|a| a.kraken_account_number.as_deref());
+        let started_at = col(|a| Some(a.started_at.as_str()));
+        let finished_at = col(|a| Some(a.finished_at.as_str()));
+        let request_id = col(|a| a.request.as_ref().map(|r| r.id.as_str()));
+        let token = col(|a| a.request.as_ref().map(|r| r.token.as_str()).filter(|t| !t.is_empty()));
+        let staged_version: Vec<Option<i64>> =
+            rows.iter().map(|a| a.push.as_ref().and_then(|p| p.staged_version)).collect();
+        let payload_hash = col(|a| a.push.as_ref().map(|p| p.payload_hash.as_str()));
+        let latency: Vec<Option<i64>> = rows.iter().map(|a| a.push.as_ref().map(|p| p.latency_ms as i64)).collect();
+        let class = col(|a| a.push.as_ref().map(|p| p.class.as_str()));
         self.execute(
             "INSERT INTO audit (run_id, operation, attempt, import_supplier, external_account_number, line,
                  status_code, error_code, body, kraken_account_number, started_at, finished_at,
                  request_id, token_name, staged_version, payload_hash, latency_ms, class)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             SELECT r, o, a, s, e, l, c, ec, b, n, sa, fa, ri, t, sv, ph, lm, cl
+             FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::bigint[],
+                         $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                         $13::text[], $14::text[], $15::bigint[], $16::text[], $17::bigint[], $18::text[])
+                 WITH ORDINALITY AS u(r, o, a, s, e, l, c, ec, b, n, sa, fa, ri, t, sv, ph, lm, cl, k)
+             ORDER BY k",
             &[
-                &a.run_id,
-                &a.operation,
+                &run_id,
+                &operation,
                 &attempt,
-                &a.import_supplier,
-                &a.external_account_number,
+                &supplier,
+                &external,
                 &line,
                 &status,
-                &a.error_code,
-                &a.body,
-                &a.kraken_account_number,
-                &a.started_at,
-                &a.finished_at,
+                &error_code,
+                &body,
+                &number,
+                &started_at,
+                &finished_at,
                 &request_id,
                 &token,
                 &staged_version,
@@ -556,10 +576,7 @@ impl Store for PgStore {
                  AS u(id, s, e, l, r, p, h)",
             &[&ids, &supplier, &external, &run_id, &location, &row, &payload, &t, &rows_hash],
         )?;
-        for a in audit {
-            self.insert_audit(a)?;
-        }
-        Ok(())
+        self.insert_audits(audit)
     }
 
     fn commit_stage(&mut self, run_id: &str, files: &[(String, crate::ingest::WrittenFile)]) -> Result<(), StoreError> {
@@ -783,7 +800,7 @@ impl Store for PgStore {
     }
 
     fn append_audit(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError> {
-        self.transaction(|s| rows.iter().try_for_each(|r| s.insert_audit(r)))
+        self.transaction(|s| s.insert_audits(rows))
     }
 
     fn limit_cache(&mut self, _mib: u32) -> Result<(), StoreError> {
@@ -832,8 +849,9 @@ impl Store for PgStore {
 
     fn record_push(&mut self, target: &str, records: &[PushRecord]) -> Result<(), StoreError> {
         self.transaction(|s| {
+            let audit: Vec<AuditRecord> = records.iter().map(|r| r.audit.clone()).collect();
+            s.insert_audits(&audit)?;
             for r in records {
-                s.insert_audit(&r.audit)?;
                 let (supplier, external) = (&r.audit.import_supplier, &r.audit.external_account_number);
                 if let Some(number) = &r.remote_number {
                     s.execute(
@@ -878,63 +896,61 @@ impl Store for PgStore {
 
 impl PgStore {
     /// The attempt number and start time of each account of a chunk; unless it is a dry run,
-    /// committed as intents owned by this connection first.
+    /// committed as intents owned by this connection first. Two statements for the chunk.
     fn begin_chunk(
         &self,
         run_id: &str,
         items: &[CreateItem<'_>],
         dry_run: bool,
     ) -> Result<Vec<(u32, String)>, StoreError> {
+        let supplier: Vec<&str> = items.iter().map(|i| i.import_supplier).collect();
+        let external: Vec<&str> = items.iter().map(|i| i.external_account_number).collect();
         self.transaction(|s| {
-            let mut attempts = Vec::with_capacity(items.len());
-            for item in items {
-                let attempt: i64 = s
-                    .query_opt(
-                        "SELECT count(*) + 1 FROM audit
-                         WHERE import_supplier = $1 AND external_account_number = $2 AND operation = 'create'",
-                        &[&item.import_supplier, &item.external_account_number],
-                    )?
-                    .map_or(1, |r| r.get(0));
-                let started_at = now();
-                if !dry_run {
-                    s.execute(
-                        // An account another live worker has in flight keeps that worker's
-                        // intent; this chunk then waits for its row and finds it no longer STAGED
-                        // (or claims it, if that creation failed).
-                        "INSERT INTO create_intents (import_supplier, external_account_number, run_id, attempt, line,
-                             started_at, request_id, token_name, owner)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                         ON CONFLICT (import_supplier, external_account_number) DO NOTHING",
-                        &[
-                            &item.import_supplier,
-                            &item.external_account_number,
-                            &run_id,
-                            &(attempt as i32),
-                            &(item.line as i64),
-                            &started_at,
-                            &item.request.map(|r| r.id.as_str()),
-                            &item.request.map(|r| r.token.as_str()),
-                            &s.owner,
-                        ],
-                    )?;
-                }
-                attempts.push((attempt as u32, started_at));
+            let counts = s.query(
+                "SELECT (SELECT count(*) FROM audit a WHERE a.import_supplier = u.s
+                             AND a.external_account_number = u.e AND a.operation = 'create') + 1
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, e, k) ORDER BY k",
+                &[&supplier, &external],
+            )?;
+            let started_at = now();
+            let attempts: Vec<(u32, String)> =
+                counts.iter().map(|r| (r.get::<_, i64>(0) as u32, started_at.clone())).collect();
+            if !dry_run {
+                let attempt: Vec<i32> = attempts.iter().map(|(a, _)| *a as i32).collect();
+                let line: Vec<i64> = items.iter().map(|i| i.line as i64).collect();
+                let request_id: Vec<Option<&str>> = items.iter().map(|i| i.request.map(|r| r.id.as_str())).collect();
+                let token: Vec<Option<&str>> = items.iter().map(|i| i.request.map(|r| r.token.as_str())).collect();
+                // An account another live worker has in flight keeps that worker's intent; this
+                // chunk then waits for its row and finds it no longer STAGED (or claims it, if
+                // that creation failed).
+                s.execute(
+                    "INSERT INTO create_intents (import_supplier, external_account_number, run_id, attempt, line,
+                         started_at, request_id, token_name, owner)
+                     SELECT u.s, u.e, $3, u.a, u.l, $6, u.r, u.t, $9
+                     FROM unnest($1::text[], $2::text[], $4::integer[], $5::bigint[], $7::text[], $8::text[])
+                         AS u(s, e, a, l, r, t)
+                     ON CONFLICT (import_supplier, external_account_number) DO NOTHING",
+                    &[&supplier, &external, &run_id, &attempt, &line, &started_at, &request_id, &token, &s.owner],
+                )?;
             }
             Ok(attempts)
         })
     }
 
-    /// Takes a creation slot for the rest of the open transaction, if one is free.
-    fn try_slot(&self) -> Result<bool, StoreError> {
+    /// Takes up to `wanted` creation slots for the rest of the open transaction; how many.
+    fn take_slots(&self, wanted: usize) -> Result<usize, StoreError> {
+        if wanted == 0 {
+            return Ok(0);
+        }
         let limit = crate::settings::CREATE_LIMIT as i32;
-        let slot = self.query_opt("SELECT ferry_take_create_slot($1)", &[&limit])?;
-        Ok(slot.and_then(|r| r.get::<_, Option<i32>>(0)).is_some())
+        let row = self.query_opt("SELECT ferry_take_create_slots($1, $2)", &[&limit, &(wanted as i32)])?;
+        Ok(row.map_or(0, |r| r.get::<_, i32>(0)) as usize)
     }
 
     /// Waits (up to [`SLOT_WAIT`]) for a creation slot while other instances hold them all.
     fn wait_slot(&self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        while !self.try_slot()? {
+        while self.take_slots(1)? == 0 {
             if started.elapsed() > SLOT_WAIT {
                 return Err(self.conn.err(Failure::Data(format!(
                     "all {} creation slots of the store stayed taken for {} s (other instances are creating)",
@@ -961,31 +977,19 @@ impl PgStore {
         let Part { run_id, items, attempts, todo, dry_run, outcome } = *part;
         self.batch("BEGIN")?;
         let answered = (|| -> Result<Vec<(usize, CreateResult)>, ChunkError> {
-            let mut admitted = Vec::new();
-            let mut busy = Vec::new();
-            let (mut got_one, mut none_left) = (false, false);
-            for &i in todo {
-                let item = &items[i];
-                if item.invalid.is_some() {
-                    admitted.push(i);
-                } else if none_left {
-                    if item.request.is_some() {
-                        busy.push(i);
-                    }
-                } else if self.try_slot()? {
-                    admitted.push(i);
-                    got_one = true;
-                } else if item.request.is_some() {
-                    busy.push(i);
-                    none_left = true;
-                } else if got_one {
-                    none_left = true;
-                } else {
-                    self.wait_slot()?;
-                    admitted.push(i);
-                    got_one = true;
-                }
+            // A slot for each account to write, as many as are free; a batch run waits for one.
+            let valid: Vec<usize> = todo.iter().copied().filter(|&i| items[i].invalid.is_none()).collect();
+            let mut got = self.take_slots(valid.len())?;
+            if got == 0 && valid.first().is_some_and(|&i| items[i].request.is_none()) {
+                self.wait_slot()?;
+                got = 1 + self.take_slots(valid.len() - 1)?;
             }
+            let mut admitted: Vec<usize> = todo.iter().copied().filter(|&i| items[i].invalid.is_some()).collect();
+            admitted.extend(&valid[..got]);
+            admitted.sort_unstable();
+            // Requests of `ferry serve` past the free slots are answered now; a batch run's wait
+            // for the next part.
+            let busy: Vec<usize> = valid[got..].iter().copied().filter(|&i| items[i].request.is_some()).collect();
             let records = self.records.as_ref().expect("create_chunk made the record statements");
             let chosen: Vec<CreateItem<'_>> = admitted.iter().map(|&i| items[i].clone()).collect();
             let written = if alone {
@@ -1001,14 +1005,16 @@ impl PgStore {
             answers.extend(busy.into_iter().map(|i| (i, crate::store::AccountWritten::Busy { limit })));
             answers.sort_by_key(|(i, _)| *i);
             let mut results = Vec::with_capacity(answers.len());
+            let mut audit = Vec::with_capacity(answers.len());
             for (i, written) in answers {
                 let (item, (attempt, started_at)) = (&items[i], &attempts[i]);
                 let result = outcome(item, written, *attempt, dry_run);
                 if !dry_run {
-                    self.insert_audit(&crate::store::create_audit(run_id, item, *attempt, started_at, &result))?;
+                    audit.push(crate::store::create_audit(run_id, item, *attempt, started_at, &result));
                 }
                 results.push((i, result));
             }
+            self.insert_audits(&audit)?;
             if !dry_run {
                 let supplier: Vec<&str> = results.iter().map(|(i, _)| items[*i].import_supplier).collect();
                 let external: Vec<&str> = results.iter().map(|(i, _)| items[*i].external_account_number).collect();
@@ -1076,8 +1082,8 @@ impl PgStore {
                 r.error_code = Some(interrupted.error_code.clone());
                 r.body = interrupted.body.clone();
                 r.finished_at = finished_at.clone();
-                s.insert_audit(r)?;
             }
+            s.insert_audits(&records)?;
             Ok(records)
         })
     }
