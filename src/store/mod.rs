@@ -117,7 +117,16 @@ impl fmt::Display for Failure {
             // The server's own message and SQLSTATE; tokio-postgres's Display says only "db error".
             Failure::Postgres(e) => match e.as_db_error() {
                 Some(db) => write!(f, "{} (PostgreSQL: {})", db.message(), db.code().code()),
-                None => e.fmt(f),
+                // "error performing TLS handshake" and the like: the cause says what failed.
+                None => {
+                    e.fmt(f)?;
+                    let mut cause = std::error::Error::source(e);
+                    while let Some(c) = cause {
+                        write!(f, ": {c}")?;
+                        cause = c.source();
+                    }
+                    Ok(())
+                }
             },
             Failure::Data(message) => f.write_str(message),
         }

@@ -75,6 +75,12 @@ fn run(mut c: Command, what: &str) {
 
 impl Cluster {
     fn start() -> Result<Self, String> {
+        Self::start_with(PORT, "-c listen_addresses=''", |_| Ok(()))
+    }
+
+    /// A cluster on `port` with more server options; `prepare` runs on its directory (owned by
+    /// the server's user) before the server starts.
+    fn start_with(port: u16, options: &str, prepare: impl FnOnce(&Path) -> Result<(), String>) -> Result<Self, String> {
         let bin = bin_dir().ok_or("no PostgreSQL installation (initdb) found")?;
         let root = is_root();
         let dir = tempfile::Builder::new().prefix("ferry-pg.").tempdir().map_err(|e| e.to_string())?.keep();
@@ -100,9 +106,21 @@ impl Cluster {
             "--no-sync",
         ]);
         run(initdb, "initdb");
+        prepare(&dir)?;
+        if root {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown the cluster directory",
+            );
+        }
         let options = format!(
-            "-c listen_addresses='' -k {} -p {PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+            "{} -k {} -p {port} -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
              -c max_connections=200 -c client_connection_check_interval=1s",
+            options.replace("{dir}", &dir.display().to_string()),
             dir.display()
         );
         let mut start = pg_command(&bin, "pg_ctl", root);
@@ -125,7 +143,7 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("the cluster's watchdog: {e}"))?;
-        Ok(Self { socket_dir: dir, port: PORT })
+        Ok(Self { socket_dir: dir, port })
     }
 
     fn dsn(&self, db: &str) -> String {
@@ -565,4 +583,93 @@ fn two_machines_staging_overlapping_dumps_leave_one_current_version_per_account(
     );
     // The overlap was staged by both, as a new version then an unchanged one (or two versions).
     assert!(count(&dsn, "SELECT count(*) FROM staged_versions") >= 196);
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().map_err(|e| format!("openssl: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// A CA and a server certificate for `localhost` signed by it, in `dir`.
+fn certificates(dir: &Path) -> Result<(), String> {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ferry test CA"],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        dir,
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    )?;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())
+}
+
+/// TLS over TCP: with `sslmode=verify-full` and the CA in `sslrootcert` the connection is
+/// encrypted; without a root that trusts the server's certificate it is refused (also for
+/// `require`: ferry always checks the certificate); `sslmode=disable` is plain.
+#[test]
+fn tls_connections_check_the_server_certificate() {
+    if database().is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cluster = Cluster::start_with(
+        port,
+        "-c listen_addresses=localhost -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+        certificates,
+    )
+    .unwrap();
+    let ca = cluster.socket_dir.join("ca.pem");
+    let tcp =
+        |mode: &str| format!("postgres://ferry@localhost:{port}/postgres?sslmode={mode}&sslrootcert={}", ca.display());
+    let encrypted = |dsn: &str| -> Result<bool, String> {
+        let target = Target::parse(dsn).map_err(|e| format!("{e:?}"))?;
+        let c = Connection::open(&target).map_err(|e| e.to_string())?;
+        let row = c.wait(c.client().query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]));
+        Ok(row.map_err(|e| e.to_string())?.get(0))
+    };
+    assert_eq!(encrypted(&tcp("verify-full")), Ok(true));
+    assert_eq!(encrypted(&tcp("require")), Ok(true));
+    let untrusted = encrypted(&format!("postgres://ferry@localhost:{port}/postgres?sslmode=require")).unwrap_err();
+    assert!(untrusted.contains("certificate"), "{untrusted}");
+    assert_eq!(encrypted(&format!("postgres://ferry@localhost:{port}/postgres?sslmode=disable")), Ok(false));
+    let wrong_mode = encrypted(&format!("postgres://ferry@localhost:{port}/postgres?sslmode=sometimes")).unwrap_err();
+    assert!(wrong_mode.contains("sslmode=sometimes is not one of"), "{wrong_mode}");
+    // Through the binary: a command works on the store over TLS.
+    let tmp = tempfile::tempdir().unwrap();
+    let listed =
+        crate::harness::ferry_wd(tmp.path(), &["team", "add", "Migration"], &[("FERRY_STORE", &tcp("verify-full"))]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
 }

@@ -26,6 +26,7 @@
 use std::fmt;
 use std::future::Future;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::{Failure, StoreError};
@@ -48,21 +49,129 @@ const MIGRATION_CLASS: i32 = 7421;
 pub struct Target {
     config: Config,
     shown: String,
+    tls: Tls,
+}
+
+/// How the connection is encrypted (`sslmode`, `sslrootcert`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tls {
+    /// `sslmode=disable` (and a unix socket, where TLS has no use).
+    Off,
+    /// `sslmode=prefer` (libpq's default): TLS when the server offers it, its certificate
+    /// verified.
+    Prefer { root: Option<std::path::PathBuf> },
+    /// `sslmode=require`, `verify-ca` or `verify-full`: TLS or no connection, the certificate
+    /// verified against the system's roots or `sslrootcert`, and the host name checked.
+    /// (Stricter than libpq's `require`, which does not check the certificate.)
+    Required { root: Option<std::path::PathBuf> },
 }
 
 impl Target {
     /// Parses a connection string. The error names what is wrong without repeating the string
     /// (it may hold a password).
     pub fn parse(dsn: &str) -> Result<Self, crate::error::Error> {
-        let config: Config = dsn.parse().map_err(|e| {
+        let invalid = |e: &dyn fmt::Display| {
             crate::error::Error::usage(
                 format!("the store's PostgreSQL connection string is not valid: {e}"),
                 Some("write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (or host=… user=… dbname=…)"),
             )
-        })?;
+        };
+        let (rest, mode, root) = split_tls_options(dsn);
+        let config: Config = rest.parse().map_err(|e| invalid(&e))?;
+        let root = root.map(std::path::PathBuf::from);
+        let tls = match mode.as_deref() {
+            Some("disable") => Tls::Off,
+            None | Some("prefer" | "allow") => Tls::Prefer { root },
+            Some("require" | "verify-ca" | "verify-full") => Tls::Required { root },
+            Some(other) => {
+                return Err(invalid(&format!(
+                    "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                )));
+            }
+        };
+        let mut config = config;
+        config.ssl_mode(match tls {
+            Tls::Off => SslMode::Disable,
+            Tls::Prefer { .. } => SslMode::Prefer,
+            Tls::Required { .. } => SslMode::Require,
+        });
         let shown = shown(&config);
-        Ok(Self { config, shown })
+        Ok(Self { config, shown, tls })
     }
+
+    /// The TLS settings of a connection that needs them: the system's roots (or the
+    /// `sslrootcert` file's), with ring as the provider.
+    fn tls_config(&self) -> Result<Option<rustls::ClientConfig>, Failure> {
+        let root = match &self.tls {
+            Tls::Off => return Ok(None),
+            Tls::Prefer { root } | Tls::Required { root } => root,
+        };
+        #[allow(deprecated)]
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Failure::Data(format!("TLS: {e}")))?;
+        let config = match root {
+            Some(path) => {
+                use rustls::pki_types::CertificateDer;
+                use rustls::pki_types::pem::PemObject;
+                let mut roots = rustls::RootCertStore::empty();
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| Failure::Data(format!("sslrootcert {}: {e}", path.display())))?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| Failure::Data(format!("sslrootcert {}: {e}", path.display())))?;
+                    roots.add(cert).map_err(|e| Failure::Data(format!("sslrootcert {}: {e}", path.display())))?;
+                }
+                if roots.is_empty() {
+                    return Err(Failure::Data(format!("sslrootcert {} holds no certificate", path.display())));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            None => {
+                use rustls_platform_verifier::BuilderVerifierExt;
+                builder.with_platform_verifier().map_err(|e| Failure::Data(format!("TLS: {e}")))?.with_no_client_auth()
+            }
+        };
+        Ok(Some(config))
+    }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a connection string (URL query or `key=value`
+/// form), which ferry handles itself: the rest, and their values.
+fn split_tls_options(dsn: &str) -> (String, Option<String>, Option<String>) {
+    let (mut mode, mut root) = (None, None);
+    let mut take = |key: &str, value: &str| match key {
+        "sslmode" => mode = Some(value.to_owned()),
+        "sslrootcert" => root = Some(value.to_owned()),
+        _ => unreachable!(),
+    };
+    let is_tls = |key: &str| key == "sslmode" || key == "sslrootcert";
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        let Some((base, query)) = dsn.split_once('?') else { return (dsn.to_owned(), None, None) };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.split_once('=') {
+                Some((key, value)) if is_tls(key) => {
+                    take(key, value);
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        return (rest, mode, root);
+    }
+    let kept: Vec<&str> = dsn
+        .split_whitespace()
+        .filter(|token| match token.split_once('=') {
+            Some((key, value)) if is_tls(key.trim()) => {
+                take(key.trim(), value.trim());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    (kept.join(" "), mode, root)
 }
 
 /// `postgres://user@host:port/dbname`: the server as errors and logs name it.
@@ -135,6 +244,43 @@ impl fmt::Debug for Target {
     }
 }
 
+/// Connects with `tls` on a thread of its own, which then drives the connection until the client
+/// is dropped or the server goes away (the client's next call then fails with "connection
+/// closed").
+fn connect<T>(config: Config, tls: T) -> Result<Client, Failure>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Send + 'static,
+    T::Stream: Send,
+    T::TlsConnect: Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+{
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ferry-pg".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = send.send(Err(Failure::Data(format!("cannot start the connection's runtime: {e}"))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match config.connect(tls).await {
+                    Ok((client, connection)) => {
+                        let _ = send.send(Ok(client));
+                        let _ = connection.await;
+                    }
+                    Err(e) => {
+                        let _ = send.send(Err(Failure::Postgres(e)));
+                    }
+                }
+            });
+        })
+        .map_err(|e| Failure::Data(e.to_string()))?;
+    receive.recv().map_err(|_| Failure::Data("the connection's thread ended".into()))?
+}
+
 /// One connection to the server: the client, and the thread that drives its connection (it
 /// ends when the client is dropped).
 pub struct Connection {
@@ -143,40 +289,20 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to the server.
+    /// Connects to the server (over TLS unless `sslmode=disable` or a unix socket).
     pub fn open(target: &Target) -> Result<Self, StoreError> {
-        let config = target.config.clone();
-        let (send, receive) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("ferry-pg".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = send.send(Err(Failure::Data(format!("cannot start the connection's runtime: {e}"))));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match config.connect(NoTls).await {
-                        Ok((client, connection)) => {
-                            let _ = send.send(Ok(client));
-                            // Ends when the client is dropped, or the server goes away (the
-                            // client's next call then fails with "connection closed").
-                            let _ = connection.await;
-                        }
-                        Err(e) => {
-                            let _ = send.send(Err(Failure::Postgres(e)));
-                        }
-                    }
-                });
-            })
-            .map_err(|e| StoreError { path: target.to_string(), error: Failure::Data(e.to_string()) })?;
-        let client = receive
-            .recv()
-            .map_err(|_| Failure::Data("the connection's thread ended".into()))
-            .and_then(|r| r)
-            .map_err(|error| StoreError { path: target.to_string(), error })?;
+        let err = |error| StoreError { path: target.to_string(), error };
+        let unix = target.config.get_hosts().iter().all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+        let mut config = target.config.clone();
+        let client = match target.tls_config().map_err(err)? {
+            Some(tls) if !unix => connect(config, tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+            _ => {
+                // No TLS over a unix socket (as libpq): the socket is local.
+                config.ssl_mode(SslMode::Disable);
+                connect(config, NoTls)
+            }
+        }
+        .map_err(err)?;
         Ok(Self { client, target: target.clone() })
     }
 
@@ -474,6 +600,20 @@ mod tests {
         assert!(!format!("{t:?}").contains("s3cret"));
         let t = Target::parse("host=/tmp/pg port=54329 user=ferry password=s3cret dbname=m").unwrap();
         assert_eq!(t.to_string(), "postgres://ferry@/tmp/pg:54329/m");
+    }
+
+    #[test]
+    fn tls_options_are_taken_out_of_both_forms() {
+        let (rest, mode, root) =
+            split_tls_options("postgres://u:p@h/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem");
+        assert_eq!(
+            (rest.as_str(), mode.as_deref(), root.as_deref()),
+            ("postgres://u:p@h/db?application_name=x", Some("verify-full"), Some("/ca.pem"))
+        );
+        let (rest, mode, root) = split_tls_options("host=h sslmode=require user=u");
+        assert_eq!((rest.as_str(), mode.as_deref(), root), ("host=h user=u", Some("require"), None));
+        assert_eq!(Target::parse("host=h user=u").unwrap().tls, Tls::Prefer { root: None });
+        assert_eq!(Target::parse("postgres://u@h/d?sslmode=disable").unwrap().tls, Tls::Off);
     }
 
     #[test]
