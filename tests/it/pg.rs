@@ -320,17 +320,24 @@ fn count(dsn: &str, sql: &str) -> i64 {
 
 const SUPPLIERS: [&str; 3] = ["ALPEN_GAS", "NORDLICHT_STROM", "TENTACLE_ENERGY"];
 
+/// The sample staged through the binary into the store at `dsn`, from the work directory
+/// `<tmp>/work` (returned): 196 new staged versions, 4 accounts rejected.
+fn staged_sample(dsn: &str, tmp: &Path) -> PathBuf {
+    let wd = tmp.join("work");
+    let staged = crate::harness::ferry_wd(&wd, &["stage", s(&repo("data/sample.ndjson"))], &[("FERRY_STORE", dsn)]);
+    assert_eq!(staged.code, 1, "{}", staged.stderr);
+    assert!(staged.stderr.contains("196 new staged versions"), "{}", staged.stderr);
+    wd
+}
+
 /// The sample staged and created through the real binary with `--store` pointing at PostgreSQL:
 /// the same outcomes as with the embedded store, and nothing of it in the work directory.
 #[test]
 fn the_sample_stages_and_creates_on_postgres() {
     let Some(dsn) = database() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let wd = tmp.path().join("work");
+    let wd = staged_sample(&dsn, tmp.path());
     let env = [("FERRY_STORE", dsn.as_str())];
-    let staged = crate::harness::ferry_wd(&wd, &["stage", s(&repo("data/sample.ndjson"))], &env);
-    assert_eq!(staged.code, 1, "{}", staged.stderr);
-    assert!(staged.stderr.contains("196 new staged versions"), "{}", staged.stderr);
     assert!(!wd.join("ferry.db").exists(), "the store is the server, not a file in the work directory");
     assert_eq!(crate::harness::ferry_wd(&wd, &["team", "add", "Migration"], &env).code, 0);
     for supplier in SUPPLIERS {
@@ -672,4 +679,34 @@ fn tls_connections_check_the_server_certificate() {
     let listed =
         crate::harness::ferry_wd(tmp.path(), &["team", "add", "Migration"], &[("FERRY_STORE", &tcp("verify-full"))]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
+}
+
+/// `ferry check` and `ferry backup` on a PostgreSQL store: check runs the state machine's
+/// invariants there too and names what a hand edit broke; backup is a pg_dump archive that
+/// pg_restore reads.
+#[test]
+fn check_and_backup_work_on_postgres() {
+    let Some(dsn) = database() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = staged_sample(&dsn, tmp.path());
+    let env = [("FERRY_STORE", dsn.as_str())];
+    let sound = crate::harness::ferry_wd(&wd, &["check"], &env);
+    assert_eq!(sound.code, 0, "{}{}", sound.stdout, sound.stderr);
+    let dest = tmp.path().join("store.dump");
+    let backup = crate::harness::ferry_wd(&wd, &["backup", s(&dest)], &env);
+    assert_eq!(backup.code, 0, "{}", backup.stderr);
+    assert!(!backup.stderr.contains("password"), "{}", backup.stderr);
+    let listed = Command::new("pg_restore").arg("--list").arg(&dest).output().unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("TABLE public import_processes"));
+    // A process set IMPORTED by hand, without a Kraken account number or a create 201.
+    let c = connect(&dsn);
+    c.wait(c.client().batch_execute(
+        "UPDATE import_processes SET status = 'IMPORTED'
+         WHERE external_account_number = (SELECT min(external_account_number) FROM import_processes)",
+    ))
+    .unwrap();
+    let broken = crate::harness::ferry_wd(&wd, &["check"], &env);
+    assert_eq!(broken.code, 2, "{}{}", broken.stdout, broken.stderr);
+    assert!(broken.stdout.contains("an IMPORTED process without its Kraken account number"), "{}", broken.stdout);
 }
