@@ -36,9 +36,10 @@ impl Workdir {
         Self { root: root.to_owned(), store: None }
     }
 
-    /// A work directory whose store is `store` (`postgres://…`), or its own when none.
+    /// A work directory whose store is `store` (`postgres://…`), or its own when none (or
+    /// empty: `FERRY_STORE=` means the embedded store).
     pub fn with_store(root: &Path, store: Option<&str>) -> Result<Self, Error> {
-        let store = store.map(crate::store::pg::Target::parse).transpose()?;
+        let store = store.filter(|s| !s.trim().is_empty()).map(crate::store::pg::Target::parse).transpose()?;
         Ok(Self { root: root.to_owned(), store })
     }
 

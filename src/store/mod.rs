@@ -76,15 +76,29 @@ pub struct Token {
 /// What the store failed at, with where the store is (a file, or a PostgreSQL server with no
 /// password). The database's error is in the message, not a `source`: a source would print the
 /// same sentence a second time.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 #[error("store {path}: {error}")]
-#[diagnostic(
-    code(ferry::store),
-    help("is another ferry process using this work directory, or is the file not a ferry store?")
-)]
 pub struct StoreError {
     pub path: String,
     pub error: Failure,
+}
+
+impl miette::Diagnostic for StoreError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("ferry::store"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(match self.error {
+            Failure::Postgres(_) => {
+                "is the PostgreSQL server reachable, and do --store or FERRY_STORE name the right database, user \
+                 and password (and sslrootcert for a private CA)?"
+            }
+            Failure::Sqlite(_) | Failure::Data(_) => {
+                "is another ferry process using this work directory, or is the file not a ferry store?"
+            }
+        }))
+    }
 }
 
 /// The database error under a [`StoreError`], by backend.

@@ -65,3 +65,20 @@ fn teams_are_added_once_on(env: &[(&str, String)]) {
         .collect();
     assert_eq!(names, ["Migration A"]);
 }
+
+/// `FERRY_STORE=` (empty) is the embedded store; a PostgreSQL store that cannot be reached is
+/// exit 2, named without its password, with a hint about the server rather than the file.
+#[test]
+fn an_empty_store_setting_is_the_embedded_store_and_an_unreachable_one_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let added = ferry_wd(&wd, &["team", "add", "Migration A"], &[("FERRY_STORE", "")]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert!(wd.join("ferry.db").exists());
+    let unreachable = ferry_wd(&wd, &["team", "list"], &[("FERRY_STORE", "postgres://ferry:s3cret@127.0.0.1:1/none")]);
+    assert_eq!(unreachable.code, 2, "{}", unreachable.stderr);
+    let said = unreachable.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(said.contains("store postgres://ferry@127.0.0.1:1/none:"), "{said}");
+    assert!(said.contains("is the PostgreSQL server reachable"), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
+}
