@@ -368,6 +368,18 @@ pub enum SkipRefused {
     From(ProcessStatus),
 }
 
+/// Where `ferry skip` (`skip`) or `ferry unskip` moves a process that is now `current` (none:
+/// unknown), or why it is refused: STAGED → SKIPPED and SKIPPED → STAGED only.
+pub(crate) fn skip_target(current: Option<ProcessStatus>, skip: bool) -> Result<ProcessStatus, SkipRefused> {
+    let current = current.ok_or(SkipRefused::Unknown)?;
+    let (from, to) = if skip {
+        (ProcessStatus::Staged, ProcessStatus::Skipped)
+    } else {
+        (ProcessStatus::Skipped, ProcessStatus::Staged)
+    };
+    if current == from { Ok(to) } else { Err(SkipRefused::From(current)) }
+}
+
 /// The current staged version of a STAGED process: where its rows are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedRef {

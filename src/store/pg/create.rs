@@ -37,7 +37,7 @@ fn claim(
     for _ in 0..8 {
         let mut seen = HashSet::new();
         let mut clash: HashSet<String> =
-            store.select(&records.taken_sql, &[&numbers])?.iter().map(|r| r.get::<_, String>(0)).collect();
+            store.query(&records.taken_sql, &[&numbers])?.iter().map(|r| r.get::<_, String>(0)).collect();
         clash.extend(numbers.iter().filter(|n| !seen.insert(n.as_str())).cloned());
         if clash.is_empty() {
             break;
@@ -48,7 +48,7 @@ fn claim(
     }
     let supplier: Vec<&str> = items.iter().map(|i| i.import_supplier).collect();
     let external: Vec<&str> = items.iter().map(|i| i.external_account_number).collect();
-    store.select(
+    store.query(
         "SELECT 1 FROM import_processes p JOIN unnest($1::text[], $2::text[]) AS u(s, e)
              ON p.import_supplier = u.s AND p.external_account_number = u.e
          ORDER BY p.import_supplier, p.external_account_number FOR UPDATE OF p",
@@ -56,7 +56,7 @@ fn claim(
     )?;
     let created_at = crate::clock::now();
     let claimed: HashSet<(String, String)> = store
-        .select(
+        .query(
             "UPDATE import_processes p SET status = 'IMPORTED', kraken_account_number = u.n,
                  account_created_at = $4, updated_at = $4
              FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, e, n)
@@ -114,7 +114,7 @@ pub(super) fn alone(
     if item.invalid.is_some() {
         return Ok(AccountWritten::Invalid);
     }
-    store.exec("SAVEPOINT account", &[])?;
+    store.execute("SAVEPOINT account", &[])?;
     let written = (|| -> Result<AccountWritten, StoreError> {
         let Some((number, created_at)) = claim(store, records, &[item])?.pop().flatten() else {
             return Ok(AccountWritten::NotStaged);
@@ -132,8 +132,8 @@ pub(super) fn alone(
     })()
     .unwrap_or_else(|e| AccountWritten::Rejected { error: e.error.to_string() });
     if dry_run || !matches!(written, AccountWritten::Created { .. }) {
-        store.exec("ROLLBACK TO SAVEPOINT account", &[])?;
+        store.execute("ROLLBACK TO SAVEPOINT account", &[])?;
     }
-    store.exec("RELEASE SAVEPOINT account", &[])?;
+    store.execute("RELEASE SAVEPOINT account", &[])?;
     Ok(written)
 }

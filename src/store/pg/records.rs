@@ -199,7 +199,7 @@ impl RecordWrite {
             .collect();
         let counts: Vec<i64> = rows_by_table.iter().map(|r| r.len() as i64).collect();
         let params: Vec<&(dyn ToSql + Sync)> = counts.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-        let drawn = store.select(&self.ids_sql, &params)?;
+        let drawn = store.query(&self.ids_sql, &params)?;
         let drawn = drawn.first().ok_or_else(|| conn.err(Failure::Data("no record ids drawn".into())))?;
         // Per table: the window rows written (ascending) and the record id of each.
         let mut written: Vec<(Vec<usize>, Vec<i64>)> = Vec::with_capacity(tables.len());
@@ -246,8 +246,7 @@ impl RecordWrite {
                         }
                     }
                     cells.extend(data.iter().map(|c| cell(c, row)));
-                    let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-                    writer.as_mut().write(&values).await?;
+                    writer.as_mut().write_raw(cells.iter()).await?;
                 }
                 writer.finish().await
             });

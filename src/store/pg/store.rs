@@ -76,7 +76,7 @@ impl PgStore {
         Ok(s)
     }
 
-    fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+    pub(super) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         let s = self.statement(sql)?;
         self.conn.wait(self.conn.client().query(&s, params))
     }
@@ -86,7 +86,7 @@ impl PgStore {
         self.conn.wait(self.conn.client().query_opt(&s, params))
     }
 
-    fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+    pub(super) fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         let s = self.statement(sql)?;
         self.conn.wait(self.conn.client().execute(&s, params))
     }
@@ -95,7 +95,18 @@ impl PgStore {
         self.conn.wait(self.conn.client().batch_execute(sql))
     }
 
-    /// Reads a row with `read`, turning a conversion failure into a store error.
+    /// The one row `sql` answers, if any, read with `read`.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+        read: fn(&Row) -> Result<T, String>,
+    ) -> Result<Option<T>, StoreError> {
+        let row = self.query_opt(sql, params)?;
+        row.map(|r| read(&r).map_err(|e| self.conn.err(Failure::Data(e)))).transpose()
+    }
+
+    /// Reads rows with `read`, turning a conversion failure into a store error.
     fn rows<T>(&self, rows: Vec<Row>, read: fn(&Row) -> Result<T, String>) -> Result<Vec<T>, StoreError> {
         rows.iter().map(|r| read(r).map_err(|e| self.conn.err(Failure::Data(e)))).collect()
     }
@@ -161,17 +172,7 @@ impl PgStore {
 
     /// Runs `body` in a transaction on this store's connection.
     fn transaction<T>(&self, body: impl FnOnce(&Self) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.batch("BEGIN")?;
-        match body(self) {
-            Ok(v) => {
-                self.batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        self.conn.transaction(|_| body(self))
     }
 
     fn release_stage_lock(&mut self) -> Result<(), StoreError> {
@@ -395,11 +396,11 @@ impl Store for PgStore {
     }
 
     fn token_by_key(&self, key_sha256: &str) -> Result<Option<Token>, StoreError> {
-        let row = self.query_opt(
+        self.row(
             "SELECT name, role, created_at, revoked_at FROM api_tokens WHERE key_sha256 = $1 AND revoked_at IS NULL",
             &[&key_sha256],
-        )?;
-        row.map(|r| token_row(&r).map_err(|e| self.conn.err(Failure::Data(e)))).transpose()
+            token_row,
+        )
     }
 
     fn begin_run(
@@ -410,16 +411,16 @@ impl Store for PgStore {
         parent: Option<&str>,
     ) -> Result<RunStart, StoreError> {
         let pid = i64::from(std::process::id());
-        let found = self.query_opt(
+        let found = self.row(
             &format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE fingerprint = $1 AND command = $2 AND finished_at IS NULL
                      AND (owner IS NULL OR owner NOT IN ({LIVE_OWNERS}))
                  ORDER BY id DESC LIMIT 1"
             ),
             &[&fingerprint, &command],
+            run_row,
         )?;
-        if let Some(row) = found {
-            let mut run = run_row(&row).map_err(|e| self.conn.err(Failure::Data(e)))?;
+        if let Some(mut run) = found {
             self.execute("UPDATE runs SET pid = $2, owner = $3 WHERE id = $1", &[&run.id, &pid, &self.owner])?;
             run.pid = pid as u32;
             return Ok(RunStart { run, resumed: true });
@@ -445,8 +446,7 @@ impl Store for PgStore {
     }
 
     fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        let row = self.query_opt(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id])?;
-        row.map(|r| run_row(&r).map_err(|e| self.conn.err(Failure::Data(e)))).transpose()
+        self.row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id], run_row)
     }
 
     fn failed_in_run(&self, run_id: &str, codes: Option<&[String]>) -> Result<Vec<(String, String, u32)>, StoreError> {
@@ -625,14 +625,14 @@ impl Store for PgStore {
     }
 
     fn process(&self, supplier: &str, external: &str) -> Result<Option<Process>, StoreError> {
-        let row = self.query_opt(
+        self.row(
             &format!(
                 "SELECT {PROCESS_COLUMNS} FROM import_processes
                  WHERE import_supplier = $1 AND external_account_number = $2"
             ),
             &[&supplier, &external],
-        )?;
-        row.map(|r| process_row(&r).map_err(|e| self.conn.err(Failure::Data(e)))).transpose()
+            process_row,
+        )
     }
 
     fn processes_after(
@@ -671,19 +671,11 @@ impl Store for PgStore {
                  FOR UPDATE",
                 &[&supplier, &external],
             )?;
-            let Some(current) =
-                found.and_then(|r| r.get::<_, Option<String>>(0)).as_deref().and_then(ProcessStatus::parse)
-            else {
-                return Ok(Err(SkipRefused::Unknown));
+            let current = found.and_then(|r| r.get::<_, Option<String>>(0)).as_deref().and_then(ProcessStatus::parse);
+            let to = match crate::store::skip_target(current, skip) {
+                Ok(to) => to,
+                Err(refused) => return Ok(Err(refused)),
             };
-            let (from, to) = if skip {
-                (ProcessStatus::Staged, ProcessStatus::Skipped)
-            } else {
-                (ProcessStatus::Skipped, ProcessStatus::Staged)
-            };
-            if current != from {
-                return Ok(Err(SkipRefused::From(current)));
-            }
             s.execute(
                 "UPDATE import_processes SET status = $3, skip_reason = $4, updated_at = $5
                  WHERE import_supplier = $1 AND external_account_number = $2",
@@ -749,13 +741,13 @@ impl Store for PgStore {
     }
 
     fn pending_version(&self, supplier: &str, external: &str) -> Result<Option<StagedRef>, StoreError> {
-        let row = self.query_opt(
+        self.row(
             "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash, v.id
              FROM import_processes p JOIN staged_versions v ON v.id = p.current_version
              WHERE p.import_supplier = $1 AND p.external_account_number = $2 AND p.status = 'STAGED'",
             &[&supplier, &external],
-        )?;
-        row.map(|r| staged_ref(&r).map_err(|e| self.conn.err(Failure::Data(e)))).transpose()
+            staged_ref,
+        )
     }
 
     fn create_chunk(
@@ -1086,14 +1078,6 @@ impl PgStore {
             s.insert_audits(&records)?;
             Ok(records)
         })
-    }
-
-    pub(super) fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        self.execute(sql, params)
-    }
-
-    pub(super) fn select(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
-        self.query(sql, params)
     }
 
     pub(super) fn connection(&self) -> &Connection {

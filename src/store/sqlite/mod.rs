@@ -611,17 +611,10 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(&err)?;
-        let Some(status) = status.as_deref().and_then(ProcessStatus::parse) else {
-            return Ok(Err(SkipRefused::Unknown));
+        let to = match super::skip_target(status.as_deref().and_then(ProcessStatus::parse), skip) {
+            Ok(to) => to,
+            Err(refused) => return Ok(Err(refused)),
         };
-        let (from, to) = if skip {
-            (ProcessStatus::Staged, ProcessStatus::Skipped)
-        } else {
-            (ProcessStatus::Skipped, ProcessStatus::Staged)
-        };
-        if status != from {
-            return Ok(Err(SkipRefused::From(status)));
-        }
         tx.execute(
             "UPDATE import_processes SET status = ?3, skip_reason = ?4, updated_at = ?5
              WHERE import_supplier = ?1 AND external_account_number = ?2",
