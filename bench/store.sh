@@ -13,18 +13,27 @@
 # it: unix socket, fsync off), sharing the cores with ferry. Reports wall seconds, accounts/s
 # and the server's CPU seconds per run.
 #
-# Usage: bench/store.sh   (ACCOUNTS, WORKERS, WORK, PGBIN override)
+# Then the same over HTTP: `ferry serve` on the embedded store, and 1 and 2 instances on one
+# PostgreSQL (SERVE), each with its own work directory, the staged files shared through
+# `--staging file://…` (the second instance fetches them); `examples/create_load.rs` sends one
+# create per account with 40 in flight in all, spread over the instances, and retries a 429 after
+# its Retry-After. Reports accounts/s, the 429s and each instance's peak RSS.
+#
+# Usage: bench/store.sh   (ACCOUNTS, WORKERS, SERVE, WORK, PGBIN override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ACCOUNTS=${ACCOUNTS:-4000}
 WORKERS=${WORKERS:-"1 2 4"}
+SERVE=${SERVE:-"1 2"}
 WORK=${WORK:-$(mktemp -d /tmp/ferry-store-bench.XXXXXX)}
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 FERRY=$PWD/target/release/ferry
 PORT=54331
 
 cargo build --release --quiet
+cargo build --release --quiet --example create_load
+LOAD=$PWD/target/release/examples/create_load
 [ -x "$PGBIN/initdb" ] || { echo "no PostgreSQL (initdb) found; set PGBIN" >&2; exit 2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -95,4 +104,64 @@ for W in $WORKERS; do
   awk -v s="$start" -v e="$end" -v n="$created" -v W="$W" -v cpu="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" \
     'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14.1f\n", "postgres", W, w, n / w, cpu / hz }'
 done
+
+# ---- over HTTP: ferry serve ----
+SERVERS=()
+stop_servers() { for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; SERVERS=(); }
+trap 'stop_servers; as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true' EXIT
+# Starts `ferry serve` on work directory $1 and prints its base URL.
+serve() {
+  "$FERRY" serve --listen 127.0.0.1:0 --workdir "$1" 2>"$1.serve.log" &
+  SERVERS+=($!)
+  for _ in $(seq 1 200); do
+    url=$(sed -n 's/^listening on //p' "$1.serve.log" | head -1)
+    [ -n "$url" ] && { echo "http://$url"; return; }
+    sleep 0.05
+  done
+  echo "ferry serve on $1 did not start: $(cat "$1.serve.log")" >&2; exit 1
+}
+peak_rss_mb() { for p in "${SERVERS[@]}"; do awk '/VmHWM/ { printf "%d ", $2 / 1024 }' /proc/$p/status; done; }
+# Times the load over the URLs given; prints the row.
+load() {
+  local label=$1 n=$2 accounts=$3 key=$4; shift 4
+  local out cpu0 cpu1
+  cpu0=$(server_cpu)
+  out=$("$LOAD" "$accounts" "$key" 40 "$@")
+  cpu1=$(server_cpu)
+  awk -v l="$label" -v n="$n" -v o="$out" -v cpu="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v rss="$(peak_rss_mb)" '
+    BEGIN { split(o, kv, " "); for (i in kv) { split(kv[i], p, "="); v[p[1]] = p[2] }
+            printf "%-8s %8d %10.2f %12.0f %14s %6d  %s\n", l, n, v["wall_s"], v["accounts_per_s"],
+                   (l == "sqlite" ? "-" : sprintf("%.1f", cpu / hz)), v["retried_429"], rss }'
+  stop_servers
+}
+
+echo
+printf '%-8s %8s %10s %12s %14s %6s  %s\n' "serve on" instances "wall s" accounts/s "server CPU s" 429s "peak RSS MB each"
+unset FERRY_STORE FERRY_STAGING
+wd="$WORK/serve-sqlite"
+"$FERRY" stage "$WORK/dump.ndjson" --workdir "$wd" >/dev/null 2>&1 || true
+"$FERRY" team add Migration --workdir "$wd" >/dev/null 2>&1
+"$FERRY" token add bench --role importer --workdir "$wd" > "$WORK/sqlite.key" 2>/dev/null
+sqlite3 -separator $'\t' "$wd/ferry.db" "SELECT import_supplier, external_account_number FROM import_processes
+                                         WHERE status = 'STAGED' ORDER BY 2" > "$WORK/serve-accounts-sqlite"
+load sqlite 1 "$WORK/serve-accounts-sqlite" "$WORK/sqlite.key" "$(serve "$wd")"
+
+for N in $SERVE; do
+  db=serve_$N
+  psql_ -d postgres -c "CREATE DATABASE $db"
+  export FERRY_STORE FERRY_STAGING
+  FERRY_STORE=$(dsn $db)
+  FERRY_STAGING="file://$WORK/shared-$N"
+  "$FERRY" stage "$WORK/dump.ndjson" --workdir "$WORK/serve-$N-0" >/dev/null 2>&1 || true
+  "$FERRY" team add Migration --workdir "$WORK/serve-$N-0" >/dev/null 2>&1
+  "$FERRY" token add bench --role importer --workdir "$WORK/serve-$N-0" > "$WORK/pg-$N.key" 2>/dev/null
+  psql_ -d $db -At -F $'\t' -c "SELECT import_supplier, external_account_number FROM import_processes
+                                WHERE status = 'STAGED' ORDER BY 2" > "$WORK/serve-accounts-$N"
+  urls=()
+  for i in $(seq 0 $((N - 1))); do urls+=("$(serve "$WORK/serve-$N-$i")"); done
+  load postgres "$N" "$WORK/serve-accounts-$N" "$WORK/pg-$N.key" "${urls[@]}"
+  created=$(psql_ -d $db -At -c "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'")
+  [ "$created" = "$(wc -l < "$WORK/serve-accounts-$N")" ] || echo "  only $created of $(wc -l < "$WORK/serve-accounts-$N") imported" >&2
+done
+unset FERRY_STAGING
 echo "($ACCOUNTS accounts, $(nproc) cores, $(date -u +%FT%TZ), work in $WORK)"

@@ -560,12 +560,17 @@ pub struct WorkdirArgs {
     /// never printed; prefer FERRY_STORE to a command line others can read.
     #[arg(long, value_name = "URL", env = "FERRY_STORE", hide_env_values = true, global = true)]
     pub store: Option<String>,
+    /// Where staged and run files are also published, so that every machine on a shared store
+    /// reads them: s3://BUCKET/PREFIX (credentials, region and endpoint from AWS_* variables)
+    /// or file:///DIR (a shared mount). Without it, the work directory is their only place.
+    #[arg(long, value_name = "URL", env = "FERRY_STAGING", hide_env_values = true, global = true)]
+    pub staging: Option<String>,
 }
 
 impl WorkdirArgs {
-    /// The work directory and its store.
+    /// The work directory, its store and where its files are shared.
     pub fn resolve(&self) -> Result<crate::workdir::Workdir, crate::error::Error> {
-        crate::workdir::Workdir::with_store(&self.workdir, self.store.as_deref())
+        crate::workdir::Workdir::open(&self.workdir, self.store.as_deref(), self.staging.as_deref())
     }
 }
 

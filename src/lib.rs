@@ -42,6 +42,7 @@ pub mod commands;
 pub mod diagnostics;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod findings;
 pub mod generate;
 pub mod guide;

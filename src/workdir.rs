@@ -29,18 +29,24 @@ pub struct Workdir {
     /// A PostgreSQL store shared with other machines; none for the embedded one
     /// (`<root>/ferry.db`).
     pub store: Option<crate::store::pg::Target>,
+    /// Where staged and run files are also published so that other machines read them
+    /// (`--staging`); none when the work directory is their only place.
+    pub files: Option<std::sync::Arc<crate::files::SharedFiles>>,
 }
 
 impl Workdir {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_owned(), store: None }
+        Self { root: root.to_owned(), store: None, files: None }
     }
 
-    /// A work directory whose store is `store` (`postgres://…`), or its own when none (or
-    /// empty: `FERRY_STORE=` means the embedded store).
-    pub fn with_store(root: &Path, store: Option<&str>) -> Result<Self, Error> {
-        let store = store.filter(|s| !s.trim().is_empty()).map(crate::store::pg::Target::parse).transpose()?;
-        Ok(Self { root: root.to_owned(), store })
+    /// A work directory whose store is `store` (`postgres://…`), or its own when none, and
+    /// whose files are also published to `staging` (`s3://…`, `file://…`) when given. Empty
+    /// settings count as none (`FERRY_STORE=` means the embedded store).
+    pub fn open(root: &Path, store: Option<&str>, staging: Option<&str>) -> Result<Self, Error> {
+        let given = |s: &&str| !s.trim().is_empty();
+        let store = store.filter(given).map(crate::store::pg::Target::parse).transpose()?;
+        let files = staging.filter(given).map(crate::files::SharedFiles::open).transpose()?.map(std::sync::Arc::new);
+        Ok(Self { root: root.to_owned(), store, files })
     }
 
     /// The store as messages name it: its file, or its server without the password.

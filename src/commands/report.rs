@@ -11,6 +11,9 @@ pub(super) fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
     let manifest = match &args.run {
         Some(run) => {
             let path = Manifest::path(&wd, run);
+            if let (false, Some(shared)) = (path.is_file(), &wd.files) {
+                shared.fetch_tree(&wd.root, &format!("runs/{run}"), |p| p.ends_with("/manifest.json"))?;
+            }
             if !path.is_file() {
                 return Err(Error::usage(
                     format!("run {run} of {} has no manifest: it is not a finished pipeline run", wd.root.display()),
@@ -31,6 +34,12 @@ pub(super) fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
     } else {
         args.format.iter().filter_map(|f| ReportFormat::parse(f)).collect()
     };
+    if let Some(shared) = &wd.files {
+        // The run's steps may have run on other machines: their files come from the shared storage.
+        for step in manifest.steps.iter().filter(|s| !s.dir.is_empty()) {
+            shared.fetch_tree(&wd.root, &step.dir, |_| true)?;
+        }
+    }
     let data = report::collect(&wd, &manifest)?;
     if args.stdout {
         let [format] = formats.as_slice() else {
@@ -41,6 +50,9 @@ pub(super) fn run(args: ReportArgs) -> Result<ExitStatus, Error> {
     }
     for path in report::write_all(&wd, &manifest, &data, &formats)? {
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(shared) = &wd.files {
+        shared.publish_run(&wd.root, &manifest.run_id)?;
     }
     Ok(ExitStatus::Clean)
 }

@@ -3,6 +3,8 @@
 //! foreign keys, the state machine's invariants, a store older than its work directory), then
 //! every staged location that a STAGED process still needs: each file present with the length
 //! and CRC-32 it was written with, each account's row there, and each account's rows as staged.
+//! With shared files (`--staging`), a staged file the work directory lacks, or whose copy there
+//! is wrong, is fetched into it first: the local copy is a cache, the shared one is checked.
 
 use crate::error::Error;
 use crate::store::Store;

@@ -7,6 +7,11 @@
 //! encoded as folder names ([`crate::workdir::supplier_component`]) - `staging/./R`,
 //! `staging/A\B/R` - still protects what it points at, and nothing outside `staging/` and `runs/`
 //! is ever looked at.
+//!
+//! On shared storage (`--staging`), a location (`staging/<supplier>/<run>`) is garbage when no
+//! committed version references it and the store knows its run as finished: another machine may
+//! be publishing a run's files right now, before its commit. A location whose run the store
+//! does not know at all is kept and counted (another migration may share the bucket).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -18,20 +23,30 @@ use crate::workdir::Workdir;
 #[derive(Debug, Default)]
 pub struct Garbage {
     pub paths: Vec<(PathBuf, u64)>,
+    /// Staged locations (`staging/<supplier>/<run>`) on the shared storage (`--staging`).
+    pub shared: Vec<(String, u64)>,
+    /// Locations on the shared storage kept because the store knows no run of theirs (another
+    /// migration's store may share the bucket).
+    pub foreign: usize,
 }
 
 impl Garbage {
     pub fn bytes(&self) -> u64 {
-        self.paths.iter().map(|(_, n)| n).sum()
+        self.paths.iter().map(|(_, n)| n).sum::<u64>() + self.shared.iter().map(|(_, n)| n).sum::<u64>()
     }
 
-    /// Removes every selected path.
-    pub fn remove(&self) -> Result<(), Error> {
+    /// Removes every selected path, and every selected location from `wd`'s shared storage.
+    pub fn remove(&self, wd: &Workdir) -> Result<(), Error> {
         for (path, _) in &self.paths {
             if path.is_dir() {
                 fs_err::remove_dir_all(path)?;
             } else {
                 fs_err::remove_file(path)?;
+            }
+        }
+        if let Some(shared) = &wd.files {
+            for (location, _) in &self.shared {
+                shared.remove_tree(location)?;
             }
         }
         Ok(())
@@ -66,7 +81,27 @@ pub fn select(wd: &Workdir, store: &dyn Store) -> Result<Garbage, Error> {
         temporaries(&runs, &mut garbage)?;
     }
     let paths = garbage.into_iter().map(|p| Ok((size(&p)?, p)).map(|(n, p)| (p, n))).collect::<Result<_, Error>>()?;
-    Ok(Garbage { paths })
+    let (mut shared, mut foreign) = (Vec::new(), 0);
+    if let Some(files) = &wd.files {
+        let mut locations: std::collections::BTreeMap<String, u64> = Default::default();
+        for object in files.list("staging")? {
+            let parts: Vec<&str> = object.path.splitn(4, '/').collect();
+            if let [_, _, _, _] = parts.as_slice() {
+                *locations.entry(parts[..3].join("/")).or_default() += object.bytes;
+            }
+        }
+        for (location, bytes) in locations {
+            let run = location.rsplit('/').next().unwrap_or_default();
+            match store.run(run)? {
+                None => foreign += 1,
+                Some(r) if r.finished_at.is_some() && !protected(Path::new(&location)) => {
+                    shared.push((location, bytes))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(Garbage { paths, shared, foreign })
 }
 
 /// `a/./b/../c` as `a/c`, without touching the file system; a leading `..` is kept.

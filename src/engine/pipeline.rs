@@ -41,8 +41,10 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
     let settings = Settings::new(pipeline.load_schema()?, args.today, Some(pipeline.timezone))
         .with_ingest(args.threads, crate::settings::DEFAULT_CHUNK_SIZE);
     let (schema, ctx) = (&settings.schema, &settings.rules);
-    let store = std::env::var("FERRY_STORE").ok().filter(|s| !s.is_empty()).or_else(|| pipeline.store.clone());
-    let wd = Workdir::with_store(&pipeline.workdir, store.as_deref())?;
+    let setting = |var: &str, file: &Option<String>| std::env::var(var).ok().filter(|s| !s.is_empty()).or(file.clone());
+    let store = setting("FERRY_STORE", &pipeline.store);
+    let staging = setting("FERRY_STAGING", &pipeline.staging);
+    let wd = Workdir::open(&pipeline.workdir, store.as_deref(), staging.as_deref())?;
     let mut lock = wd.lock("run")?;
     let mut store = crate::store::open(&wd)?;
     let run_id = new_run_id();
@@ -160,6 +162,9 @@ pub fn run(args: &RunOptions) -> Result<ExitStatus, Error> {
     (data.exit, data.status, data.finished_at) = (manifest.exit, manifest.status.clone(), manifest.finished_at.clone());
     let written = report::write_all(&wd, &manifest, &data, &pipeline.report)?;
     manifest.write(&wd)?;
+    if let Some(shared) = &wd.files {
+        shared.publish_run(&wd.root, &run_id)?;
+    }
     eprint!("{}", summary(&manifest, started.elapsed().as_secs_f64()));
     eprintln!("manifest: {}", Manifest::path(&wd, &run_id).display());
     for path in written {

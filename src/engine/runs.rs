@@ -77,6 +77,9 @@ pub fn finish(
         _ => "clean",
     };
     store.finish_run(&run.id, status)?;
+    if let Some(shared) = &wd.files {
+        shared.publish_run(&wd.root, &run.id)?;
+    }
     Ok(counts)
 }
 

@@ -232,6 +232,23 @@ fn stage_dump(
     findings_file.commit()?;
     sync_dir(&run_dir)?;
     failpoint("stage-files-durable");
+    if let Some(shared) = &wd.files {
+        // Other machines read the files from the shared storage: they are there, each
+        // location's manifest last, before the store commits what points at them.
+        let mut by_location: std::collections::BTreeMap<&str, Vec<crate::ingest::WrittenFile>> = Default::default();
+        for (location, file) in &files {
+            by_location.entry(location.as_str()).or_default().push(file.clone());
+        }
+        let published = by_location.into_iter().try_for_each(|(l, written)| {
+            let committed = !store.staged_files(l)?.is_empty();
+            shared.publish_staged(&wd.root, l, &written, committed)
+        });
+        if let Err(e) = published {
+            store.rollback_stage()?;
+            return Err(e);
+        }
+        failpoint("stage-files-published");
+    }
     store.commit_stage(&run.id, &files)?;
     failpoint("stage-committed");
     let counts = finish(store, wd, schema, run, false)?;

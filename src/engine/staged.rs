@@ -17,22 +17,37 @@ pub(crate) type Selected = BTreeMap<u64, (String, Option<String>)>;
 const RESTORE: &str = "nothing was created from it. Restore the work directory from a backup, or stage the \
                        accounts again (`ferry check` lists every damaged file)";
 
-/// Checks every staged file recorded for `location` against its length and CRC-32.
+/// Checks every staged file recorded for `location` against its length and CRC-32. With shared
+/// files (`--staging`), what the work directory lacks is fetched first, and a local copy that
+/// fails the check is fetched again before it counts as damaged.
 pub(crate) fn check_files(store: &dyn Store, wd: &Workdir, location: &str) -> Result<(), Error> {
     let dir = wd.staged_path(location)?;
-    for file in store.staged_files(location)? {
+    let files = store.staged_files(location)?;
+    if let Some(shared) = &wd.files {
+        shared.fetch_staged(&wd.root, location, &files, false)?;
+    }
+    for file in &files {
         let path = dir.join(&file.name);
-        let problem = match crate::ingest::checksum(&path) {
-            Err(e) => Some(format!("cannot be read ({e})")),
-            Ok((bytes, _)) if bytes != file.bytes => Some(format!("has {bytes} bytes; {} were written", file.bytes)),
-            Ok((_, crc)) if crc != file.crc32 => Some(format!("has CRC-32 {crc:08x}; {:08x} was written", file.crc32)),
-            Ok(_) => None,
-        };
+        let mut problem = damage(&path, file);
+        if let (Some(_), Some(shared)) = (&problem, &wd.files) {
+            shared.fetch_staged(&wd.root, location, std::slice::from_ref(file), true)?;
+            problem = damage(&path, file);
+        }
         if let Some(problem) = problem {
             return Err(Error::damaged(format!("staged file {} is damaged: it {problem}", path.display()), RESTORE));
         }
     }
     Ok(())
+}
+
+/// What is wrong with the staged file at `path` against its record, if anything.
+fn damage(path: &std::path::Path, file: &crate::ingest::WrittenFile) -> Option<String> {
+    match crate::ingest::checksum(path) {
+        Err(e) => Some(format!("cannot be read ({e})")),
+        Ok((bytes, _)) if bytes != file.bytes => Some(format!("has {bytes} bytes; {} were written", file.bytes)),
+        Ok((_, crc)) if crc != file.crc32 => Some(format!("has CRC-32 {crc:08x}; {:08x} was written", file.crc32)),
+        Ok(_) => None,
+    }
 }
 
 /// The staged files of one location, read in windows of accounts; a file that cannot be

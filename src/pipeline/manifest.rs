@@ -122,6 +122,9 @@ impl Manifest {
 
     /// Every finished pipeline run of the work directory (those with a manifest), oldest first.
     pub fn all(wd: &Workdir) -> Result<Vec<Manifest>, Error> {
+        if let Some(shared) = &wd.files {
+            shared.fetch_tree(&wd.root, "runs", |p| p.ends_with("/manifest.json"))?;
+        }
         let runs = wd.root.join("runs");
         let mut out = Vec::new();
         if !runs.is_dir() {

@@ -44,6 +44,9 @@ pub struct Pipeline {
     /// A PostgreSQL store (`postgres://…`) instead of the work directory's ferry.db; `FERRY_STORE`
     /// in the environment wins (a password belongs there rather than in a file).
     pub store: Option<String>,
+    /// Where staged and run files are also published (`s3://…`, `file://…`); `FERRY_STAGING`
+    /// in the environment wins.
+    pub staging: Option<String>,
     pub report: Vec<ReportFormat>,
 }
 

@@ -191,6 +191,7 @@ pub(super) fn resolve(raw: &RawPipeline, base: &Path, problems: &mut Vec<Problem
         push,
         workdir,
         store: raw.store.as_ref().map(|s| s.v.clone()),
+        staging: raw.staging.as_ref().map(|s| s.v.clone()),
         report,
     })
 }

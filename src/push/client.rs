@@ -30,6 +30,16 @@ pub fn api_key(file: Option<&std::path::Path>) -> Result<Option<String>, Error> 
     }
 }
 
+/// Installs ring as the process's TLS provider, for every reqwest client (`ferry push`, and the
+/// object storage of `--staging`). reqwest is built without a provider of its own (no aws-lc);
+/// a second install is a no-op. rustls 0.23.48 deprecates ring's provider for lacking
+/// post-quantum key exchange; ring is the choice made here (no C toolchain for aws-lc), and
+/// classical X25519 is what the platform offers today.
+pub(crate) fn install_ring() {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client of one target API.
 pub struct Client {
     http: reqwest::Client,
@@ -84,12 +94,7 @@ impl Client {
                 Ok::<_, Error>(v)
             })
             .transpose()?;
-        // reqwest is built without a TLS provider of its own (no aws-lc): ring is installed
-        // for the process; a second install (tests) is a no-op. rustls 0.23.48 deprecates
-        // ring's provider for lacking post-quantum key exchange; ring is the choice made here
-        // (no C toolchain for aws-lc), and classical X25519 is what the platform offers today.
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_ring();
         let mut builder = reqwest::Client::builder();
         if let Some(path) = ca_cert {
             let pem = fs_err::read(path)?;

@@ -35,6 +35,7 @@ pub(crate) fn ferry_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run
         .args(args)
         // A store named in the caller's environment is never the tests' (they give their own).
         .env_remove("FERRY_STORE")
+        .env_remove("FERRY_STAGING")
         .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")

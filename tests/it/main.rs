@@ -3,6 +3,7 @@
 
 mod cli;
 mod create;
+mod files;
 mod flatten;
 mod fuzz;
 mod harness;
