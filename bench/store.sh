@@ -94,7 +94,7 @@ for W in $WORKERS; do
     for i in $(seq 0 $((W - 1))); do
       f="$WORK/accounts-$W-$s-$i"
       [ -s "$f" ] || continue
-      "$FERRY" create --supplier "$s" --team Migration --accounts "$f" --workdir "$WORK/pg-$W-$i" >/dev/null 2>&1 &
+      "$FERRY" create --supplier "$s" --team Migration --accounts "$f" --concurrency $((40 / W)) --workdir "$WORK/pg-$W-$i" >/dev/null 2>&1 &
     done
     wait
   done
@@ -109,13 +109,14 @@ done
 SERVERS=()
 stop_servers() { for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; SERVERS=(); }
 trap 'stop_servers; as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true' EXIT
-# Starts `ferry serve` on work directory $1 and prints its base URL.
+# Starts `ferry serve` on work directory $1 and appends its base URL to URLS.
 serve() {
-  "$FERRY" serve --listen 127.0.0.1:0 --workdir "$1" 2>"$1.serve.log" &
+  "$FERRY" serve --listen 127.0.0.1:0 --workdir "$1" >/dev/null 2>"$1.serve.log" &
   SERVERS+=($!)
+  local url
   for _ in $(seq 1 200); do
     url=$(sed -n 's/^listening on //p' "$1.serve.log" | head -1)
-    [ -n "$url" ] && { echo "http://$url"; return; }
+    [ -n "$url" ] && { URLS+=("$url"); return; }
     sleep 0.05
   done
   echo "ferry serve on $1 did not start: $(cat "$1.serve.log")" >&2; exit 1
@@ -144,7 +145,9 @@ wd="$WORK/serve-sqlite"
 "$FERRY" token add bench --role importer --workdir "$wd" > "$WORK/sqlite.key" 2>/dev/null
 sqlite3 -separator $'\t' "$wd/ferry.db" "SELECT import_supplier, external_account_number FROM import_processes
                                          WHERE status = 'STAGED' ORDER BY 2" > "$WORK/serve-accounts-sqlite"
-load sqlite 1 "$WORK/serve-accounts-sqlite" "$WORK/sqlite.key" "$(serve "$wd")"
+URLS=()
+serve "$wd"
+load sqlite 1 "$WORK/serve-accounts-sqlite" "$WORK/sqlite.key" "${URLS[@]}"
 
 for N in $SERVE; do
   db=serve_$N
@@ -157,9 +160,9 @@ for N in $SERVE; do
   "$FERRY" token add bench --role importer --workdir "$WORK/serve-$N-0" > "$WORK/pg-$N.key" 2>/dev/null
   psql_ -d $db -At -F $'\t' -c "SELECT import_supplier, external_account_number FROM import_processes
                                 WHERE status = 'STAGED' ORDER BY 2" > "$WORK/serve-accounts-$N"
-  urls=()
-  for i in $(seq 0 $((N - 1))); do urls+=("$(serve "$WORK/serve-$N-$i")"); done
-  load postgres "$N" "$WORK/serve-accounts-$N" "$WORK/pg-$N.key" "${urls[@]}"
+  URLS=()
+  for i in $(seq 0 $((N - 1))); do serve "$WORK/serve-$N-$i"; done
+  load postgres "$N" "$WORK/serve-accounts-$N" "$WORK/pg-$N.key" "${URLS[@]}"
   created=$(psql_ -d $db -At -c "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'")
   [ "$created" = "$(wc -l < "$WORK/serve-accounts-$N")" ] || echo "  only $created of $(wc -l < "$WORK/serve-accounts-$N") imported" >&2
 done

@@ -366,15 +366,12 @@ fn select(
 ) -> Result<(Vec<StagedRef>, Vec<AuditRecord>), Error> {
     let Some(accounts) = accounts else { return Ok((store.pending_versions(supplier)?, Vec::new())) };
     let mut listed = std::collections::HashSet::new();
+    // Listed twice: the first mention is being created.
+    let unique: Vec<&str> = accounts.iter().map(String::as_str).filter(|ext| listed.insert(*ext)).collect();
     let mut selected = Vec::new();
     let mut early = Vec::new();
-    for ext in accounts {
-        let ext = ext.as_str();
-        if !listed.insert(ext) {
-            // Listed twice: the first mention is being created.
-            continue;
-        }
-        if let Some(found) = store.pending_version(supplier, ext)? {
+    for (ext, pending) in unique.iter().copied().zip(store.pending_versions_of(supplier, &unique)?) {
+        if let Some(found) = pending {
             selected.push(found);
             continue;
         }

@@ -428,7 +428,7 @@ pub enum AccountWritten {
 /// Turns what the store did with an account (and its attempt number, and whether the chunk is a
 /// dry run) into the account's create outcome. The engine gives it; the backend calls it inside
 /// the chunk's transaction, so that the audit row commits with the records.
-pub type OutcomeOf<'f> = &'f dyn Fn(&CreateItem<'_>, AccountWritten, u32, bool) -> CreateResult;
+pub type OutcomeOf<'f> = &'f (dyn Fn(&CreateItem<'_>, AccountWritten, u32, bool) -> CreateResult + Sync);
 
 /// The audit row's status, code and body for a creation a kill interrupted (given by the engine).
 #[derive(Debug, Clone)]
@@ -679,6 +679,11 @@ pub trait Store: Send {
     fn pending_versions(&self, supplier: &str) -> Result<Vec<StagedRef>, StoreError>;
     /// The current staged version of one account when its process is STAGED.
     fn pending_version(&self, supplier: &str, external: &str) -> Result<Option<StagedRef>, StoreError>;
+    /// [`Store::pending_version`] of each of `externals`, in their order (a server store answers
+    /// them in one round trip instead of one each).
+    fn pending_versions_of(&self, supplier: &str, externals: &[&str]) -> Result<Vec<Option<StagedRef>>, StoreError> {
+        externals.iter().map(|e| self.pending_version(supplier, e)).collect()
+    }
     /// Creates the accounts of one chunk in one transaction, each with its audit row. One
     /// failing account never undoes another: the chunk is then written again with a savepoint
     /// per account, and only the failing one is undone. A dry run does all of it and rolls it

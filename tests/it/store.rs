@@ -82,3 +82,64 @@ fn an_empty_store_setting_is_the_embedded_store_and_an_unreachable_one_says_so()
     assert!(said.contains("is the PostgreSQL server reachable"), "{said}");
     assert!(!said.contains("s3cret"), "{said}");
 }
+
+/// `create --accounts` on both backends: the listed accounts looked up together (PostgreSQL
+/// answers them in one query), with the same outcomes in the order listed: a pending account is
+/// created once even when listed twice, an imported one is already imported, an unknown one has
+/// no import process.
+#[test]
+fn create_of_listed_accounts_answers_alike_on_both_backends() {
+    let mut outcomes = Vec::new();
+    for (backend, env) in backends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wd = tmp.path().join("work");
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let run = |args: &[&str]| ferry_wd(&wd, args, &env);
+        assert_eq!(run(&["stage", crate::harness::s(&crate::harness::repo("data/sample.ndjson"))]).code, 1);
+        assert_eq!(run(&["team", "add", "Migration"]).code, 0);
+        let pending = run(&["list", "pending", "--supplier", "TENTACLE_ENERGY", "--json"]);
+        let accounts: Vec<String> = pending
+            .stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["external_account_number"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert!(accounts.len() > 3, "{backend}: {}", pending.stderr);
+        let first = tmp.path().join("first.txt");
+        std::fs::write(&first, format!("{}\n", accounts[0])).unwrap();
+        let create = |file: &std::path::Path| {
+            run(&[
+                "create",
+                "--supplier",
+                "TENTACLE_ENERGY",
+                "--team",
+                "Migration",
+                "--accounts",
+                crate::harness::s(file),
+            ])
+        };
+        assert_eq!(create(&first).code, 0, "{backend}");
+        let listed = tmp.path().join("listed.txt");
+        std::fs::write(
+            &listed,
+            format!("{}\nNOT-STAGED-1\n{}\n{}\n{}\n", accounts[2], accounts[0], accounts[1], accounts[2]),
+        )
+        .unwrap();
+        let created = create(&listed);
+        assert_eq!(created.code, 1, "{backend}: {}", created.stderr);
+        let lines: Vec<String> =
+            created.stderr.lines().filter(|l| l.trim_start().starts_with(['2', '4'])).map(str::to_owned).collect();
+        outcomes.push((backend, lines));
+    }
+    let (_, sqlite) = &outcomes[0];
+    assert!(sqlite.iter().any(|l| l.contains("201 created") && l.trim_end().ends_with('2')), "{sqlite:?}");
+    assert!(sqlite.iter().any(|l| l.contains("account_import_process_already_imported")), "{sqlite:?}");
+    assert!(sqlite.iter().any(|l| l.contains("import_process_does_not_exist")), "{sqlite:?}");
+    for (backend, lines) in &outcomes[1..] {
+        assert_eq!(lines, sqlite, "{backend} answers as sqlite does");
+    }
+}

@@ -44,7 +44,18 @@ pub struct PgStore {
     records: Option<super::records::RecordWrite>,
     /// The stage lock is held (from the stage snapshot to the commit or rollback).
     stage_locked: std::cell::Cell<bool>,
+    /// Where this store is, for the second connection.
+    target: Target,
+    /// A second connection of this process, with an owner key of its own, that writes half of
+    /// each large create chunk at the same time as this one ([`PARALLEL_FROM`]); made on first use.
+    helper: Option<Box<PgStore>>,
 }
+
+/// Create chunks of at least this many accounts are written in two halves at once, on two
+/// connections: one server backend runs one statement at a time, and a worker that waits for
+/// it leaves the other cores idle. Each half takes its own creation slots, so a chunk of 40
+/// still holds at most 40.
+const PARALLEL_FROM: usize = 16;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -64,7 +75,15 @@ impl PgStore {
             }
         }
         let owner = owner.ok_or_else(|| conn.err(Failure::Data("no free owner key after 64 draws".into())))?;
-        Ok(Self { conn, owner, statements: RefCell::default(), records: None, stage_locked: Default::default() })
+        Ok(Self {
+            conn,
+            owner,
+            statements: RefCell::default(),
+            records: None,
+            stage_locked: Default::default(),
+            target: target.clone(),
+            helper: None,
+        })
     }
 
     fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
@@ -750,6 +769,22 @@ impl Store for PgStore {
         )
     }
 
+    fn pending_versions_of(&self, supplier: &str, externals: &[&str]) -> Result<Vec<Option<StagedRef>>, StoreError> {
+        let rows = self.query(
+            "SELECT p.external_account_number, v.location, v.account_row, v.rows_hash, v.id, u.k
+             FROM unnest($2::text[]) WITH ORDINALITY AS u(e, k)
+             JOIN import_processes p ON p.import_supplier = $1 AND p.external_account_number = u.e
+                 AND p.status = 'STAGED'
+             JOIN staged_versions v ON v.id = p.current_version",
+            &[&supplier, &externals],
+        )?;
+        let mut out: Vec<Option<StagedRef>> = (0..externals.len()).map(|_| None).collect();
+        for (k, found) in self.rows(rows, |r| Ok((int(r, 5)?, staged_ref(r)?)))? {
+            out[(k - 1) as usize] = Some(found);
+        }
+        Ok(out)
+    }
+
     fn create_chunk(
         &mut self,
         schema: &crate::schema::Schema,
@@ -758,33 +793,23 @@ impl Store for PgStore {
         dry_run: bool,
         outcome: OutcomeOf<'_>,
     ) -> Result<Vec<CreateResult>, StoreError> {
-        use super::create::ChunkError;
-        if self.records.as_ref().is_none_or(|r| r.schema_hash != schema.hash) {
-            self.ensure_record_tables(schema)?;
+        if items.len() < PARALLEL_FROM {
+            return self.create_serially(schema, run_id, items, dry_run, outcome);
         }
-        let attempts = self.begin_chunk(run_id, items, dry_run)?;
-        // In parts: each transaction creates the accounts it got creation slots for, so that
-        // workers on other machines share the 40 instead of taking turns with whole chunks.
-        let mut results: Vec<Option<CreateResult>> = (0..items.len()).map(|_| None).collect();
-        let mut todo: Vec<usize> = (0..items.len()).collect();
-        while !todo.is_empty() {
-            let part = Part { run_id, items, attempts: &attempts, todo: &todo, dry_run, outcome };
-            let answered = match self.write_part(&part, false) {
-                Err(ChunkError::AccountFailed) => self.write_part(&part, true),
-                answered => answered,
-            }
-            .map_err(|e| match e {
-                ChunkError::Store(e) => e,
-                ChunkError::AccountFailed => {
-                    unreachable!("an account-isolated part reports failed accounts as outcomes")
-                }
-            })?;
-            for (i, result) in answered {
-                results[i] = Some(result);
-            }
-            todo.retain(|&i| results[i].is_none());
-        }
-        Ok(results.into_iter().map(|r| r.expect("every account of the chunk is answered")).collect())
+        let mut helper = match self.helper.take() {
+            Some(helper) => helper,
+            None => Box::new(PgStore::open(&self.target).map_err(|e| self.conn.err(Failure::Data(e.to_string())))?),
+        };
+        let (first, second) = items.split_at(items.len() / 2);
+        let (mine, its) = std::thread::scope(|threads| {
+            let theirs = threads.spawn(|| helper.create_serially(schema, run_id, second, dry_run, outcome));
+            let mine = self.create_serially(schema, run_id, first, dry_run, outcome);
+            (mine, theirs.join().expect("the second connection's half does not panic"))
+        });
+        self.helper = Some(helper);
+        let mut results = mine?;
+        results.extend(its?);
+        Ok(results)
     }
 
     fn record_interrupted_creations(&mut self, interrupted: &Interrupted) -> Result<Vec<AuditRecord>, StoreError> {
@@ -953,6 +978,45 @@ impl PgStore {
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
         Ok(())
+    }
+
+    /// Creates `items` on this connection: their intents, then parts of as many accounts as
+    /// there are free slots, each part one transaction.
+    fn create_serially(
+        &mut self,
+        schema: &crate::schema::Schema,
+        run_id: &str,
+        items: &[CreateItem<'_>],
+        dry_run: bool,
+        outcome: OutcomeOf<'_>,
+    ) -> Result<Vec<CreateResult>, StoreError> {
+        use super::create::ChunkError;
+        if self.records.as_ref().is_none_or(|r| r.schema_hash != schema.hash) {
+            self.ensure_record_tables(schema)?;
+        }
+        let attempts = self.begin_chunk(run_id, items, dry_run)?;
+        // In parts: each transaction creates the accounts it got creation slots for, so that
+        // workers on other machines share the 40 instead of taking turns with whole chunks.
+        let mut results: Vec<Option<CreateResult>> = (0..items.len()).map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..items.len()).collect();
+        while !todo.is_empty() {
+            let part = Part { run_id, items, attempts: &attempts, todo: &todo, dry_run, outcome };
+            let answered = match self.write_part(&part, false) {
+                Err(ChunkError::AccountFailed) => self.write_part(&part, true),
+                answered => answered,
+            }
+            .map_err(|e| match e {
+                ChunkError::Store(e) => e,
+                ChunkError::AccountFailed => {
+                    unreachable!("an account-isolated part reports failed accounts as outcomes")
+                }
+            })?;
+            for (i, result) in answered {
+                results[i] = Some(result);
+            }
+            todo.retain(|&i| results[i].is_none());
+        }
+        Ok(results.into_iter().map(|r| r.expect("every account of the chunk is answered")).collect())
     }
 
     /// Writes one part of a chunk in one transaction: the accounts of `part.todo` it gets
