@@ -10,8 +10,8 @@
 #              share of every supplier's accounts (`--accounts FILE`, split round-robin), and the
 #              workers of a supplier run at the same time
 # The PostgreSQL server is a throwaway cluster of the machine's PostgreSQL (as the tests make
-# it: unix socket, fsync off), sharing the cores with ferry. Reports wall seconds, accounts/s
-# and the server's CPU seconds per run.
+# it: unix socket, fsync off), sharing the cores with ferry. Reports wall seconds, accounts/s,
+# the server's CPU seconds and the largest peak RSS of one ferry process per run.
 #
 # Then the same over HTTP: `ferry serve` on the embedded store, and 1 and 2 instances on one
 # PostgreSQL (SERVE), each with its own work directory, the staged files shared through
@@ -59,7 +59,10 @@ server_cpu() {
 "$FERRY" generate --accounts "$ACCOUNTS" --seed 7 --error-rate 0 --out "$WORK/dump.ndjson" >/dev/null 2>&1
 SUPPLIERS=$(grep -o '"import_supplier":"[A-Z_]*"' "$WORK/dump.ndjson" | cut -d'"' -f4 | sort -u)
 
-printf '%-8s %8s %10s %12s %14s\n' store workers "wall s" accounts/s "server CPU s"
+# Runs a command, appending its peak RSS in KiB to $1 (GNU time; nothing without it).
+timed() { local out=$1; shift; if [ -x /usr/bin/time ]; then /usr/bin/time -f %M -a -o "$out" "$@"; else "$@"; fi; }
+peak_mb() { sort -n "$1" 2>/dev/null | tail -1 | awk '{ printf "%d", $1 / 1024 }'; }
+printf '%-8s %8s %10s %12s %14s %14s\n' store workers "wall s" accounts/s "server CPU s" "peak RSS MB"
 
 # SQLite: one workdir, suppliers in turn.
 unset FERRY_STORE
@@ -67,11 +70,12 @@ unset FERRY_STORE
 "$FERRY" team add Migration --workdir "$WORK/sqlite" >/dev/null 2>&1
 start=$(date +%s.%N)
 for s in $SUPPLIERS; do
-  "$FERRY" create --supplier "$s" --team Migration --all-pending --workdir "$WORK/sqlite" 2>>"$WORK/sqlite.log" >/dev/null || true
+  timed "$WORK/rss-sqlite" "$FERRY" create --supplier "$s" --team Migration --all-pending --workdir "$WORK/sqlite" 2>>"$WORK/sqlite.log" >/dev/null || true
 done
 end=$(date +%s.%N)
 created=$(awk '$1 == 201 && $2 == "created" { n += $3 } END { print n + 0 }' "$WORK/sqlite.log")
-awk -v s="$start" -v e="$end" -v n="$created" 'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14s\n", "sqlite", 1, w, n / w, "-" }'
+awk -v s="$start" -v e="$end" -v n="$created" -v rss="$(peak_mb "$WORK/rss-sqlite")" \
+  'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14s %14s\n", "sqlite", 1, w, n / w, "-", rss }'
 
 for W in $WORKERS; do
   db=bench_$W
@@ -94,7 +98,8 @@ for W in $WORKERS; do
     for i in $(seq 0 $((W - 1))); do
       f="$WORK/accounts-$W-$s-$i"
       [ -s "$f" ] || continue
-      "$FERRY" create --supplier "$s" --team Migration --accounts "$f" --concurrency $((40 / W)) --workdir "$WORK/pg-$W-$i" >/dev/null 2>&1 &
+      timed "$WORK/rss-pg-$W" "$FERRY" create --supplier "$s" --team Migration --accounts "$f" --concurrency $((40 / W)) \
+        --workdir "$WORK/pg-$W-$i" >/dev/null 2>&1 &
     done
     wait
   done
@@ -102,7 +107,8 @@ for W in $WORKERS; do
   cpu1=$(server_cpu)
   created=$(psql_ -d $db -At -c "SELECT count(*) FROM import_processes WHERE status = 'IMPORTED'")
   awk -v s="$start" -v e="$end" -v n="$created" -v W="$W" -v cpu="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14.1f\n", "postgres", W, w, n / w, cpu / hz }'
+    -v rss="$(peak_mb "$WORK/rss-pg-$W")" \
+    'BEGIN { w = e - s; printf "%-8s %8d %10.2f %12.0f %14.1f %14s\n", "postgres", W, w, n / w, cpu / hz, rss }'
 done
 
 # ---- over HTTP: ferry serve ----
