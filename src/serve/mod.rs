@@ -18,6 +18,7 @@
 //! finish (at most `--drain-timeout`), the writer finishes its batch, then the lock is released.
 
 mod errors;
+mod readers;
 mod validators;
 mod writer;
 
@@ -57,8 +58,8 @@ pub struct Options {
 
 /// What every handler shares.
 struct App {
-    /// The readers' connection (the writer thread has its own).
-    store: Mutex<Box<dyn Store>>,
+    /// The readers' connections (the writer thread has its own).
+    readers: readers::Readers,
     /// To the writer thread.
     work: Mutex<std::sync::mpsc::Sender<writer::Work>>,
     /// To the validation threads.
@@ -117,7 +118,7 @@ pub fn serve(settings: Settings, wd: &Workdir, options: &Options) -> Result<Exit
         metrics,
         keyring: Mutex::default(),
         validators: validators::Validators::start(settings),
-        store: Mutex::new(reader),
+        readers: readers::Readers::new(wd, reader),
         work: Mutex::new(to_writer),
         creates: Arc::new(tokio::sync::Semaphore::new(options.create_limit)),
         create_limit: options.create_limit,
@@ -384,8 +385,8 @@ async fn with_store<T: Send + 'static>(
 ) -> Result<T, Response> {
     let app = app.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let store = app.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        call(store.as_ref())
+        let lease = app.readers.lend()?;
+        call(lease.store())
     })
     .await;
     match joined {

@@ -479,6 +479,25 @@ fn two_servers_on_one_store_hold_forty_creations_in_flight_in_all() {
     assert!(most <= 40, "at most 40 creations in flight on the store, saw {most}");
     assert!(codes.iter().all(|c| *c == 201 || *c == 429), "{codes:?}");
     let accepted = codes.iter().filter(|c| **c == 201).count() as i64;
+    // Reads run on a few connections of each server at once (not one, not one per request).
+    let statuses: Vec<(u16, String)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = (0..60)
+            .map(|i| {
+                let server = &servers[i % 2];
+                threads.spawn(move || {
+                    server.get(&format!("/v1/data-import/account-transfer-status/TENTACLE_ENERGY/C-{}/", i % 100))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|(code, _)| *code == 200), "{statuses:?}");
+    let backends = count(
+        &dsn,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'",
+    );
+    // Each server: its writer, the writer's second connection, at most 4 readers; and this query.
+    assert!((3..=2 * (2 + 4) + 1).contains(&backends), "{backends} connections");
     for server in servers {
         assert_eq!(server.terminate(), 0);
     }
