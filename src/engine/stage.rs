@@ -12,7 +12,7 @@
 //! `ferry gc` removes them); a kill after 4 leaves a committed run whose export the next
 //! run finishes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -99,8 +99,8 @@ fn stage_dump(
     )?;
     let mut quarantine: Option<TableSet> = None;
     let mut staged: HashMap<String, TableSet> = HashMap::new();
-    // The accounts staged so far in this run, by supplier (exact keys, one copy of each supplier).
-    let mut staged_keys: HashMap<String, HashSet<Box<str>>> = HashMap::new();
+    // The accounts staged so far in this run, by supplier (fingerprints: see SeenSet).
+    let mut staged_keys: HashMap<String, crate::validation::SeenSet> = HashMap::new();
     let mut scope = InputScope::new(schema);
     let mut tally = Tally::default();
     let bar = super::byte_progress(size);
@@ -162,7 +162,7 @@ fn stage_dump(
                                 let external = o.external_account_number.as_deref().unwrap_or_default();
                                 // The same account twice in one dump (the repeat rule being off):
                                 // the later line replaces the version the earlier one staged.
-                                if !seen.insert(external.into()) && o.decision == Decision::Created {
+                                if !seen.insert(external) && o.decision == Decision::Created {
                                     o.decision = Decision::Replaced;
                                 }
                                 versions.push(NewVersion {
