@@ -10,6 +10,10 @@
 //! staging/<supplier>/<run-id>/<table>.parquet  typed rows of the accounts a run staged
 //! ```
 //!
+//! With `--staging URL` ([`crate::files`]) the files under `staging/` and `runs/` are also
+//! published to object storage at the same relative keys, and this folder is a cache of them:
+//! what it lacks, or holds damaged, is fetched before it is read.
+//!
 //! Every path component that comes from data is confined: `<supplier>` is
 //! [`supplier_component`], an encoding that is the code itself for every valid supplier code
 //! and a safe, distinct name for anything else (`..`, `/tmp/x`, 10,000 characters), whatever
