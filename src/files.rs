@@ -216,14 +216,16 @@ impl SharedFiles {
         self.run(async {
             let upload = self.store.put_multipart(&key).await?;
             let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
-            let mut buffer = vec![0u8; PART];
             loop {
-                let n = read_full(&mut file, &mut buffer).map_err(generic)?;
+                // Each part is read into its own buffer and handed over as it is, not copied.
+                let mut part = vec![0u8; PART];
+                let n = read_full(&mut file, &mut part).map_err(generic)?;
                 if n == 0 {
                     break;
                 }
+                part.truncate(n);
                 parts.wait_for_capacity(2).await?;
-                parts.write(&buffer[..n]);
+                parts.put(part.into());
             }
             parts.finish().await
         })
@@ -236,11 +238,7 @@ impl SharedFiles {
     /// after (`engine::staged::check_files`).
     pub fn fetch_staged(&self, root: &Path, location: &str, files: &[WrittenFile], again: bool) -> Result<(), Error> {
         for file in files {
-            let path = root.join(location).join(&file.name);
-            if !again && fs_err::metadata(&path).is_ok_and(|m| m.len() == file.bytes) {
-                continue;
-            }
-            self.download(&format!("{location}/{}", file.name), &path)?;
+            self.fetch(root, &format!("{location}/{}", file.name), file.bytes, again)?;
         }
         Ok(())
     }
@@ -248,17 +246,20 @@ impl SharedFiles {
     /// Fetches every object under `relative` (a folder such as `runs/<run>`) that is missing
     /// in `root` or has another size there; objects whose name `wanted` refuses are left.
     pub fn fetch_tree(&self, root: &Path, relative: &str, wanted: impl Fn(&str) -> bool) -> Result<(), Error> {
-        for object in self.list(relative)? {
-            if !wanted(&object.path) {
-                continue;
-            }
-            let path = root.join(&object.path);
-            if fs_err::metadata(&path).is_ok_and(|m| m.len() == object.bytes) {
-                continue;
-            }
-            self.download(&object.path, &path)?;
+        for object in self.list(relative)?.into_iter().filter(|o| wanted(&o.path)) {
+            self.fetch(root, &object.path, object.bytes, false)?;
         }
         Ok(())
+    }
+
+    /// Downloads `relative` into `root` unless a copy of `bytes` bytes is there (always when
+    /// `again`).
+    fn fetch(&self, root: &Path, relative: &str, bytes: u64, again: bool) -> Result<(), Error> {
+        let path = root.join(relative);
+        if !again && fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes) {
+            return Ok(());
+        }
+        self.download(relative, &path)
     }
 
     /// Every object under the folder `relative`, with keys relative to the prefix, sorted.

@@ -68,11 +68,13 @@ impl SeenSet {
         self.seen.insert(fingerprint)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.seen.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.seen.is_empty()
     }
 }

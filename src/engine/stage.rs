@@ -3,13 +3,15 @@
 //! The order of the steps is what makes a run safe to kill:
 //! 1. the run is registered (or, when the same command was interrupted, resumed);
 //! 2. staged, quarantine and findings files are written under temporary names;
-//! 3. they are synced and renamed (failpoint `stage-files-durable`);
+//! 3. they are synced and renamed (failpoint `stage-files-durable`), and with `--staging`
+//!    published to the shared storage, each location's manifest last (failpoint
+//!    `stage-files-published`);
 //! 4. one store transaction registers every new version and every audit row
 //!    (failpoint `stage-committed`);
 //! 5. the run's audit rows are exported to `outcomes.parquet` and the run is finished.
 //!
 //! A kill before 4 leaves files no committed version references (re-running overwrites them,
-//! `ferry gc` removes them); a kill after 4 leaves a committed run whose export the next
+//! `ferry gc` removes them, from the shared storage too); a kill after 4 leaves a committed run whose export the next
 //! run finishes.
 
 use std::collections::HashMap;
@@ -216,10 +218,9 @@ fn stage_dump(
         return Err(e);
     }
     let staging_dirs: Vec<_> = staged.keys().map(|s| wd.root.join(Workdir::staging_location(s, &run.id))).collect();
-    let mut files = Vec::new();
+    let mut by_location: Vec<(String, Vec<crate::ingest::WrittenFile>)> = Vec::with_capacity(staged.len());
     for (supplier, set) in staged {
-        let location = Workdir::staging_location(&supplier, &run.id);
-        files.extend(set.commit()?.into_iter().map(|f| (location.clone(), f)));
+        by_location.push((Workdir::staging_location(&supplier, &run.id), set.commit()?));
     }
     for dir in &staging_dirs {
         sync_dir(dir)?;
@@ -235,13 +236,9 @@ fn stage_dump(
     if let Some(shared) = &wd.files {
         // Other machines read the files from the shared storage: they are there, each
         // location's manifest last, before the store commits what points at them.
-        let mut by_location: std::collections::BTreeMap<&str, Vec<crate::ingest::WrittenFile>> = Default::default();
-        for (location, file) in &files {
-            by_location.entry(location.as_str()).or_default().push(file.clone());
-        }
-        let published = by_location.into_iter().try_for_each(|(l, written)| {
+        let published = by_location.iter().try_for_each(|(l, written)| {
             let committed = !store.staged_files(l)?.is_empty();
-            shared.publish_staged(&wd.root, l, &written, committed)
+            shared.publish_staged(&wd.root, l, written, committed)
         });
         if let Err(e) = published {
             store.rollback_stage()?;
@@ -249,6 +246,8 @@ fn stage_dump(
         }
         failpoint("stage-files-published");
     }
+    let files: Vec<(String, crate::ingest::WrittenFile)> =
+        by_location.into_iter().flat_map(|(l, written)| written.into_iter().map(move |f| (l.clone(), f))).collect();
     store.commit_stage(&run.id, &files)?;
     failpoint("stage-committed");
     let counts = finish(store, wd, schema, run, false)?;

@@ -117,6 +117,11 @@ fn killed_stage_leaves_garbage_gc_removes(env: &[(&str, &str)], tmp: &Path, shar
     assert_eq!(created.code, 0, "{}", created.stderr);
 }
 
+/// The `--staging` setting of a shared folder.
+fn file_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
 /// The staged locations (`staging/<supplier>/<run>`) under a folder.
 fn locations_in(root: &Path) -> Vec<String> {
     let mut out: Vec<String> = files_under(&root.join("staging"))
@@ -134,7 +139,7 @@ fn locations_in(root: &Path) -> Vec<String> {
 fn a_file_url_shares_staged_files() {
     let tmp = tempfile::tempdir().unwrap();
     let shared = tmp.path().join("shared");
-    let url = format!("file://{}", shared.display());
+    let url = file_url(&shared);
     let env = [("FERRY_STAGING", url.as_str())];
     staged_files_come_back_from(&env, tmp.path());
     let published = files_under(&shared);
@@ -143,7 +148,7 @@ fn a_file_url_shares_staged_files() {
     assert!(published.iter().any(|f| f.starts_with("runs/") && f.ends_with("/findings.parquet")), "{published:?}");
 
     let gc_shared = tmp.path().join("gc-shared");
-    let url = format!("file://{}", gc_shared.display());
+    let url = file_url(&gc_shared);
     let env = [("FERRY_STAGING", url.as_str())];
     killed_stage_leaves_garbage_gc_removes(&env, tmp.path(), || locations_in(&gc_shared));
 }
@@ -167,7 +172,7 @@ fn a_bad_staging_setting_is_a_usage_error() {
 fn a_staged_file_missing_everywhere_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let shared = tmp.path().join("shared");
-    let url = format!("file://{}", shared.display());
+    let url = file_url(&shared);
     let env = [("FERRY_STAGING", url.as_str())];
     let wd = tmp.path().join("wd");
     assert_eq!(ferry_wd(&wd, &["stage", s(&repo("data/sample.ndjson"))], &env).code, 1);
@@ -273,7 +278,7 @@ fn s3_shares_staged_files() {
 fn another_machine_creates_from_shared_staged_files() {
     let Some(dsn) = crate::pg::database() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", tmp.path().join("shared").display());
+    let url = file_url(&tmp.path().join("shared"));
     let env = [("FERRY_STORE", dsn.as_str()), ("FERRY_STAGING", url.as_str())];
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let staged = ferry_wd(&a, &["stage", s(&repo("data/sample.ndjson"))], &env);
@@ -313,7 +318,7 @@ fn a_pipeline_publishes_its_run_and_another_machine_reports_on_it() {
     assert!(published.iter().any(|f| f.starts_with("runs/") && f.ends_with("/manifest.json")), "{published:?}");
     assert!(published.iter().any(|f| f.ends_with("/report.md")), "{published:?}");
 
-    let url = format!("file://{}", shared.display());
+    let url = file_url(&shared);
     let env = [("FERRY_STORE", dsn.as_str()), ("FERRY_STAGING", url.as_str())];
     let b = tmp.path().join("b");
     let report = ferry_wd(&b, &["report", "--latest", "--format", "md", "--stdout"], &env);
