@@ -39,7 +39,13 @@ pub fn flatten_chunk(schema: &Schema, arrow: &[SchemaRef], chunk: &Chunk) -> Chu
         Chunk::Lines { first_line, bytes } => {
             // The piece after the chunk's last newline is not a line.
             let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-            for (line_no, mut line) in (*first_line..).zip(body.split(|b| *b == b'\n')) {
+            // memchr finds the breaks many bytes at a time; a byte-wise split cost 5 % of a
+            // validate (issue 15).
+            let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+            let mut start = 0;
+            for (line_no, end) in (*first_line..).zip(ends) {
+                let mut line = &body[start..end];
+                start = end + 1;
                 if line_no == 1 {
                     line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
                 }

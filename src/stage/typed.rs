@@ -218,6 +218,9 @@ pub fn decimal_units(v: &str, whole: u8, scale: u8) -> Result<i128, String> {
 /// Cuts the rows of the accounts with `keep[account]` out of one chunk's tables (flattened
 /// or typed), renumbering `_account` and `_parent` to rows of the result.
 pub fn select_accounts(tables: &[RecordBatch], parents: &[Option<usize>], keep: &[bool]) -> Vec<RecordBatch> {
+    if keep.iter().all(|k| *k) {
+        return tables.to_vec(); // every account, already numbered so: shared, not copied
+    }
     let mut remaps: Vec<Vec<u32>> = Vec::with_capacity(tables.len());
     let mut out = Vec::with_capacity(tables.len());
     for (t, batch) in tables.iter().enumerate() {
