@@ -403,7 +403,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         // next few fields before hashing.
         let fields = &self.object.fields;
         let ahead = fields.len().min(self.guess + 4);
-        if let Some(i) = (self.guess..ahead).find(|&i| fields[i].name == key) {
+        if let Some(i) = (self.guess..ahead).find(|&i| crate::text::same(&fields[i].name, key)) {
             return Ok(Key::Known(i));
         }
         Ok(match self.object.field_index(key) {

@@ -60,6 +60,11 @@ fn check_field(
 }
 
 /// The checks of each value on its own.
+/// Whether `v` is one of `list`'s values.
+fn listed(list: &[String], v: &str) -> bool {
+    list.iter().any(|a| crate::text::same(a, v))
+}
+
 fn check_values(
     e: &Emitter<'_>,
     ctx: &RuleContext,
@@ -110,7 +115,7 @@ fn check_values(
             match (e.schema.lists.get(list), &field.depends_on) {
                 (Some(ValueList::Plain(allowed)), _) => {
                     for (row, v) in strings(values) {
-                        if !allowed.iter().any(|a| a == v) {
+                        if !listed(allowed, v) {
                             let (code, detail) = not_in_list(is_enum, name, v, allowed);
                             push(row, code, detail, Some(v));
                         }
@@ -121,13 +126,14 @@ fn check_values(
                         return;
                     };
                     let keys = batch.column(KEY_COLUMNS + key_field.column).as_string::<i32>();
-                    let key_allowed = |k: &str| match &key_field.ty {
+                    let key_list = match &key_field.ty {
                         FieldType::Enum(l) => match e.schema.lists.get(l.as_str()) {
-                            Some(ValueList::Plain(vs)) => vs.iter().any(|x| x == k),
-                            _ => true,
+                            Some(ValueList::Plain(vs)) => Some(vs.as_slice()),
+                            _ => None,
                         },
-                        _ => true,
+                        _ => None,
                     };
+                    let key_allowed = |k: &str| key_list.is_none_or(|vs| listed(vs, k));
                     // An absent value whose key has a list is required (a value the flattener
                     // already reported is not absent). A key that is invalid, missing or null
                     // decides nothing: its own finding is enough.
@@ -148,7 +154,7 @@ fn check_values(
                         }
                         let key = keys.value(row);
                         match by_key.get(key) {
-                            Some(allowed) if !allowed.iter().any(|a| a == v) => {
+                            Some(allowed) if !listed(allowed, v) => {
                                 let (code, detail) = not_in_list(is_enum, name, v, allowed);
                                 push(row, code, detail, Some(v));
                             }

@@ -459,8 +459,12 @@ fn column_bytes(column: &arrow_array::ArrayRef, from: usize, to: usize, buf: &mu
     match column.data_type() {
         DataType::Utf8 => {
             let c = column.as_string::<i32>();
+            let offsets = c.value_offsets();
+            // The rows' text is contiguous: one reservation for all of it and its framing.
+            buf.reserve((offsets[to] - offsets[from]) as usize + 5 * (to - from));
+            let nulls = c.nulls().filter(|n| n.null_count() > 0);
             for row in from..to {
-                if valid(row) {
+                if nulls.is_none_or(|n| n.is_valid(row)) {
                     let v = c.value(row).as_bytes();
                     buf.push(1);
                     buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
