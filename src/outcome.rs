@@ -151,6 +151,29 @@ struct Rebuilder<'a> {
     /// Per object of the schema, per field: its key as JSON text with the colon (`"name":`),
     /// written once rather than escaped again for every row.
     keys: Vec<Vec<Vec<u8>>>,
+    /// Per table, per schema column: the column, cast once to its concrete array type.
+    columns: Vec<Vec<Column<'a>>>,
+}
+
+/// A flattened column as the rebuilder reads it: its nulls and its values, each row read
+/// without a dynamic call or a cast.
+struct Column<'a> {
+    nulls: Option<&'a arrow_buffer::NullBuffer>,
+    values: Values<'a>,
+}
+
+enum Values<'a> {
+    Text(&'a arrow_array::StringArray),
+    Bool(&'a arrow_array::BooleanArray),
+    Int(&'a arrow_array::Int64Array),
+    /// List lengths: only their presence is read.
+    Lengths,
+}
+
+impl Column<'_> {
+    fn is_valid(&self, row: usize) -> bool {
+        self.nulls.is_none_or(|n| n.is_valid(row))
+    }
 }
 
 impl<'a> Rebuilder<'a> {
@@ -188,7 +211,27 @@ impl<'a> Rebuilder<'a> {
                     .collect()
             })
             .collect();
-        Self { schema, tables, children, keys }
+        let columns = schema
+            .tables
+            .iter()
+            .map(|t| {
+                t.columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, column)| {
+                        let array = tables[t.id.0].column(KEY_COLUMNS + c);
+                        let values = match column.kind {
+                            ColumnKind::Utf8 => Values::Text(array.as_string::<i32>()),
+                            ColumnKind::Bool | ColumnKind::Present => Values::Bool(array.as_boolean()),
+                            ColumnKind::Int64 => Values::Int(array.as_primitive::<Int64Type>()),
+                            ColumnKind::ListLen => Values::Lengths,
+                        };
+                        Column { nulls: array.nulls(), values }
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { schema, tables, children, keys, columns }
     }
 
     fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
@@ -231,11 +274,11 @@ impl<'a> Rebuilder<'a> {
 
     /// Writes the value of `field` in `row`; false (writing nothing) when it is absent.
     fn value(&self, table: TableId, field: &crate::schema::Field, row: usize, out: &mut Vec<u8>) -> bool {
-        let column = self.tables[table.0].column(KEY_COLUMNS + field.column);
+        let column = &self.columns[table.0][field.column];
         if !column.is_valid(row) {
             return false;
         }
-        match (&field.ty, self.schema.table(table).columns[field.column].kind) {
+        match (&field.ty, &column.values) {
             (FieldType::Object(o), _) => self.object(table, *o, row, out),
             (FieldType::List(child), _) => {
                 out.push(b'[');
@@ -249,15 +292,14 @@ impl<'a> Rebuilder<'a> {
                 out.push(b']');
             }
             // Kept as its JSON text by the flattener.
-            (FieldType::Json, _) => out.extend_from_slice(column.as_string::<i32>().value(row).as_bytes()),
-            (_, ColumnKind::Bool) => {
-                out.extend_from_slice(if column.as_boolean().value(row) { b"true" } else { b"false" })
-            }
-            (_, ColumnKind::Int64) => {
+            (FieldType::Json, Values::Text(c)) => out.extend_from_slice(c.value(row).as_bytes()),
+            (_, Values::Bool(c)) => out.extend_from_slice(if c.value(row) { b"true" } else { b"false" }),
+            (_, Values::Int(c)) => {
                 use std::io::Write as _;
-                write!(out, "{}", column.as_primitive::<Int64Type>().value(row)).expect("writing to a Vec cannot fail")
+                write!(out, "{}", c.value(row)).expect("writing to a Vec cannot fail")
             }
-            _ => push_json_str(out, column.as_string::<i32>().value(row)),
+            (_, Values::Text(c)) => push_json_str(out, c.value(row)),
+            (_, Values::Lengths) => unreachable!("only lists have length columns"),
         }
         true
     }
