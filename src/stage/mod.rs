@@ -422,9 +422,7 @@ fn hashes(tables: &[RecordBatch], wanted: &[bool], nulls: Nulls) -> Vec<Option<S
             bufs[account].extend_from_slice(&((to - from) as u32).to_le_bytes());
         }
         for column in batch.columns().iter().skip(crate::ingest::KEY_COLUMNS) {
-            for &(account, from, to) in &ranges {
-                column_bytes(column, from, to, &mut bufs[account], nulls);
-            }
+            column_bytes(column, &ranges, &mut bufs, nulls);
         }
     }
     bufs.iter().zip(wanted).map(|(buf, w)| w.then(|| format!("{:x}", Sha256::digest(buf)))).collect()
@@ -435,56 +433,64 @@ fn hashes(tables: &[RecordBatch], wanted: &[bool], nulls: Nulls) -> Vec<Option<S
 /// fill the slot differently).
 fn fixed<T: arrow_array::ArrowPrimitiveType>(
     column: &arrow_array::ArrayRef,
-    from: usize,
-    to: usize,
-    buf: &mut Vec<u8>,
+    ranges: &[(usize, usize, usize)],
+    bufs: &mut [Vec<u8>],
     nulls: Nulls,
 ) {
     use arrow_buffer::ToByteSlice;
     let c = column.as_primitive::<T>();
-    for row in from..to {
-        let valid = c.is_valid(row);
-        buf.push(u8::from(valid));
-        if valid || nulls == Nulls::Slot {
-            buf.extend_from_slice(c.value(row).to_byte_slice());
+    for &(account, from, to) in ranges {
+        let buf = &mut bufs[account];
+        for row in from..to {
+            let valid = c.is_valid(row);
+            buf.push(u8::from(valid));
+            if valid || nulls == Nulls::Slot {
+                buf.extend_from_slice(c.value(row).to_byte_slice());
+            }
         }
     }
 }
 
-/// The hashed bytes of rows `from..to` of a column.
-fn column_bytes(column: &arrow_array::ArrayRef, from: usize, to: usize, buf: &mut Vec<u8>, nulls: Nulls) {
+/// Appends the hashed bytes of each range `(account, from, to)` of rows of a column to its
+/// account's buffer. The column's type is looked at once, not once per account.
+fn column_bytes(column: &arrow_array::ArrayRef, ranges: &[(usize, usize, usize)], bufs: &mut [Vec<u8>], nulls: Nulls) {
     use arrow_array::types::Int64Type;
     use arrow_schema::DataType;
-    let valid = |row: usize| column.is_valid(row);
     match column.data_type() {
         DataType::Utf8 => {
             let c = column.as_string::<i32>();
             let offsets = c.value_offsets();
-            // The rows' text is contiguous: one reservation for all of it and its framing.
-            buf.reserve((offsets[to] - offsets[from]) as usize + 5 * (to - from));
             let nulls = c.nulls().filter(|n| n.null_count() > 0);
-            for row in from..to {
-                if nulls.is_none_or(|n| n.is_valid(row)) {
-                    let v = c.value(row).as_bytes();
-                    buf.push(1);
-                    buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                    buf.extend_from_slice(v);
-                } else {
-                    buf.push(0);
+            for &(account, from, to) in ranges {
+                let buf = &mut bufs[account];
+                // The rows' text is contiguous: one reservation for all of it and its framing.
+                buf.reserve((offsets[to] - offsets[from]) as usize + 5 * (to - from));
+                for row in from..to {
+                    if nulls.is_none_or(|n| n.is_valid(row)) {
+                        let v = c.value(row).as_bytes();
+                        buf.push(1);
+                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(v);
+                    } else {
+                        buf.push(0);
+                    }
                 }
             }
         }
         DataType::Boolean => {
             let c = column.as_boolean();
-            buf.extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
+            for &(account, from, to) in ranges {
+                let valid = |row: usize| c.is_valid(row);
+                bufs[account].extend((from..to).map(|row| if valid(row) { 1 + u8::from(c.value(row)) } else { 0 }));
+            }
         }
-        DataType::Int64 => fixed::<Int64Type>(column, from, to, buf, nulls),
-        DataType::UInt32 => fixed::<UInt32Type>(column, from, to, buf, nulls),
+        DataType::Int64 => fixed::<Int64Type>(column, ranges, bufs, nulls),
+        DataType::UInt32 => fixed::<UInt32Type>(column, ranges, bufs, nulls),
         // The typed columns of staged files (the rows hash of a staged version).
-        DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, from, to, buf, Nulls::Absent),
-        DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, from, to, buf, Nulls::Absent),
+        DataType::Decimal128(..) => fixed::<arrow_array::types::Decimal128Type>(column, ranges, bufs, Nulls::Absent),
+        DataType::Date32 => fixed::<arrow_array::types::Date32Type>(column, ranges, bufs, Nulls::Absent),
         DataType::Timestamp(..) => {
-            fixed::<arrow_array::types::TimestampMicrosecondType>(column, from, to, buf, Nulls::Absent)
+            fixed::<arrow_array::types::TimestampMicrosecondType>(column, ranges, bufs, Nulls::Absent)
         }
         other => unreachable!("flattened and typed columns are never {other}"),
     }
