@@ -40,6 +40,13 @@ SMALL=${SMALL-10000}  # SMALL= (empty) measures only ACCOUNTS
 THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-2}
 MODES=${MODES:-floor ferry validate validate+out stage restage create-dry create polars duckdb}
+for m in $MODES; do
+  case $m in
+    floor|ferry|validate|validate+out|stage|restage|create|create-dry|run|polars|duckdb) ;;
+    *) echo "bench: unknown mode $m (modes: floor ferry validate validate+out stage restage create create-dry run polars duckdb)" >&2
+      exit 2 ;;
+  esac
+done
 WORK=${WORK:-$(mktemp -d /tmp/ferry-bench.XXXXXX)}
 PYTHON=${PYTHON:-python3}
 SHARED=${SHARED:-../shared/bench}
