@@ -58,13 +58,7 @@ pub fn chunk_outcomes(schema: &Schema, out: &ChunkOutput) -> Vec<Outcome> {
 pub fn account_bodies(schema: &Schema, tables: &[RecordBatch]) -> Vec<String> {
     let rebuilder = Rebuilder::new(schema, tables);
     (0..tables[0].num_rows())
-        .map(|row| {
-            // Sized like the last body: growing a 16 KB body from nothing copies it ~12 times.
-            let mut text = Vec::with_capacity(rebuilder.size_hint.get());
-            rebuilder.record(TableId(0), row, &mut text);
-            rebuilder.size_hint.set(text.len() + 256);
-            String::from_utf8(text).expect("built from str values and serde_json output")
-        })
+        .map(|row| String::from_utf8(rebuilder.account(row)).expect("built from str values and serde_json output"))
         .collect()
 }
 
@@ -122,10 +116,7 @@ fn outcome(rebuilder: &Rebuilder<'_>, line: u64, account: Option<usize>, finding
     let (status, body) = match account {
         Some(row) if errors.is_empty() => {
             // The account's JSON, written straight from the columns; warnings as a last key.
-            // Sized like the last body: growing a 16 KB body from nothing copies it ~12 times.
-            let mut text = Vec::with_capacity(rebuilder.size_hint.get());
-            rebuilder.record(TableId(0), row, &mut text);
-            rebuilder.size_hint.set(text.len() + 256);
+            let mut text = rebuilder.account(row);
             if !warnings.is_empty() {
                 text.pop();
                 text.extend_from_slice(b",\"warnings\":");
@@ -243,6 +234,15 @@ impl<'a> Rebuilder<'a> {
     fn string(&self, table: TableId, column: &str, row: usize) -> Option<String> {
         let c = self.tables[table.0].column_by_name(column)?.as_string::<i32>();
         c.is_valid(row).then(|| c.value(row).to_owned())
+    }
+
+    /// The JSON of the account in root row `row`. Its buffer starts at the last account's
+    /// size: growing a 16 KB body from nothing copies it about twelve times.
+    fn account(&self, row: usize) -> Vec<u8> {
+        let mut text = Vec::with_capacity(self.size_hint.get());
+        self.record(TableId(0), row, &mut text);
+        self.size_hint.set(text.len() + 256);
+        text
     }
 
     /// Writes the object of row `row` of `table` (or its scalar, for a list of scalars).

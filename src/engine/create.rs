@@ -487,11 +487,7 @@ struct CheckedAccount {
 /// Turns the accounts of `window` with `keep[row]` back into text and runs the rules over them.
 fn check_window(schema: &crate::schema::Schema, ctx: &RuleContext, window: &Window, keep: &[bool]) -> Checked {
     let hashes = crate::stage::rows_hashes(&window.tables, keep);
-    let tables = if keep.iter().all(|k| *k) {
-        std::borrow::Cow::Borrowed(&window.tables)
-    } else {
-        std::borrow::Cow::Owned(crate::stage::typed::select_accounts(&window.tables, &schema.parent_indices(), keep))
-    };
+    let tables = crate::stage::typed::select_accounts(&window.tables, &schema.parent_indices(), keep);
     let text = to_text(schema, &tables);
     let mut by_line: HashMap<u64, Vec<Finding>> = HashMap::new();
     for f in validate_tables(schema, ctx, &text, &[]) {
