@@ -214,8 +214,11 @@ fn check_values(
             }
         }
         FieldType::Decimal { whole, scale } => {
+            // The bounds are read once per column, not once per value (issue 15).
+            let bound = |b: &Option<String>| b.as_deref().and_then(|b| Decimal::from_str_exact(b).ok());
+            let bounds = (bound(&field.plausible.0), bound(&field.plausible.1));
             for (row, v) in strings(column.as_string::<i32>()) {
-                check_decimal(field, *whole, *scale, row, v, &mut push);
+                check_decimal(field, (*whole, *scale), bounds, row, v, &mut push);
             }
         }
         FieldType::Int { min, max } => {
@@ -438,8 +441,8 @@ pub fn decimal_shape(v: &str) -> Option<(bool, usize, usize, bool)> {
 
 fn check_decimal(
     field: &Field,
-    whole: u8,
-    scale: u8,
+    (whole, scale): (u8, u8),
+    bounds: (Option<Decimal>, Option<Decimal>),
     row: usize,
     v: &str,
     push: &mut impl FnMut(usize, &str, String, Option<&str>),
@@ -456,13 +459,13 @@ fn check_decimal(
         let detail = format!("{} has {places} decimal places; at most {scale} are allowed", quote(v));
         push(row, "max_decimal_places", detail, Some(v));
     }
-    let outside = |bound: &Option<String>, below: bool| {
-        let (Some(b), Ok(value)) = (bound.as_deref().map(Decimal::from_str_exact), Decimal::from_str_exact(v)) else {
-            return false;
-        };
-        b.is_ok_and(|b| if below { value < b } else { value > b })
+    // The value is read as a number only when there is a bound to compare it with.
+    let outside = match bounds {
+        (None, None) => false,
+        (min, max) => Decimal::from_str_exact(v)
+            .is_ok_and(|value| min.is_some_and(|b| value < b) || max.is_some_and(|b| value > b)),
     };
-    if outside(&field.plausible.0, true) || outside(&field.plausible.1, false) {
+    if outside {
         let code = field.codes.plausible.as_deref().unwrap_or("implausible_value");
         push(row, code, format!("{} is implausible ({})", quote(v), bounds_text(&field.plausible)), Some(v));
     }
