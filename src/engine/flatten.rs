@@ -38,7 +38,7 @@ pub fn flatten_dump(settings: &Settings, dump: &Path, out: &Path) -> Result<Flat
             schema,
             reader,
             options,
-            |_| {},
+            |_, _| {},
             |wave| {
                 accounts += wave.iter().map(|(o, ())| o.accounts).sum::<u64>();
                 bar.set_position(consumed.load(Ordering::Relaxed));

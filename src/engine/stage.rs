@@ -31,7 +31,7 @@ use crate::stage::{AccountFilter, Decision, Stager};
 
 use super::runs::{Counts, finish, recover_interrupted};
 use crate::clock::now;
-use crate::store::{AuditRecord, NewVersion, Run, Store};
+use crate::store::{AuditRecord, LineSeen, NewVersion, Run, StageRows, Store};
 use crate::validation::{InputScope, Tally, check_chunk};
 use crate::workdir::{Workdir, failpoint, sync_dir};
 
@@ -110,12 +110,12 @@ fn stage_dump(
     let raw = arrow_schemas(schema);
     // The store rows go to a writer thread holding the run's one transaction open, so that
     // inserting them overlaps parsing; it commits only after the files are durable.
-    let (to_store, store_rows) = std::sync::mpsc::sync_channel::<(Vec<NewVersion>, Vec<AuditRecord>)>(4);
+    let (to_store, store_rows) = std::sync::mpsc::sync_channel::<StageRows>(4);
     store.begin_stage(&run.id)?;
     let (ingested, stored) = std::thread::scope(|threads| {
         let writer = threads.spawn(|| -> Result<(), Error> {
-            for (versions, audit) in store_rows {
-                store.add_to_stage(&run.id, &versions, &audit)?;
+            for rows in store_rows {
+                store.add_to_stage(&run.id, &rows)?;
             }
             Ok(())
         });
@@ -124,16 +124,16 @@ fn stage_dump(
                 schema,
                 reader,
                 options,
-                |out| {
+                |chunk, out| {
                     check_chunk(schema, ctx, out);
-                    stager.stage_chunk(out)
+                    let line_hashes = stager.line_hashes(chunk, out);
+                    stager.stage_chunk(out, line_hashes)
                 },
                 |wave| {
-                    let mut versions: Vec<NewVersion> = Vec::new();
-                    let mut audit: Vec<AuditRecord> = Vec::new();
+                    let StageRows { mut versions, mut seen, mut audit } = StageRows::default();
                     for (mut out, mut chunk) in wave {
                         if scope.check(schema, &mut out) {
-                            chunk = stager.stage_chunk(&mut out);
+                            chunk = stager.stage_chunk(&mut out, std::mem::take(&mut chunk.line_hashes));
                         }
                         tally.add(&out);
                         if !out.findings.is_empty() {
@@ -159,7 +159,8 @@ fn stage_dump(
                             };
                             let base = set.rows()[0];
                             let seen = staged_keys.entry(rows.supplier.clone()).or_default();
-                            for (i, (o, rows_hash)) in rows.outcomes.iter().zip(rows.rows_hashes).enumerate() {
+                            let hashes = rows.rows_hashes.into_iter().zip(rows.line_hashes);
+                            for (i, (o, (rows_hash, line_hash))) in rows.outcomes.iter().zip(hashes).enumerate() {
                                 let o = &mut chunk.outcomes[*o];
                                 let external = o.external_account_number.as_deref().unwrap_or_default();
                                 // The same account twice in one dump (the repeat rule being off):
@@ -174,10 +175,20 @@ fn stage_dump(
                                     account_row: base + i as u64,
                                     payload_hash: o.payload_hash.clone().unwrap_or_default(),
                                     rows_hash,
+                                    line_hash,
                                 });
                             }
                             set.write(vec![rows.tables])?;
                         }
+                        seen.extend(chunk.seen.iter().map(|&(o, line_hash)| {
+                            let o = &chunk.outcomes[o];
+                            LineSeen {
+                                import_supplier: o.import_supplier.clone().unwrap_or_default(),
+                                external_account_number: o.external_account_number.clone().unwrap_or_default(),
+                                payload_hash: o.payload_hash.clone().unwrap_or_default(),
+                                line_hash: crate::store::line_hash_text(line_hash),
+                            }
+                        }));
                         audit.extend(chunk.outcomes.into_iter().map(|o| AuditRecord {
                             run_id: run.id.clone(),
                             operation: COMMAND.to_owned(),
@@ -201,7 +212,7 @@ fn stage_dump(
                         }));
                     }
                     to_store
-                        .send((versions, audit))
+                        .send(StageRows { versions, seen, audit })
                         .map_err(|_| std::io::Error::other("the store writer stopped (its error follows)"))?;
                     bar.set_position(consumed.load(std::sync::atomic::Ordering::Relaxed));
                     failpoint("stage-writing");

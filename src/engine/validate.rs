@@ -50,7 +50,7 @@ pub fn validate_dump(settings: &Settings, dump: &Path, out: Option<&Path>, emit:
             schema,
             reader,
             options,
-            |out| {
+            |_, out| {
                 check_chunk(schema, ctx, out);
                 if want_outcomes { chunk_outcomes(schema, out) } else { Vec::new() }
             },

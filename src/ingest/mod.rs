@@ -105,7 +105,7 @@ pub struct IngestTotals {
 }
 
 /// Reads the whole dump, flattening chunks in parallel on the current rayon pool and running
-/// `process` on each chunk's output in the same parallel task (the rules and outcomes, for
+/// `process` on each chunk and its output in the same parallel task (the rules and outcomes, for
 /// validate), then gives each wave of outputs, with what `process` returned, to `sink` in
 /// input order; writing a wave overlaps parsing the next.
 pub fn ingest<X, P, S>(
@@ -117,7 +117,7 @@ pub fn ingest<X, P, S>(
 ) -> io::Result<IngestTotals>
 where
     X: Send,
-    P: Fn(&mut ChunkOutput) -> X + Sync,
+    P: Fn(&Chunk, &mut ChunkOutput) -> X + Sync,
     S: FnMut(Vec<(ChunkOutput, X)>) -> io::Result<()> + Send,
 {
     let arrow = arrow_schemas(schema);
@@ -135,7 +135,7 @@ where
             .par_iter()
             .map(|c| {
                 let mut out = flatten_chunk(schema, &arrow, c);
-                let extra = process(&mut out);
+                let extra = process(c, &mut out);
                 (out, extra)
             })
             .collect();

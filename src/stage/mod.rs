@@ -17,11 +17,11 @@ use sha2::{Digest, Sha256};
 
 use crate::findings::{Finding, NON_FIELD_ERRORS, quote};
 use crate::guide;
-use crate::ingest::{ACCOUNT, ChunkOutput, LINE, attr_path};
+use crate::ingest::{ACCOUNT, Chunk, ChunkOutput, LINE, attr_path};
 use crate::outcome::{FAILED_VALIDATION, failed_validation_body, for_each_line};
 use crate::rules::RuleContext;
 use crate::schema::{Schema, Severity, TableId};
-use crate::store::{MigrationStatus, ProcessStatus, StageSnapshot};
+use crate::store::{LineHash, MigrationStatus, ProcessStatus, StageSnapshot, line_hash_text};
 use typed::{TypedTables, select_accounts};
 
 /// The code of a value an accepted account has that its typed staged column cannot hold
@@ -86,6 +86,8 @@ pub struct SupplierRows {
     /// For each root row of `tables`, its [`rows_hashes`] (computed here, in parallel, rather
     /// than where the rows are written in input order).
     pub rows_hashes: Vec<String>,
+    /// For each root row of `tables`, the [`LineHash`] of its line, as the store keeps it.
+    pub line_hashes: Vec<Option<String>>,
 }
 
 /// What staging made of one chunk.
@@ -97,6 +99,23 @@ pub struct ChunkStage {
     pub quarantine: Vec<RecordBatch>,
     /// When the chunk was staged (the audit's `started_at`).
     pub started_at: String,
+    /// The [`LineHash`] of each account of the chunk, in root row order, as
+    /// [`Stager::line_hashes`] gave them (staging the chunk again needs them).
+    pub line_hashes: Vec<Option<LineHash>>,
+    /// The identical accounts whose current versions do not have their line's hash yet: the
+    /// index of each one's outcome, and the hash (see [`crate::store::LineSeen`]).
+    pub seen: Vec<(usize, LineHash)>,
+}
+
+/// The lines of a chunk, decided.
+struct Decided {
+    outcomes: Vec<LineOutcome>,
+    /// The accounts to write, as (root row, outcome index).
+    writes: Vec<(usize, usize)>,
+    /// Which accounts failed validation, by root row.
+    quarantined: Vec<bool>,
+    /// The identical accounts whose versions take their line's hash, as (outcome index, hash).
+    seen: Vec<(usize, LineHash)>,
 }
 
 /// Stages chunks against one snapshot of the store.
@@ -109,6 +128,8 @@ pub struct Stager<'a> {
     /// When set, only the accounts it admits are decided; every other line is left out
     /// entirely.
     only: Option<AccountFilter>,
+    /// The seed of every [`LineHash`]: from the ferry release and the schema.
+    line_seed: u64,
 }
 
 /// The accounts of a dump a run is limited to; the others get no outcome, no finding, no rows.
@@ -173,7 +194,43 @@ pub fn shard_of(key: &[u8], count: u32) -> u32 {
 
 impl<'a> Stager<'a> {
     pub fn new(schema: &'a Schema, ctx: &'a RuleContext, snapshot: StageSnapshot, only: Option<AccountFilter>) -> Self {
-        Self { schema, ctx, typed: TypedTables::new(schema), parents: schema.parent_indices(), snapshot, only }
+        // The same line flattens to the same rows only under the same schema and the same
+        // flattener: a new release or another schema hashes every account again, once.
+        let key = Sha256::digest(format!("ferry {} line\n{}\n", env!("CARGO_PKG_VERSION"), schema.hash));
+        let line_seed = u64::from_be_bytes(key[..8].try_into().expect("a sha256 has 32 bytes"));
+        Self {
+            schema,
+            ctx,
+            typed: TypedTables::new(schema),
+            parents: schema.parent_indices(),
+            snapshot,
+            only,
+            line_seed,
+        }
+    }
+
+    /// The [`LineHash`] of each account of a chunk, in root row order: xxh3-128 of the line's
+    /// bytes as the flattener read them, seeded by the ferry release and the schema's hash.
+    /// Equal line hashes mean equal rows, so equal payload hashes.
+    ///
+    /// xxh3 is not a cryptographic hash, and need not be: two lines that collide must be
+    /// written by whoever writes the dump, who can stage any data they like without one. By
+    /// chance, two lines of one account collide with odds of 2^-128. Sha256 over the raw lines
+    /// cost as much as the payload hash it saves (issue 15).
+    pub fn line_hashes(&self, chunk: &Chunk, out: &ChunkOutput) -> Vec<Option<LineHash>> {
+        let Chunk::Lines { first_line, bytes } = chunk else {
+            return Vec::new();
+        };
+        let root = out.tables[0].column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
+        // Root rows are in line order, at most one per line.
+        let mut lines = crate::ingest::flatten::lines(*first_line, bytes);
+        root.values()
+            .iter()
+            .map(|&wanted| {
+                let (_, line) = lines.find(|(n, _)| *n == wanted)?;
+                Some(twox_hash::XxHash3_128::oneshot_with_seed(self.line_seed, line))
+            })
+            .collect()
     }
 
     pub fn typed(&self) -> &TypedTables {
@@ -182,32 +239,33 @@ impl<'a> Stager<'a> {
 
     /// Decides every line of a validated chunk (its findings include the rules'), adding a
     /// [`NOT_STAGEABLE`] finding for each value of an accepted account that its typed column
-    /// cannot hold. Calling it again on the same chunk (after more findings were added) gives
+    /// cannot hold. `line_hashes` are the chunk's [`Stager::line_hashes`], or none: an account
+    /// whose line hash is its staged version's takes that version's payload hash rather than
+    /// computing it. Calling it again on the same chunk (after more findings were added) gives
     /// the result for the new findings.
-    pub fn stage_chunk(&self, out: &mut ChunkOutput) -> ChunkStage {
+    pub fn stage_chunk(&self, out: &mut ChunkOutput, line_hashes: Vec<Option<LineHash>>) -> ChunkStage {
         let started_at = crate::clock::now();
         out.findings.retain(|f| f.code != NOT_STAGEABLE);
         loop {
             // Values that do not fit their typed column reject their account; deciding again
             // without those accounts cannot find more.
-            let (outcomes, writes, quarantined) = self.decide_lines(out);
-            let (staged, unfit) = self.typed_rows(out, &outcomes, &writes);
+            let Decided { outcomes, writes, quarantined, seen } = self.decide_lines(out, &line_hashes);
+            let (staged, unfit) = self.typed_rows(out, &outcomes, &writes, &line_hashes);
             if unfit.is_empty() {
                 let quarantine = if quarantined.contains(&true) {
                     select_accounts(&out.tables, &self.parents, &quarantined)
                 } else {
                     Vec::new()
                 };
-                return ChunkStage { outcomes, staged, quarantine, started_at };
+                return ChunkStage { outcomes, staged, quarantine, started_at, line_hashes, seen };
             }
             out.findings.extend(unfit);
             out.findings.sort_by_key(|f| f.line);
         }
     }
 
-    /// The outcome of every line; the accounts to write as (root row, outcome index); and
-    /// which accounts failed validation.
-    fn decide_lines(&self, out: &ChunkOutput) -> (Vec<LineOutcome>, Vec<(usize, usize)>, Vec<bool>) {
+    /// The outcome of every line, and what follows from them.
+    fn decide_lines(&self, out: &ChunkOutput, line_hashes: &[Option<LineHash>]) -> Decided {
         let root = &out.tables[0];
         let text = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
         let (suppliers, externals) = (text("import_supplier"), text("external_account_number"));
@@ -226,10 +284,11 @@ impl<'a> Stager<'a> {
                 f += 1;
             }
         }
-        let hashes = payload_hashes(&out.tables, &ok);
+        let (hashes, reused) = self.payload_hashes(out, ok.clone(), line_hashes);
         let mut outcomes = Vec::with_capacity(root.num_rows());
         let mut quarantined = vec![false; root.num_rows()];
         let mut writes: Vec<(usize, usize)> = Vec::new();
+        let mut seen: Vec<(usize, LineHash)> = Vec::new();
         for_each_line(out, |line, account, findings| {
             let (supplier, external) = account.map_or((None, None), |row| (key(suppliers, row), key(externals, row)));
             if let Some(only) = &self.only
@@ -250,6 +309,12 @@ impl<'a> Stager<'a> {
             if decision.writes() {
                 writes.push((account.expect("accepted lines are accounts"), outcomes.len()));
             }
+            if decision == Decision::Identical
+                && let Some(row) = account.filter(|row| !reused[*row])
+                && let Some(line_hash) = line_hashes.get(row).copied().flatten()
+            {
+                seen.push((outcomes.len(), line_hash));
+            }
             let (error_code, body) = self.body(&decision, supplier.as_deref(), external.as_deref(), findings);
             outcomes.push(LineOutcome {
                 line,
@@ -261,7 +326,45 @@ impl<'a> Stager<'a> {
                 body,
             });
         });
-        (outcomes, writes, quarantined)
+        Decided { outcomes, writes, quarantined, seen }
+    }
+
+    /// The payload hash of each account with `wanted[row]`. An account whose line hash is the
+    /// one its current staged version was made from has that version's payload hash: the same
+    /// line under the same schema and release gives the same rows. A re-stage of an unchanged
+    /// dump then hashes no account (the hash was a fifth of such a run; issue 15).
+    /// Also says, for each row, whether its hash was the version's.
+    fn payload_hashes(
+        &self,
+        out: &ChunkOutput,
+        mut wanted: Vec<bool>,
+        line_hashes: &[Option<LineHash>],
+    ) -> (Vec<Option<String>>, Vec<bool>) {
+        let root = &out.tables[0];
+        let text = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
+        let (suppliers, externals) = (text("import_supplier"), text("external_account_number"));
+        let mut known: Vec<(usize, &str)> = Vec::new();
+        if let (Some(suppliers), Some(externals)) = (suppliers, externals) {
+            for (row, line_hash) in line_hashes.iter().enumerate() {
+                if !wanted[row] || line_hash.is_none() || suppliers.is_null(row) || externals.is_null(row) {
+                    continue;
+                }
+                let process = self.snapshot.process(suppliers.value(row), externals.value(row));
+                if let Some(p) = process.filter(|p| p.line_hash == *line_hash)
+                    && let Some(hash) = &p.payload_hash
+                {
+                    wanted[row] = false;
+                    known.push((row, hash));
+                }
+            }
+        }
+        let mut hashes = payload_hashes(&out.tables, &wanted);
+        let mut reused = vec![false; hashes.len()];
+        for (row, hash) in known {
+            hashes[row] = Some(hash.to_owned());
+            reused[row] = true;
+        }
+        (hashes, reused)
     }
 
     /// The typed rows of the accounts to write, per supplier, or the findings of the values
@@ -271,6 +374,7 @@ impl<'a> Stager<'a> {
         out: &ChunkOutput,
         outcomes: &[LineOutcome],
         writes: &[(usize, usize)],
+        line_hashes: &[Option<LineHash>],
     ) -> (Vec<SupplierRows>, Vec<Finding>) {
         let mut suppliers: Vec<&str> = Vec::new();
         for (_, o) in writes {
@@ -284,10 +388,12 @@ impl<'a> Stager<'a> {
         for supplier in suppliers {
             let mut keep = vec![false; out.tables[0].num_rows()];
             let mut rows = Vec::new();
+            let mut hashes_of_lines = Vec::new();
             for (row, o) in writes {
                 if outcomes[*o].import_supplier.as_deref() == Some(supplier) {
                     keep[*row] = true;
                     rows.push(*o);
+                    hashes_of_lines.push(line_hashes.get(*row).copied().flatten().map(line_hash_text));
                 }
             }
             // `writes` is in row order, so the selection's root rows follow `rows`.
@@ -317,7 +423,13 @@ impl<'a> Stager<'a> {
             } else {
                 Vec::new() // decided again without the unfit accounts
             };
-            staged.push(SupplierRows { supplier: supplier.to_owned(), tables, outcomes: rows, rows_hashes });
+            staged.push(SupplierRows {
+                supplier: supplier.to_owned(),
+                tables,
+                outcomes: rows,
+                rows_hashes,
+                line_hashes: hashes_of_lines,
+            });
         }
         (staged, unfit)
     }
@@ -535,7 +647,29 @@ mod tests {
             status,
             payload_hash: Some(hash.to_owned()),
             kraken_account_number: (status == ProcessStatus::Imported).then(|| "A-0000002A".to_owned()),
+            line_hash: None,
         }
+    }
+
+    /// Each account's line hash is of its own line, as the flattener read it: blank and broken
+    /// lines have no account and are passed over, and line 1 loses its byte order mark.
+    #[test]
+    fn line_hashes_follow_the_accounts_lines() {
+        let schema = Schema::builtin();
+        let ctx = RuleContext::new(None, crate::settings::DEFAULT_TIMEZONE);
+        let stager = Stager::new(&schema, &ctx, StageSnapshot::default(), None);
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.ndjson")).unwrap();
+        let (a, b) = (text.lines().next().unwrap(), text.lines().nth(1).unwrap());
+        let bytes = format!("\u{feff}{a}\n\n{{not json\n{b}\n").into_bytes();
+        let chunk = crate::ingest::Chunk::Lines { first_line: 1, bytes };
+        let out = crate::ingest::flatten_chunk(&schema, &crate::ingest::arrow_schemas(&schema), &chunk);
+        let hash = |line: &str| Some(twox_hash::XxHash3_128::oneshot_with_seed(stager.line_seed, line.as_bytes()));
+        assert_eq!(stager.line_hashes(&chunk, &out), vec![hash(a), hash(b)]);
+        assert_ne!(hash(a), hash(b));
+        // Another schema, another seed: the same line hashes differently.
+        let text = format!("{}\n# another schema\n", crate::schema::BUILTIN_SCHEMA);
+        let other = Schema::from_str("other.toml", &text).unwrap();
+        assert_ne!(Stager::new(&other, &ctx, StageSnapshot::default(), None).line_seed, stager.line_seed);
     }
 
     /// Payload and rows hashes are stored with every staged version and compared on every

@@ -199,6 +199,25 @@ pub struct ProcessState {
     /// The payload hash of the current staged version.
     pub payload_hash: Option<String>,
     pub kraken_account_number: Option<String>,
+    /// The [`LineHash`] of the line the current staged version was made from, when the ferry
+    /// that staged it recorded one.
+    pub line_hash: Option<LineHash>,
+}
+
+/// The digest of a dump line as staging reads it, keyed by the ferry release and the schema
+/// ([`crate::stage::line_hashes`]). A staged version records the one of its line, and a
+/// re-stage that meets the same line again takes the version's payload hash instead of
+/// computing it. Stored as 32 hex digits.
+pub type LineHash = u128;
+
+/// A [`LineHash`] as the store keeps it.
+pub fn line_hash_text(hash: LineHash) -> String {
+    format!("{hash:032x}")
+}
+
+/// A stored [`LineHash`]; anything else reads as none (the payload hash is then computed).
+pub fn parse_line_hash(text: &str) -> Option<LineHash> {
+    (text.len() == 32).then(|| u128::from_str_radix(text, 16).ok()).flatten()
 }
 
 /// The store as a stage run sees it when it starts (the work directory lock keeps it so).
@@ -349,6 +368,35 @@ pub struct NewVersion {
     /// The hash of the account's typed rows as written to the staged files
     /// ([`crate::stage::payload_hashes`] over the typed tables): create compares what it reads.
     pub rows_hash: String,
+    /// The [`LineHash`] of the line it was made from, as [`line_hash_text`].
+    pub line_hash: Option<String>,
+}
+
+/// What a stage run adds to its transaction, a wave of chunks at a time.
+#[derive(Debug, Default)]
+pub struct StageRows {
+    /// Each becomes its process's current version; a new process starts STAGED, a new
+    /// supplier ONGOING.
+    pub versions: Vec<NewVersion>,
+    /// Each is recorded on its process's current version, when that version has its payload
+    /// hash.
+    pub seen: Vec<LineSeen>,
+    /// Appended to the audit.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// An account staged again as identical, from a line whose [`LineHash`] its current version
+/// does not have (the line differs in form only, or the version was staged by another release
+/// or schema): the version takes it, so that the next re-stage of that line hashes nothing.
+/// Only a version whose payload hash is `payload_hash` takes it: a line hash always stands for
+/// its version's payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineSeen {
+    pub import_supplier: String,
+    pub external_account_number: String,
+    pub payload_hash: String,
+    /// As [`line_hash_text`].
+    pub line_hash: String,
 }
 
 /// Which processes `ferry list` shows.
@@ -622,9 +670,8 @@ pub trait Store: Send {
     /// Opens the one write transaction of a stage run: nothing added to it is visible, or
     /// survives a crash, until [`Store::commit_stage`].
     fn begin_stage(&mut self, run_id: &str) -> Result<(), StoreError>;
-    /// Adds to the open stage transaction: registers `versions` (each becomes its process's
-    /// current version; a new process starts STAGED, a new supplier ONGOING) and appends `audit`.
-    fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Adds a batch of a run's rows to the open stage transaction.
+    fn add_to_stage(&mut self, run_id: &str, rows: &StageRows) -> Result<(), StoreError>;
     /// Records the published staged files (`location`: their directory) with their lengths and
     /// checksums, marks the run committed and commits the stage transaction: all of it or none.
     fn commit_stage(&mut self, run_id: &str, files: &[(String, crate::ingest::WrittenFile)]) -> Result<(), StoreError>;

@@ -284,7 +284,7 @@ mod mutator {
             let _ = o.to_json();
         }
         let stager = Stager::new(schema, &ctx, StageSnapshot::default(), None);
-        let staged = stager.stage_chunk(&mut out);
+        let staged = stager.stage_chunk(&mut out, Vec::new());
         let decided: Vec<u64> = staged.outcomes.iter().map(|o| o.line).collect();
         if decided.iter().copied().collect::<BTreeSet<_>>() != expected || decided.len() != expected.len() {
             return Err(format!("stage outcomes for lines {decided:?}, expected {expected:?}"));

@@ -57,7 +57,7 @@ fn flatten(dir: &Path, chunk_size: usize, threads: usize) -> Vec<RecordBatch> {
             schema(),
             reader,
             options,
-            |out| check_chunk(schema(), &ctx, out),
+            |_, out| check_chunk(schema(), &ctx, out),
             |wave| files.write(wave.into_iter().map(|(o, ())| o).collect()),
         )
     })

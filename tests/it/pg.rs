@@ -339,6 +339,18 @@ fn the_sample_stages_and_creates_on_postgres() {
     let wd = staged_sample(&dsn, tmp.path());
     let env = [("FERRY_STORE", dsn.as_str())];
     assert!(!wd.join("ferry.db").exists(), "the store is the server, not a file in the work directory");
+    // Every version records its line's hash; one without (an older ferry's) takes it when a
+    // re-stage finds its account identical, and a re-stage adds no version either way.
+    let hashed = "SELECT count(line_hash) FROM staged_versions";
+    assert_eq!(count(&dsn, hashed), 196);
+    let c = connect(&dsn);
+    c.wait(c.client().execute("UPDATE staged_versions SET line_hash = NULL WHERE id % 2 = 0", &[])).unwrap();
+    assert!(count(&dsn, hashed) < 196);
+    for _ in 0..2 {
+        let again = crate::harness::ferry_wd(&wd, &["stage", s(&repo("data/sample.ndjson"))], &env);
+        assert_eq!(again.code, 1, "{}", again.stderr);
+        assert_eq!((count(&dsn, "SELECT count(*) FROM staged_versions"), count(&dsn, hashed)), (196, 196));
+    }
     assert_eq!(crate::harness::ferry_wd(&wd, &["team", "add", "Migration"], &env).code, 0);
     for supplier in SUPPLIERS {
         let created = crate::harness::ferry_wd(

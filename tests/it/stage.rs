@@ -200,6 +200,68 @@ fn every_stage_outcome_and_the_state_machine() {
     assert_eq!(count(&wd, "SELECT count(*) FROM audit"), count(&wd, "SELECT count(*) FROM runs"));
 }
 
+/// A re-stage takes a version's payload hash instead of computing it only for the very line
+/// the version records (issue 15). The store is edited behind ferry's back to make each path
+/// visible: a version whose payload hash is not its data's is "identical" only if its hash was
+/// taken, not computed.
+#[test]
+fn a_restage_takes_the_payload_hash_only_for_the_line_its_version_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = tmp.path().join("work");
+    let dump = example_dump(tmp.path(), "account.json");
+    let versions = || count(&wd, "SELECT count(*) FROM staged_versions");
+    let line_hash = || -> Option<String> {
+        store(&wd)
+            .query_row(
+                "SELECT v.line_hash FROM import_processes p JOIN staged_versions v ON v.id = p.current_version",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let tamper = |sql: &str| {
+        store(&wd).execute(sql, []).unwrap();
+    };
+    let (run, _) = stage(&wd, &dump);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = line_hash().expect("a staged version records its line's hash");
+    assert_eq!(first.len(), 32);
+
+    // The same line: the version's payload hash is taken, even a wrong one.
+    tamper("UPDATE staged_versions SET payload_hash = 'not-the-data'");
+    let (_, id) = stage(&wd, &dump);
+    assert_eq!(outcomes(&wd, &id)[0].1, 200);
+    assert_eq!(versions(), 1, "the same line is not hashed again");
+
+    // The same data on a reformatted line is hashed: against the wrong payload hash it is a
+    // change, and the new version records the new line.
+    let pretty = tmp.path().join("spaced.ndjson");
+    let line = std::fs::read_to_string(&dump).unwrap();
+    std::fs::write(&pretty, line.replacen(",\"", ", \"", 3)).unwrap();
+    stage(&wd, &pretty);
+    assert_eq!(versions(), 2, "another line is hashed");
+    let spaced = line_hash().unwrap();
+    assert_ne!(spaced, first);
+
+    // A version without a line hash (staged by an older ferry) is hashed, found identical, and
+    // takes the line's hash; so does one that records another line with the same data.
+    tamper("UPDATE staged_versions SET line_hash = NULL");
+    stage(&wd, &dump);
+    assert_eq!(versions(), 2, "identical data adds no version");
+    assert_eq!(line_hash().as_deref(), Some(first.as_str()), "the identical version takes the line's hash");
+    stage(&wd, &pretty);
+    assert_eq!((versions(), line_hash()), (2, Some(spaced.clone())));
+
+    // Changed data, and back: each line's hash goes with the version it made.
+    let changed = example(tmp.path(), "changed.ndjson", |v| v["billing_address2"] = "67".into());
+    stage(&wd, &changed);
+    assert_eq!(versions(), 3, "changed data is a new version");
+    assert_ne!(line_hash(), Some(first.clone()));
+    stage(&wd, &dump);
+    assert_eq!(versions(), 4, "the first line again is a change back");
+    assert_eq!(line_hash(), Some(first));
+}
+
 #[test]
 fn staged_parquet_holds_typed_values() {
     let tmp = tempfile::tempdir().unwrap();

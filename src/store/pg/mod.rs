@@ -587,6 +587,11 @@ pub const MIGRATIONS: &[&str] = &[
         RETURN got;
     END $$;
     "#,
+    // 3: the digest of the line each staged version was made from, so that a re-stage of an
+    // unchanged line need not hash its account again (issue 15). Older versions have none.
+    r#"
+    ALTER TABLE staged_versions ADD COLUMN line_hash text;
+    "#,
 ];
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use tokio_postgres::types::ToSql;
 use super::{Connection, Target};
 use crate::clock::{new_run_id, now};
 use crate::store::{
-    AuditRecord, CreateItem, CreateResult, Failure, Interrupted, MigrationStatus, NewVersion, OutcomeOf, Process,
+    AuditRecord, CreateItem, CreateResult, Failure, Interrupted, LineSeen, MigrationStatus, OutcomeOf, Process,
     ProcessFilter, ProcessState, ProcessStatus, PushDetail, PushIntent, PushRecord, RemoteAccount, RequestTag, Run,
-    RunStart, SkipRefused, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token,
+    RunStart, SkipRefused, StageRows, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token,
+    parse_line_hash,
 };
 
 /// The advisory-lock key space of the owners of creations in flight (one key per connection).
@@ -520,7 +521,8 @@ impl Store for PgStore {
             snapshot.suppliers.insert(s.code, s.status);
         }
         let rows = self.query(
-            "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number
+            "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number,
+                 v.line_hash
              FROM import_processes p LEFT JOIN staged_versions v ON v.id = p.current_version",
             &[],
         )?;
@@ -533,6 +535,7 @@ impl Store for PgStore {
                         status: status(r, 2, ProcessStatus::parse)?,
                         payload_hash: opt_text(r, 3)?,
                         kraken_account_number: opt_text(r, 4)?,
+                        line_hash: opt_text(r, 5)?.as_deref().and_then(parse_line_hash),
                     },
                 ))
             };
@@ -550,7 +553,11 @@ impl Store for PgStore {
         self.batch("BEGIN")
     }
 
-    fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError> {
+    fn add_to_stage(
+        &mut self,
+        run_id: &str,
+        StageRows { versions, seen, audit }: &StageRows,
+    ) -> Result<(), StoreError> {
         let t = now();
         let mut suppliers: Vec<&str> = versions.iter().map(|v| v.import_supplier.as_str()).collect();
         suppliers.sort_unstable();
@@ -587,14 +594,31 @@ impl Store for PgStore {
         let row: Vec<i64> = versions.iter().map(|v| v.account_row as i64).collect();
         let payload: Vec<&str> = versions.iter().map(|v| v.payload_hash.as_str()).collect();
         let rows_hash: Vec<&str> = versions.iter().map(|v| v.rows_hash.as_str()).collect();
+        let line_hash: Vec<Option<&str>> = versions.iter().map(|v| v.line_hash.as_deref()).collect();
         self.execute(
             "INSERT INTO staged_versions (id, import_supplier, external_account_number, run_id, location, account_row,
-                 payload_hash, created_at, rows_hash)
-             SELECT id, s, e, $4, l, r, p, $8, h
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $5::text[], $6::bigint[], $7::text[], $9::text[])
-                 AS u(id, s, e, l, r, p, h)",
-            &[&ids, &supplier, &external, &run_id, &location, &row, &payload, &t, &rows_hash],
+                 payload_hash, created_at, rows_hash, line_hash)
+             SELECT id, s, e, $4, l, r, p, $8, h, d
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $5::text[], $6::bigint[], $7::text[], $9::text[],
+                     $10::text[])
+                 AS u(id, s, e, l, r, p, h, d)",
+            &[&ids, &supplier, &external, &run_id, &location, &row, &payload, &t, &rows_hash, &line_hash],
         )?;
+        if !seen.is_empty() {
+            let col = |f: fn(&LineSeen) -> &str| seen.iter().map(f).collect::<Vec<&str>>();
+            self.execute(
+                "UPDATE staged_versions v SET line_hash = u.h
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(s, e, p, h), import_processes c
+                 WHERE c.import_supplier = u.s AND c.external_account_number = u.e AND v.id = c.current_version
+                   AND v.payload_hash = u.p",
+                &[
+                    &col(|s| &s.import_supplier),
+                    &col(|s| &s.external_account_number),
+                    &col(|s| &s.payload_hash),
+                    &col(|s| &s.line_hash),
+                ],
+            )?;
+        }
         self.insert_audits(audit)
     }
 

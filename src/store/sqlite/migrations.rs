@@ -205,6 +205,11 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (target, import_supplier, external_account_number)
     ) WITHOUT ROWID;
     ",
+    // 8: the digest of the line each staged version was made from, so that a re-stage of an
+    // unchanged line need not hash its account again (issue 15). Older versions have none.
+    "
+    ALTER TABLE staged_versions ADD COLUMN line_hash TEXT;
+    ",
 ];
 
 impl SqliteStore {

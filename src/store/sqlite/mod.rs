@@ -17,9 +17,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::clock::{new_run_id, now};
 
 use super::{
-    AccountWritten, AuditRecord, CreateItem, CreateResult, Interrupted, MigrationStatus, NewVersion, OutcomeOf,
-    Process, ProcessFilter, ProcessState, ProcessStatus, PushIntent, PushRecord, RemoteAccount, Run, RunStart,
-    SkipRefused, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token, records,
+    AccountWritten, AuditRecord, CreateItem, CreateResult, Interrupted, MigrationStatus, OutcomeOf, Process,
+    ProcessFilter, ProcessState, ProcessStatus, PushIntent, PushRecord, RemoteAccount, Run, RunStart, SkipRefused,
+    StageRows, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token, parse_line_hash, records,
 };
 
 mod check;
@@ -428,7 +428,8 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number
+                "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number,
+                     v.line_hash
                  FROM import_processes p LEFT JOIN staged_versions v ON v.id = p.current_version",
             )
             .map_err(&err)?;
@@ -442,6 +443,7 @@ impl Store for SqliteStore {
                     status: status_column(r, 2, ProcessStatus::parse).map_err(&err)?,
                     payload_hash: r.get(3).map_err(&err)?,
                     kraken_account_number: r.get(4).map_err(&err)?,
+                    line_hash: r.get_ref(5).map_err(&err)?.as_str().ok().and_then(parse_line_hash),
                 },
             );
         }
@@ -457,9 +459,9 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn add_to_stage(&mut self, run_id: &str, versions: &[NewVersion], audit: &[AuditRecord]) -> Result<(), StoreError> {
+    fn add_to_stage(&mut self, run_id: &str, rows: &StageRows) -> Result<(), StoreError> {
         let last = self.last_version.as_mut().expect("begin_stage opened the transaction");
-        Self::stage_in(&self.conn, last, run_id, versions, audit).map_err(err_at(&self.path))
+        Self::stage_in(&self.conn, last, run_id, rows).map_err(err_at(&self.path))
     }
 
     fn commit_stage(&mut self, run_id: &str, files: &[(String, crate::ingest::WrittenFile)]) -> Result<(), StoreError> {

@@ -8,8 +8,7 @@ impl SqliteStore {
         tx: &Connection,
         last_version: &mut i64,
         run_id: &str,
-        versions: &[NewVersion],
-        audit: &[AuditRecord],
+        StageRows { versions, seen, audit }: &StageRows,
     ) -> rusqlite::Result<()> {
         let t = now();
         let mut supplier = tx.prepare_cached(
@@ -28,12 +27,12 @@ impl SqliteStore {
         )?;
         let mut version = tx.prepare_cached(
             "INSERT INTO staged_versions (id, import_supplier, external_account_number, run_id, location, account_row,
-                 payload_hash, created_at, rows_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 payload_hash, created_at, rows_hash, line_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
-        let mut seen = std::collections::HashSet::new();
+        let mut suppliers_seen = std::collections::HashSet::new();
         for v in versions {
-            if seen.insert(v.import_supplier.as_str()) {
+            if suppliers_seen.insert(v.import_supplier.as_str()) {
                 supplier.execute(params![v.import_supplier, t])?;
             }
             *last_version += 1;
@@ -47,8 +46,20 @@ impl SqliteStore {
                 v.account_row as i64,
                 v.payload_hash,
                 t,
-                v.rows_hash
+                v.rows_hash,
+                v.line_hash
             ])?;
+        }
+        if !seen.is_empty() {
+            let mut line = tx.prepare_cached(
+                "UPDATE staged_versions SET line_hash = ?3
+                 WHERE id = (SELECT current_version FROM import_processes
+                             WHERE import_supplier = ?1 AND external_account_number = ?2)
+                   AND payload_hash = ?4",
+            )?;
+            for s in seen {
+                line.execute(params![s.import_supplier, s.external_account_number, s.line_hash, s.payload_hash])?;
+            }
         }
         for a in audit {
             insert_audit(tx, a)?;
