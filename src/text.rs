@@ -43,15 +43,21 @@ pub fn is_forbidden(c: char) -> bool {
 /// line feed, carriage return and tab when `multiline`. A byte scan settles the common case:
 /// every forbidden character starts with a byte below 0x20, 0x7F, 0xC2 or 0xE2.
 pub fn first_forbidden(v: &str, multiline: bool) -> Option<(usize, char)> {
-    // A fold without an early exit, so that the compiler checks many bytes at once: nearly
-    // every value has none of them.
-    if !v.bytes().fold(false, |any, b| any | (b < 0x20) | (b == 0x7F) | (b == 0xC2) | (b == 0xE2)) {
+    if !may_be_forbidden(v.as_bytes()) {
         return None;
     }
     v.chars()
         .enumerate()
         .find(|(_, c)| is_forbidden(*c) && !(multiline && matches!(c, '\n' | '\r' | '\t')))
         .map(|(i, c)| (i + 1, c))
+}
+
+/// False when no forbidden character can be in `bytes` (UTF-8 text, or many texts one after
+/// another): none has a byte that starts one, below 0x20, 0x7F, 0xC2 or 0xE2.
+pub fn may_be_forbidden(bytes: &[u8]) -> bool {
+    // A fold without an early exit, so that the compiler checks many bytes at once: nearly
+    // every text has none of them.
+    bytes.iter().fold(false, |any, &b| any | (b < 0x20) | (b == 0x7F) | (b == 0xC2) | (b == 0xE2))
 }
 
 /// The name of a forbidden character, as a finding's detail says it: `U+001B (ESC)`.

@@ -301,6 +301,13 @@ fn forbidden_characters(
     if e.schema.severity(crate::findings::codes::INVALID_CHARACTERS) == crate::schema::Severity::Off {
         return None;
     }
+    // One scan of the column's bytes settles the common case, a column without a byte that
+    // starts a forbidden character: a scan per value cost 4 % of a re-stage (issue 15).
+    let offsets = texts.value_offsets();
+    let bytes = &texts.value_data()[offsets[0] as usize..offsets[texts.len()] as usize];
+    if !crate::text::may_be_forbidden(bytes) {
+        return None;
+    }
     let mut dirty = Vec::new();
     for (row, v) in strings(texts) {
         if let Some((at, c)) = crate::text::first_forbidden(v, field.multiline) {
@@ -329,7 +336,8 @@ fn check_string(
     v: &str,
     push: &mut impl FnMut(usize, &str, String, Option<&str>),
 ) {
-    if let Some(max) = max_len {
+    // A value has at most as many characters as bytes: only a long one is counted.
+    if let Some(max) = max_len.filter(|max| v.len() > *max as usize) {
         let n = v.chars().count();
         if n > max as usize {
             push(row, "max_length", format!("{} has {n} characters; at most {max} are allowed", quote(v)), Some(v));
