@@ -96,36 +96,53 @@ PY
   esac
 done
 
+# ferry ARGS..., timed into $WORK/time. Exit 1 (accounts rejected) is a result; anything else
+# stops the benchmark, which would otherwise time a failure as a very fast run.
+timed_ferry() {
+  local rc=0
+  "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" "$@" >/dev/null 2>"$WORK/stderr" || rc=$?
+  if [ "$rc" -gt 1 ]; then
+    echo "bench: $FERRY $* failed (exit $rc):" >&2
+    tail -n 5 "$WORK/stderr" >&2
+    return 2
+  fi
+}
+
 # measure MODE DUMP -> "seconds rss_kb"
 measure() {
   local mode=$1 dump=$2 out="$WORK/out"
   rm -rf "$out"
   case $mode in
-    ferry) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" flatten "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
-    validate) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" validate "$dump" --threads "$THREADS" 2>/dev/null || true ;;
-    validate+out) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" validate "$dump" --out "$out" --threads "$THREADS" 2>/dev/null || true ;;
+    ferry) timed_ferry flatten "$dump" --out "$out" --threads "$THREADS" || return 2 ;;
+    validate) timed_ferry validate "$dump" --threads "$THREADS" || return 2 ;;
+    validate+out) timed_ferry validate "$dump" --out "$out" --threads "$THREADS" || return 2 ;;
     stage) rm -rf "$WORK/wd"
-      "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" 2>/dev/null || true ;;
-    restage) "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" 2>/dev/null || true ;;
+      timed_ferry stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" || return 2 ;;
+    restage) timed_ferry stage "$dump" --workdir "$WORK/wd" --threads "$THREADS" || return 2 ;;
     create|create-dry)
-      local staged="$WORK/wd-staged-$(basename "$dump" .ndjson)" flag=""
+      # Staged once per dump and per build (a newer build's store is refused by an older one).
+      local build staged flag=""
+      build=$(stat -c %Y-%s "$FERRY" | cksum | cut -d' ' -f1)
+      staged="$WORK/wd-staged-$(basename "$dump" .ndjson)-$build"
       if [ ! -f "$staged/ferry.db" ]; then
-        "$FERRY" stage "$dump" --workdir "$staged" >/dev/null 2>&1 || true
-        "$FERRY" team add Bench --workdir "$staged" >/dev/null 2>&1
+        { "$FERRY" stage "$dump" --workdir "$staged" >/dev/null 2>&1 || [ $? -eq 1 ]; } &&
+          "$FERRY" team add Bench --workdir "$staged" >/dev/null 2>&1 ||
+          { echo "bench: staging $dump for create failed" >&2; rm -rf "$staged"; return 2; }
       fi
       rm -rf "$WORK/wd-create"; cp -r "$staged" "$WORK/wd-create"
       [ "$mode" = create-dry ] && flag=--dry-run
       "$TIME" -f "%e %M" -o "$WORK/time" bash -c '
         for s in $("$0" supplier list --json --workdir "$1" | sed -n "s/.*\"code\":\"\([A-Z_0-9]*\)\".*/\1/p"); do
-          "$0" create --supplier "$s" --team Bench --all-pending $2 --workdir "$1" >/dev/null 2>&1 || true
-        done' "$FERRY" "$WORK/wd-create" "$flag" ;;
+          "$0" create --supplier "$s" --team Bench --all-pending $2 --workdir "$1" >/dev/null 2>"$1.stderr" \
+            || [ $? -eq 1 ] || { echo "bench: create --supplier $s failed:" >&2; tail -n 5 "$1.stderr" >&2; exit 2; }
+        done' "$FERRY" "$WORK/wd-create" "$flag" || return 2 ;;
     run) rm -rf "$WORK/wd-run"
       printf 'name = "bench"\nworkdir = "wd-run"\nstages = ["validate", "stage", "create"]\n[source]\npaths = ["%s"]\n[create]\nteam = "Bench"\ncreate_team = true\n' \
         "$(basename "$dump")" > "$WORK/bench-pipeline.toml"
-      "$TIME" -f "%e %M" -o "$WORK/time" "$FERRY" run "$WORK/bench-pipeline.toml" --threads "$THREADS" 2>/dev/null || true ;;
-    floor) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" typed "$dump" "$THREADS" >/dev/null ;;
-    polars) "$TIME" -f "%e %M" -o "$WORK/time" "$PYTHON" "$SHARED/peers/polars_peer.py" "$dump" "$out" --reader json_decode >/dev/null 2>&1 ;;
-    duckdb) "$TIME" -f "%e %M" -o "$WORK/time" "$PYTHON" "$SHARED/peers/duckdb_peer.py" "$dump" "$out" >/dev/null 2>&1 ;;
+      timed_ferry run "$WORK/bench-pipeline.toml" --threads "$THREADS" || return 2 ;;
+    floor) "$TIME" -f "%e %M" -o "$WORK/time" "$FLOOR" typed "$dump" "$THREADS" >/dev/null || return 2 ;;
+    polars) "$TIME" -f "%e %M" -o "$WORK/time" "$PYTHON" "$SHARED/peers/polars_peer.py" "$dump" "$out" --reader json_decode >/dev/null 2>&1 || return 2 ;;
+    duckdb) "$TIME" -f "%e %M" -o "$WORK/time" "$PYTHON" "$SHARED/peers/duckdb_peer.py" "$dump" "$out" >/dev/null 2>&1 || return 2 ;;
   esac
   tail -n 1 "$WORK/time"  # GNU time notes a non-zero exit (findings) on a line before
 }
@@ -138,7 +155,8 @@ for n in $SMALL $ACCOUNTS; do
   declare -A best=() rss=()
   for _ in $(seq "$RUNS"); do
     for mode in $MODES; do
-      read -r secs kb < <(measure "$mode" "$dump")
+      timing=$(measure "$mode" "$dump") || { echo "bench: stopped at $mode on $dump" >&2; exit 2; }
+      read -r secs kb <<< "$timing"
       if [ -z "${best[$mode]:-}" ] || [ "$(echo "$secs < ${best[$mode]}" | bc)" = 1 ]; then best[$mode]=$secs; fi
       if [ -z "${rss[$mode]:-}" ] || [ "$kb" -gt "${rss[$mode]}" ]; then rss[$mode]=$kb; fi
     done
