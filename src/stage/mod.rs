@@ -228,7 +228,7 @@ impl<'a> Stager<'a> {
             .iter()
             .map(|&wanted| {
                 let (_, line) = lines.find(|(n, _)| *n == wanted)?;
-                Some(twox_hash::XxHash3_128::oneshot_with_seed(self.line_seed, line))
+                Some(twox_hash::XxHash3_128::oneshot_with_seed(self.line_seed, line).to_be_bytes())
             })
             .collect()
     }
@@ -343,7 +343,7 @@ impl<'a> Stager<'a> {
         let root = &out.tables[0];
         let text = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
         let (suppliers, externals) = (text("import_supplier"), text("external_account_number"));
-        let mut known: Vec<(usize, &str)> = Vec::new();
+        let mut known: Vec<(usize, String)> = Vec::new();
         if let (Some(suppliers), Some(externals)) = (suppliers, externals) {
             for (row, line_hash) in line_hashes.iter().enumerate() {
                 if !wanted[row] || line_hash.is_none() || suppliers.is_null(row) || externals.is_null(row) {
@@ -354,14 +354,14 @@ impl<'a> Stager<'a> {
                     && let Some(hash) = &p.payload_hash
                 {
                     wanted[row] = false;
-                    known.push((row, hash));
+                    known.push((row, hash.text()));
                 }
             }
         }
         let mut hashes = payload_hashes(&out.tables, &wanted);
         let mut reused = vec![false; hashes.len()];
         for (row, hash) in known {
-            hashes[row] = Some(hash.to_owned());
+            hashes[row] = Some(hash);
             reused[row] = true;
         }
         (hashes, reused)
@@ -440,7 +440,7 @@ impl<'a> Stager<'a> {
         let process = self.snapshot.process(supplier, external);
         match process.map(|p| p.status) {
             Some(ProcessStatus::Imported) => {
-                let number = process.and_then(|p| p.kraken_account_number.clone()).unwrap_or_default();
+                let number = process.and_then(|p| p.kraken_account_number.as_deref()).unwrap_or_default().to_owned();
                 return Decision::AlreadyImported(number);
             }
             Some(ProcessStatus::Skipped) => return Decision::Skipped,
@@ -453,7 +453,7 @@ impl<'a> Stager<'a> {
         }
         match process {
             None => Decision::Created,
-            Some(p) if p.payload_hash.as_deref() == Some(hash) => Decision::Identical,
+            Some(p) if p.payload_hash.as_ref().is_some_and(|h| h.is(hash)) => Decision::Identical,
             Some(_) => Decision::Replaced,
         }
     }
@@ -645,8 +645,8 @@ mod tests {
     fn process(status: ProcessStatus, hash: &str) -> ProcessState {
         ProcessState {
             status,
-            payload_hash: Some(hash.to_owned()),
-            kraken_account_number: (status == ProcessStatus::Imported).then(|| "A-0000002A".to_owned()),
+            payload_hash: Some(crate::store::StoredHash::parse(hash)),
+            kraken_account_number: (status == ProcessStatus::Imported).then(|| "A-0000002A".into()),
             line_hash: None,
         }
     }
@@ -663,7 +663,9 @@ mod tests {
         let bytes = format!("\u{feff}{a}\n\n{{not json\n{b}\n").into_bytes();
         let chunk = crate::ingest::Chunk::Lines { first_line: 1, bytes };
         let out = crate::ingest::flatten_chunk(&schema, &crate::ingest::arrow_schemas(&schema), &chunk);
-        let hash = |line: &str| Some(twox_hash::XxHash3_128::oneshot_with_seed(stager.line_seed, line.as_bytes()));
+        let hash = |line: &str| {
+            Some(twox_hash::XxHash3_128::oneshot_with_seed(stager.line_seed, line.as_bytes()).to_be_bytes())
+        };
         assert_eq!(stager.line_hashes(&chunk, &out), vec![hash(a), hash(b)]);
         assert_ne!(hash(a), hash(b));
         // Another schema, another seed: the same line hashes differently.

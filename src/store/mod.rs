@@ -192,32 +192,98 @@ pub struct Process {
     pub in_progress: bool,
 }
 
-/// What staging needs to know about a process before deciding an account's outcome.
+/// What staging needs to know about a process before deciding an account's outcome. A stage
+/// snapshot holds one per process, a million at a time, so it keeps its hashes as bytes rather
+/// than hex text (80 bytes, nothing on the heap for most processes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessState {
     pub status: ProcessStatus,
     /// The payload hash of the current staged version.
-    pub payload_hash: Option<String>,
-    pub kraken_account_number: Option<String>,
+    pub payload_hash: Option<StoredHash>,
+    pub kraken_account_number: Option<Box<str>>,
     /// The [`LineHash`] of the line the current staged version was made from, when the ferry
     /// that staged it recorded one.
     pub line_hash: Option<LineHash>,
 }
 
+/// A payload hash as the store keeps it: 64 lowercase hex digits, held as their 32 bytes; any
+/// other text (written by hand) as it is, equal only to itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredHash {
+    Sha256([u8; 32]),
+    Text(Box<str>),
+}
+
+impl StoredHash {
+    pub fn parse(text: &str) -> StoredHash {
+        let mut bytes = [0u8; 32];
+        match hex_bytes(text, &mut bytes) {
+            true => StoredHash::Sha256(bytes),
+            false => StoredHash::Text(text.into()),
+        }
+    }
+
+    /// Whether this is the hash written as `text`.
+    pub fn is(&self, text: &str) -> bool {
+        match self {
+            StoredHash::Sha256(bytes) => {
+                let mut other = [0u8; 32];
+                hex_bytes(text, &mut other) && other == *bytes
+            }
+            StoredHash::Text(t) => **t == *text,
+        }
+    }
+
+    /// The hash as the store writes it.
+    pub fn text(&self) -> String {
+        match self {
+            StoredHash::Sha256(bytes) => hex_text(bytes),
+            StoredHash::Text(t) => t.to_string(),
+        }
+    }
+}
+
+/// `bytes` as lowercase hex digits (once per account of a re-stage: no formatting machinery).
+fn hex_text(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        text.push(DIGITS[usize::from(b >> 4)] as char);
+        text.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    text
+}
+
+/// Fills `out` from `text` when it is exactly its bytes as lowercase hex digits.
+fn hex_bytes(text: &str, out: &mut [u8]) -> bool {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    text.len() == 2 * out.len()
+        && text.as_bytes().chunks_exact(2).zip(out.iter_mut()).all(|(pair, byte)| {
+            let (Some(high), Some(low)) = (digit(pair[0]), digit(pair[1])) else { return false };
+            *byte = high << 4 | low;
+            true
+        })
+}
+
 /// The digest of a dump line as staging reads it, keyed by the ferry release and the schema
-/// ([`crate::stage::line_hashes`]). A staged version records the one of its line, and a
-/// re-stage that meets the same line again takes the version's payload hash instead of
+/// ([`crate::stage::Stager::line_hashes`]). A staged version records the one of its line, and
+/// a re-stage that meets the same line again takes the version's payload hash instead of
 /// computing it. Stored as 32 hex digits.
-pub type LineHash = u128;
+pub type LineHash = [u8; 16];
 
 /// A [`LineHash`] as the store keeps it.
 pub fn line_hash_text(hash: LineHash) -> String {
-    format!("{hash:032x}")
+    hex_text(&hash)
 }
 
 /// A stored [`LineHash`]; anything else reads as none (the payload hash is then computed).
 pub fn parse_line_hash(text: &str) -> Option<LineHash> {
-    (text.len() == 32).then(|| u128::from_str_radix(text, 16).ok()).flatten()
+    let mut hash = [0u8; 16];
+    hex_bytes(text, &mut hash).then_some(hash)
 }
 
 /// The store as a stage run sees it when it starts (the work directory lock keeps it so).
@@ -770,4 +836,31 @@ pub trait Store: Send {
         supplier: &str,
         between: Option<(&str, &str)>,
     ) -> Result<Vec<RemoteAccount>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_hashes_are_bytes_and_equal_only_their_own_text() {
+        let hex = "d76179030af9ddf371943d675d0c1bbba2e1f9f54d5c17f16db5b9f7ca6d33b4";
+        let hash = StoredHash::parse(hex);
+        assert!(matches!(hash, StoredHash::Sha256(_)));
+        assert_eq!(hash.text(), hex);
+        assert!(hash.is(hex));
+        assert!(!hash.is(&hex.to_uppercase()), "ferry writes lowercase hex; other text is another hash");
+        assert!(!hash.is(&hex[..63]));
+        assert!(!hash.is(&format!("{}5", &hex[..63])));
+        for other in ["not-the-data", "", &hex.to_uppercase(), &format!("{hex}0")] {
+            let h = StoredHash::parse(other);
+            assert!(matches!(h, StoredHash::Text(_)), "{other:?}");
+            assert!(h.is(other) && !h.is(hex) && h.text() == other, "{other:?}");
+        }
+        let line = [0xab; 16];
+        assert_eq!(parse_line_hash(&line_hash_text(line)), Some(line));
+        assert_eq!(parse_line_hash("ab"), None);
+        // A million of them are held at once by a stage snapshot.
+        assert!(std::mem::size_of::<ProcessState>() <= 80, "{}", std::mem::size_of::<ProcessState>());
+    }
 }

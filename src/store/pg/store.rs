@@ -23,7 +23,7 @@ use crate::clock::{new_run_id, now};
 use crate::store::{
     AuditRecord, CreateItem, CreateResult, Failure, Interrupted, LineSeen, MigrationStatus, OutcomeOf, Process,
     ProcessFilter, ProcessState, ProcessStatus, PushDetail, PushIntent, PushRecord, RemoteAccount, RequestTag, Run,
-    RunStart, SkipRefused, StageRows, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token,
+    RunStart, SkipRefused, StageRows, StageSnapshot, StagedRef, Store, StoreError, StoredHash, Supplier, Team, Token,
     parse_line_hash,
 };
 
@@ -533,8 +533,8 @@ impl Store for PgStore {
                     text(r, 1)?,
                     ProcessState {
                         status: status(r, 2, ProcessStatus::parse)?,
-                        payload_hash: opt_text(r, 3)?,
-                        kraken_account_number: opt_text(r, 4)?,
+                        payload_hash: opt_text(r, 3)?.as_deref().map(StoredHash::parse),
+                        kraken_account_number: opt_text(r, 4)?.map(Into::into),
                         line_hash: opt_text(r, 5)?.as_deref().and_then(parse_line_hash),
                     },
                 ))

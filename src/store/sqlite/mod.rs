@@ -19,7 +19,8 @@ use crate::clock::{new_run_id, now};
 use super::{
     AccountWritten, AuditRecord, CreateItem, CreateResult, Interrupted, MigrationStatus, OutcomeOf, Process,
     ProcessFilter, ProcessState, ProcessStatus, PushIntent, PushRecord, RemoteAccount, Run, RunStart, SkipRefused,
-    StageRows, StageSnapshot, StagedRef, Store, StoreError, Supplier, Team, Token, parse_line_hash, records,
+    StageRows, StageSnapshot, StagedRef, Store, StoreError, StoredHash, Supplier, Team, Token, parse_line_hash,
+    records,
 };
 
 mod check;
@@ -436,14 +437,15 @@ impl Store for SqliteStore {
         let mut rows = stmt.query([]).map_err(&err)?;
         while let Some(r) = rows.next().map_err(&err)? {
             let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(&err);
+            let optional = |i: usize| r.get_ref(i).and_then(|v| v.as_str_or_null().map_err(Into::into)).map_err(&err);
             snapshot.insert_process(
                 text(0)?,
                 text(1)?,
                 ProcessState {
                     status: status_column(r, 2, ProcessStatus::parse).map_err(&err)?,
-                    payload_hash: r.get(3).map_err(&err)?,
-                    kraken_account_number: r.get(4).map_err(&err)?,
-                    line_hash: r.get_ref(5).map_err(&err)?.as_str().ok().and_then(parse_line_hash),
+                    payload_hash: optional(3)?.map(StoredHash::parse),
+                    kraken_account_number: optional(4)?.map(Into::into),
+                    line_hash: optional(5)?.and_then(parse_line_hash),
                 },
             );
         }
