@@ -333,7 +333,8 @@ impl<'a> Stager<'a> {
     /// one its current staged version was made from has that version's payload hash: the same
     /// line under the same schema and release gives the same rows. A re-stage of an unchanged
     /// dump then hashes no account (the hash was a fifth of such a run; issue 15).
-    /// Also says, for each row, whether its hash was the version's.
+    ///
+    /// With the hashes comes, for each row, whether its hash was taken from its version.
     fn payload_hashes(
         &self,
         out: &ChunkOutput,

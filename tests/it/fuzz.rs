@@ -271,7 +271,8 @@ mod mutator {
             .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
             .map(|(i, _)| first_line + i as u64)
             .collect();
-        let mut out = flatten_chunk(schema, &arrow_schemas(schema), &Chunk::Lines { first_line, bytes });
+        let chunk = Chunk::Lines { first_line, bytes };
+        let mut out = flatten_chunk(schema, &arrow_schemas(schema), &chunk);
         check_chunk(schema, &ctx, &mut out);
         InputScope::new(schema).check(schema, &mut out);
         let outcomes = ferry::outcome::chunk_outcomes(schema, &out);
@@ -284,7 +285,12 @@ mod mutator {
             let _ = o.to_json();
         }
         let stager = Stager::new(schema, &ctx, StageSnapshot::default(), None);
-        let staged = stager.stage_chunk(&mut out, Vec::new());
+        // Every account has its line's hash, whatever the bytes around it.
+        let line_hashes = stager.line_hashes(&chunk, &out);
+        if line_hashes.len() != out.tables[0].num_rows() || line_hashes.contains(&None) {
+            return Err(format!("{} line hashes for {} accounts", line_hashes.len(), out.tables[0].num_rows()));
+        }
+        let staged = stager.stage_chunk(&mut out, line_hashes);
         let decided: Vec<u64> = staged.outcomes.iter().map(|o| o.line).collect();
         if decided.iter().copied().collect::<BTreeSet<_>>() != expected || decided.len() != expected.len() {
             return Err(format!("stage outcomes for lines {decided:?}, expected {expected:?}"));
