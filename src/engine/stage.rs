@@ -31,7 +31,7 @@ use crate::stage::{AccountFilter, Decision, Stager};
 
 use super::runs::{Counts, finish, recover_interrupted};
 use crate::clock::now;
-use crate::store::{AuditRecord, LineSeen, NewVersion, Run, StageRows, Store};
+use crate::store::{AuditRecord, LineSeen, NewVersion, Run, StageRows, Store, line_hash_text};
 use crate::validation::{InputScope, Tally, check_chunk};
 use crate::workdir::{Workdir, failpoint, sync_dir};
 
@@ -175,7 +175,7 @@ fn stage_dump(
                                     account_row: base + i as u64,
                                     payload_hash: o.payload_hash.clone().unwrap_or_default(),
                                     rows_hash,
-                                    line_hash,
+                                    line_hash: line_hash.map(line_hash_text),
                                 });
                             }
                             set.write(vec![rows.tables])?;
@@ -186,7 +186,7 @@ fn stage_dump(
                                 import_supplier: o.import_supplier.clone().unwrap_or_default(),
                                 external_account_number: o.external_account_number.clone().unwrap_or_default(),
                                 payload_hash: o.payload_hash.clone().unwrap_or_default(),
-                                line_hash: crate::store::line_hash_text(line_hash),
+                                line_hash: line_hash_text(line_hash),
                             }
                         }));
                         audit.extend(chunk.outcomes.into_iter().map(|o| AuditRecord {

@@ -59,12 +59,12 @@ fn check_field(
     }
 }
 
-/// The checks of each value on its own.
 /// Whether `v` is one of `list`'s values.
 fn listed(list: &[String], v: &str) -> bool {
     list.iter().any(|a| crate::text::same(a, v))
 }
 
+/// The checks of each value on its own.
 fn check_values(
     e: &Emitter<'_>,
     ctx: &RuleContext,

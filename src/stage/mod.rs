@@ -21,7 +21,7 @@ use crate::ingest::{ACCOUNT, Chunk, ChunkOutput, LINE, attr_path};
 use crate::outcome::{FAILED_VALIDATION, failed_validation_body, for_each_line};
 use crate::rules::RuleContext;
 use crate::schema::{Schema, Severity, TableId};
-use crate::store::{LineHash, MigrationStatus, ProcessStatus, StageSnapshot, line_hash_text};
+use crate::store::{LineHash, MigrationStatus, ProcessStatus, StageSnapshot};
 use typed::{TypedTables, select_accounts};
 
 /// The code of a value an accepted account has that its typed staged column cannot hold
@@ -86,8 +86,8 @@ pub struct SupplierRows {
     /// For each root row of `tables`, its [`rows_hashes`] (computed here, in parallel, rather
     /// than where the rows are written in input order).
     pub rows_hashes: Vec<String>,
-    /// For each root row of `tables`, the [`LineHash`] of its line, as the store keeps it.
-    pub line_hashes: Vec<Option<String>>,
+    /// For each root row of `tables`, the [`LineHash`] of its line.
+    pub line_hashes: Vec<Option<LineHash>>,
 }
 
 /// What staging made of one chunk.
@@ -106,6 +106,9 @@ pub struct ChunkStage {
     /// index of each one's outcome, and the hash (see [`crate::store::LineSeen`]).
     pub seen: Vec<(usize, LineHash)>,
 }
+
+/// An account's import supplier and external account number, when it has them.
+type AccountKey<'a> = (Option<&'a str>, Option<&'a str>);
 
 /// The lines of a chunk, decided.
 struct Decided {
@@ -265,13 +268,15 @@ impl<'a> Stager<'a> {
     }
 
     /// The outcome of every line, and what follows from them.
-    fn decide_lines(&self, out: &ChunkOutput, line_hashes: &[Option<LineHash>]) -> Decided {
+    fn decide_lines<'o>(&self, out: &'o ChunkOutput, line_hashes: &[Option<LineHash>]) -> Decided {
         let root = &out.tables[0];
         let text = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
         let (suppliers, externals) = (text("import_supplier"), text("external_account_number"));
-        let key = |c: Option<&arrow_array::StringArray>, row: usize| {
-            c.filter(|c| c.is_valid(row)).map(|c| c.value(row).to_owned())
-        };
+        let at =
+            |c: Option<&'o arrow_array::StringArray>, row: usize| c.filter(|c| c.is_valid(row)).map(|c| c.value(row));
+        // Each account's (import supplier, external account number), read once.
+        let keys: Vec<AccountKey<'o>> =
+            (0..root.num_rows()).map(|row| (at(suppliers, row), at(externals, row))).collect();
         let lines = root.column_by_name(LINE).expect("key column").as_primitive::<UInt64Type>();
         let mut ok = vec![true; root.num_rows()];
         let mut f = 0;
@@ -284,20 +289,20 @@ impl<'a> Stager<'a> {
                 f += 1;
             }
         }
-        let (hashes, reused) = self.payload_hashes(out, ok.clone(), line_hashes);
+        let hashes = self.payload_hashes(&out.tables, ok.clone(), line_hashes, &keys);
         let mut outcomes = Vec::with_capacity(root.num_rows());
         let mut quarantined = vec![false; root.num_rows()];
         let mut writes: Vec<(usize, usize)> = Vec::new();
         let mut seen: Vec<(usize, LineHash)> = Vec::new();
         for_each_line(out, |line, account, findings| {
-            let (supplier, external) = account.map_or((None, None), |row| (key(suppliers, row), key(externals, row)));
+            let (supplier, external) = account.map_or((None, None), |row| keys[row]);
             if let Some(only) = &self.only
-                && !only.admits(supplier.as_deref(), external.as_deref(), line)
+                && !only.admits(supplier, external, line)
             {
                 return;
             }
             let hash = account.filter(|row| ok[*row]).and_then(|row| hashes[row].clone());
-            let decision = match (&hash, &supplier, &external) {
+            let decision = match (&hash, supplier, external) {
                 (Some(hash), Some(s), Some(e)) => self.decide(s, e, hash),
                 _ => {
                     if let Some(row) = account {
@@ -309,17 +314,19 @@ impl<'a> Stager<'a> {
             if decision.writes() {
                 writes.push((account.expect("accepted lines are accounts"), outcomes.len()));
             }
+            // An identical account from a line its version does not record: the version takes it.
             if decision == Decision::Identical
-                && let Some(row) = account.filter(|row| !reused[*row])
+                && let (Some(row), Some(s), Some(e)) = (account, supplier, external)
                 && let Some(line_hash) = line_hashes.get(row).copied().flatten()
+                && self.snapshot.process(s, e).is_some_and(|p| p.line_hash != Some(line_hash))
             {
                 seen.push((outcomes.len(), line_hash));
             }
-            let (error_code, body) = self.body(&decision, supplier.as_deref(), external.as_deref(), findings);
+            let (error_code, body) = self.body(&decision, supplier, external, findings);
             outcomes.push(LineOutcome {
                 line,
-                import_supplier: supplier,
-                external_account_number: external,
+                import_supplier: supplier.map(str::to_owned),
+                external_account_number: external.map(str::to_owned),
                 payload_hash: hash.filter(|_| decision.status() < 400),
                 decision,
                 error_code,
@@ -333,39 +340,27 @@ impl<'a> Stager<'a> {
     /// one its current staged version was made from has that version's payload hash: the same
     /// line under the same schema and release gives the same rows. A re-stage of an unchanged
     /// dump then hashes no account (the hash was a fifth of such a run; issue 15).
-    ///
-    /// With the hashes comes, for each row, whether its hash was taken from its version.
     fn payload_hashes(
         &self,
-        out: &ChunkOutput,
+        tables: &[RecordBatch],
         mut wanted: Vec<bool>,
         line_hashes: &[Option<LineHash>],
-    ) -> (Vec<Option<String>>, Vec<bool>) {
-        let root = &out.tables[0];
-        let text = |name: &str| root.column_by_name(name).map(|c| c.as_string::<i32>());
-        let (suppliers, externals) = (text("import_supplier"), text("external_account_number"));
+        keys: &[AccountKey<'_>],
+    ) -> Vec<Option<String>> {
         let mut known: Vec<(usize, String)> = Vec::new();
-        if let (Some(suppliers), Some(externals)) = (suppliers, externals) {
-            for (row, line_hash) in line_hashes.iter().enumerate() {
-                if !wanted[row] || line_hash.is_none() || suppliers.is_null(row) || externals.is_null(row) {
-                    continue;
-                }
-                let process = self.snapshot.process(suppliers.value(row), externals.value(row));
-                if let Some(p) = process.filter(|p| p.line_hash == *line_hash)
-                    && let Some(hash) = &p.payload_hash
-                {
-                    wanted[row] = false;
-                    known.push((row, hash.text()));
-                }
+        for (row, line_hash) in line_hashes.iter().enumerate() {
+            let ((Some(s), Some(e)), Some(_), true) = (keys[row], line_hash, wanted[row]) else { continue };
+            let process = self.snapshot.process(s, e).filter(|p| p.line_hash == *line_hash);
+            if let Some(hash) = process.and_then(|p| p.payload_hash.as_ref()) {
+                wanted[row] = false;
+                known.push((row, hash.text()));
             }
         }
-        let mut hashes = payload_hashes(&out.tables, &wanted);
-        let mut reused = vec![false; hashes.len()];
+        let mut hashes = payload_hashes(tables, &wanted);
         for (row, hash) in known {
             hashes[row] = Some(hash);
-            reused[row] = true;
         }
-        (hashes, reused)
+        hashes
     }
 
     /// The typed rows of the accounts to write, per supplier, or the findings of the values
@@ -394,7 +389,7 @@ impl<'a> Stager<'a> {
                 if outcomes[*o].import_supplier.as_deref() == Some(supplier) {
                     keep[*row] = true;
                     rows.push(*o);
-                    hashes_of_lines.push(line_hashes.get(*row).copied().flatten().map(line_hash_text));
+                    hashes_of_lines.push(line_hashes.get(*row).copied().flatten());
                 }
             }
             // `writes` is in row order, so the selection's root rows follow `rows`.
