@@ -69,7 +69,30 @@ pub fn finish(
     run: &Run,
     interrupted: bool,
 ) -> Result<Counts, Error> {
-    let mut counts = export_paged(store, schema, wd, &run.id)?;
+    let counts = export_paged(store, schema, wd, &run.id)?;
+    close(store, wd, run, counts, interrupted)
+}
+
+/// [`finish`] for a run that wrote its audit rows to `outcomes` as it committed them, in the
+/// same order: the file is published rather than exported again.
+pub fn finish_written(
+    store: &mut dyn Store,
+    wd: &Workdir,
+    run: &Run,
+    outcomes: OutcomeWriter,
+) -> Result<Counts, Error> {
+    let counts = outcomes.finish()?;
+    close(store, wd, run, counts, false)
+}
+
+/// Marks the run finished with its outcomes' counts, and publishes its directory.
+fn close(
+    store: &mut dyn Store,
+    wd: &Workdir,
+    run: &Run,
+    mut counts: Counts,
+    interrupted: bool,
+) -> Result<Counts, Error> {
     counts.versions = store.run_versions(&run.id)?;
     let status = match counts.exit() {
         _ if interrupted => "interrupted",

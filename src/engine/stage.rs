@@ -8,11 +8,12 @@
 //!    `stage-files-published`);
 //! 4. one store transaction registers every new version and every audit row
 //!    (failpoint `stage-committed`);
-//! 5. the run's audit rows are exported to `outcomes.parquet` and the run is finished.
+//! 5. the run's `outcomes.parquet`, written beside the audit rows as they were inserted, is
+//!    published and the run is finished.
 //!
 //! A kill before 4 leaves files no committed version references (re-running overwrites them,
-//! `ferry gc` removes them, from the shared storage too); a kill after 4 leaves a committed run whose export the next
-//! run finishes.
+//! `ferry gc` removes them, from the shared storage too); a kill after 4 leaves a committed run
+//! whose outcomes the next run exports from the store's audit rows.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,7 +30,7 @@ use crate::schema::Schema;
 use crate::settings::Settings;
 use crate::stage::{AccountFilter, Decision, Stager};
 
-use super::runs::{Counts, finish, recover_interrupted};
+use super::runs::{Counts, OutcomeWriter, finish, finish_written, recover_interrupted};
 use crate::clock::now;
 use crate::store::{AuditRecord, LineSeen, NewVersion, Run, StageRows, Store, line_hash_text};
 use crate::validation::{InputScope, Tally, check_chunk};
@@ -110,14 +111,20 @@ fn stage_dump(
     let raw = arrow_schemas(schema);
     // The store rows go to a writer thread holding the run's one transaction open, so that
     // inserting them overlaps parsing; it commits only after the files are durable.
+    // It also writes the audit rows to the run's outcomes file as it inserts them, in the
+    // same order, so the file need not be exported from the store after the commit (a tenth
+    // of a re-stage, all of it after the dump was read; issue 15). A kill after the commit and
+    // before the file is published leaves it to be exported, as for any committed run.
     let (to_store, store_rows) = std::sync::mpsc::sync_channel::<StageRows>(4);
+    let mut outcomes = OutcomeWriter::create(schema, wd, &run.id)?;
     store.begin_stage(&run.id)?;
     let (ingested, stored) = std::thread::scope(|threads| {
-        let writer = threads.spawn(|| -> Result<(), Error> {
+        let writer = threads.spawn(|| -> Result<OutcomeWriter, Error> {
             for rows in store_rows {
                 store.add_to_stage(&run.id, &rows)?;
+                outcomes.write(&rows.audit)?;
             }
-            Ok(())
+            Ok(outcomes)
         });
         let ingested = pool.install(|| {
             ingest(
@@ -224,10 +231,13 @@ fn stage_dump(
         (ingested, writer.join().expect("the store writer does not panic"))
     });
     bar.finish_and_clear();
-    if let Err(e) = stored.and_then(|()| ingested.map(|_| ()).map_err(Error::from)) {
-        store.rollback_stage()?;
-        return Err(e);
-    }
+    let outcomes = match stored.and_then(|outcomes| ingested.map(|_| outcomes).map_err(Error::from)) {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            store.rollback_stage()?;
+            return Err(e);
+        }
+    };
     let staging_dirs: Vec<_> = staged.keys().map(|s| wd.root.join(Workdir::staging_location(s, &run.id))).collect();
     let mut by_location: Vec<(String, Vec<crate::ingest::WrittenFile>)> = Vec::with_capacity(staged.len());
     for (supplier, set) in staged {
@@ -261,7 +271,7 @@ fn stage_dump(
         by_location.into_iter().flat_map(|(l, written)| written.into_iter().map(move |f| (l.clone(), f))).collect();
     store.commit_stage(&run.id, &files)?;
     failpoint("stage-committed");
-    let counts = finish(store, wd, schema, run, false)?;
+    let counts = finish_written(store, wd, run, outcomes)?;
     let elapsed = started.elapsed().as_secs_f64();
     eprint!(
         "staged {} in {elapsed:.2} s ({:.1} MB/s): {}{}",

@@ -454,7 +454,11 @@ fn gc_removes_what_no_committed_version_references() {
     let orphans: Vec<_> = std::fs::read_dir(wd.join("staging/TENTACLE_ENERGY")).unwrap().collect();
     assert_eq!(orphans.len(), 2, "the killed run's files are there, unreferenced");
     let dry = wd_run(&wd, &["gc", "--dry-run"]);
-    assert_eq!(dry.stdout.lines().count(), 1, "{}", dry.stdout);
+    // The killed run's staged files, and the outcomes file it was writing beside its audit rows.
+    let listed: Vec<&str> = dry.stdout.lines().collect();
+    assert_eq!(listed.len(), 2, "{}", dry.stdout);
+    assert!(listed.iter().any(|l| l.contains("staging/TENTACLE_ENERGY/")), "{}", dry.stdout);
+    assert!(listed.iter().any(|l| l.ends_with("/.outcomes.parquet.tmp")), "{}", dry.stdout);
     assert!(!dry.stdout.contains(&kept), "{}", dry.stdout);
     let gc = wd_run(&wd, &["gc"]);
     assert_eq!(gc.code, 0, "{}", gc.stderr);
