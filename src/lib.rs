@@ -38,6 +38,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod collections;
 pub mod commands;
 pub mod diagnostics;
 pub mod engine;

@@ -9,8 +9,8 @@
 //! group suffices. `unique = "input"` (across accounts) needs the whole dump and is checked
 //! where chunks are merged, in input order.
 
+use crate::collections::FastMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
@@ -54,7 +54,7 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, with: &[&Field], 
     let refused = e.schema.severity(crate::findings::codes::INVALID_CHARACTERS) != crate::schema::Severity::Off;
     let dirty = |v: &str| refused && crate::text::first_forbidden(v, field.multiline).is_some();
     // Keys borrow from the column; only composite keys (`unique_with`) are built.
-    let mut seen: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    let mut seen: FastMap<Cow<'_, str>, usize> = FastMap::default();
     let mut current = None;
     for row in 0..values.len() {
         if current != Some(groups.value(row)) {

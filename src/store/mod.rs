@@ -12,6 +12,8 @@ pub mod sqlite;
 mod statement;
 
 use std::collections::HashMap;
+
+use crate::collections::FastMap;
 use std::fmt;
 
 /// An import supplier's migration status.
@@ -292,13 +294,19 @@ pub struct StageSnapshot {
     pub suppliers: HashMap<String, MigrationStatus>,
     /// By import supplier, then external account number: a million processes do not each
     /// hold a copy of their supplier's code, and a lookup allocates nothing.
-    processes: HashMap<String, HashMap<Box<str>, ProcessState>>,
+    processes: HashMap<String, FastMap<Box<str>, ProcessState>>,
 }
 
 impl StageSnapshot {
     /// The process of an account, if it has one.
     pub fn process(&self, supplier: &str, external: &str) -> Option<&ProcessState> {
         self.processes.get(supplier)?.get(external)
+    }
+
+    /// Room for `processes` more processes of `supplier`, before they are inserted: loading a
+    /// million grows no table step by step (the growing was half of loading the snapshot).
+    pub fn reserve(&mut self, supplier: &str, processes: usize) {
+        self.processes.entry(supplier.to_owned()).or_default().reserve(processes);
     }
 
     pub fn insert_process(&mut self, supplier: &str, external: &str, state: ProcessState) {

@@ -43,7 +43,7 @@ pub(super) fn check(e: &Emitter<'_>) -> Vec<Finding> {
     }
 
     let Some(codes) = codes else { return out };
-    let mut direct_debits = vec![std::collections::HashSet::new(); accounts];
+    let mut direct_debits = vec![crate::collections::FastSet::default(); accounts];
     if let Some((id, instructions)) = table(e, "payment_instructions") {
         let (ledger, kind) = (strings(instructions, "ledger_code"), strings(instructions, "type"));
         let bank = instructions.column_by_name("bank_account").map(|c| c.as_boolean());

@@ -42,7 +42,7 @@ fn transfer_readings(e: &Emitter<'_>, out: &mut Vec<Finding>) {
     }
     let melos = &e.tables[melo_table.0];
     let by_melo = sets_by(meters, "meter_number", By::Parent, melos.num_rows());
-    let mut by_point = vec![std::collections::HashSet::new(); points.num_rows()];
+    let mut by_point = vec![crate::collections::FastSet::default(); points.num_rows()];
     let melo_points = key(melos, By::Parent);
     for (melo, set) in by_melo.into_iter().enumerate() {
         by_point[melo_points.value(melo) as usize].extend(set);

@@ -21,6 +21,7 @@ use arrow_array::{Array, RecordBatch, StringArray, UInt32Array};
 use rust_decimal::Decimal;
 
 use super::Emitter;
+use crate::collections::FastSet;
 use crate::findings::Finding;
 use crate::ingest::{ACCOUNT, PARENT};
 use crate::schema::TableId;
@@ -99,8 +100,8 @@ fn decimal(values: &StringArray, row: usize) -> Option<Decimal> {
 
 /// The values of `column` in `batch`, as one set per row of the `by` key,
 /// for `groups` groups.
-fn sets_by<'a>(batch: &'a RecordBatch, column: &str, by: By, groups: usize) -> Vec<std::collections::HashSet<&'a str>> {
-    let mut sets = vec![std::collections::HashSet::new(); groups];
+fn sets_by<'a>(batch: &'a RecordBatch, column: &str, by: By, groups: usize) -> Vec<FastSet<&'a str>> {
+    let mut sets = vec![FastSet::default(); groups];
     if let Some(values) = strings(batch, column) {
         let keys = key(batch, by);
         for row in (0..values.len()).filter(|r| values.is_valid(*r)) {
