@@ -9,7 +9,6 @@
 //! group suffices. `unique = "input"` (across accounts) needs the whole dump and is checked
 //! where chunks are merged, in input order.
 
-use crate::collections::FastMap;
 use std::borrow::Cow;
 
 use arrow_array::cast::AsArray;
@@ -17,6 +16,7 @@ use arrow_array::types::UInt32Type;
 use arrow_array::{Array, StringArray};
 
 use super::Emitter;
+use crate::collections::FastMap;
 use crate::findings::{Finding, quote};
 use crate::ingest::{ACCOUNT, KEY_COLUMNS, PARENT};
 use crate::schema::{Field, FieldType, TableBody, TableId, UniqueScope};

@@ -12,9 +12,9 @@ pub mod sqlite;
 mod statement;
 
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::collections::FastMap;
-use std::fmt;
 
 /// An import supplier's migration status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
