@@ -303,12 +303,6 @@ impl StageSnapshot {
         self.processes.get(supplier)?.get(external)
     }
 
-    /// Room for `processes` more processes of `supplier`, before they are inserted: loading a
-    /// million grows no table step by step (the growing was half of loading the snapshot).
-    pub fn reserve(&mut self, supplier: &str, processes: usize) {
-        self.processes.entry(supplier.to_owned()).or_default().reserve(processes);
-    }
-
     pub fn insert_process(&mut self, supplier: &str, external: &str, state: ProcessState) {
         let by_external = match self.processes.get_mut(supplier) {
             Some(m) => m,

@@ -520,13 +520,6 @@ impl Store for PgStore {
         for s in self.suppliers()? {
             snapshot.suppliers.insert(s.code, s.status);
         }
-        let counts =
-            self.query("SELECT import_supplier, count(*) FROM import_processes GROUP BY import_supplier", &[])?;
-        for r in &counts {
-            let count = || Ok::<_, String>((text(r, 0)?, int(r, 1)?));
-            let (supplier, n) = count().map_err(|e| self.conn.err(Failure::Data(e)))?;
-            snapshot.reserve(&supplier, n as usize);
-        }
         let rows = self.query(
             "SELECT p.import_supplier, p.external_account_number, p.status, v.payload_hash, p.kraken_account_number,
                  v.line_hash

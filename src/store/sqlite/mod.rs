@@ -426,15 +426,6 @@ impl Store for SqliteStore {
         for s in self.suppliers()? {
             snapshot.suppliers.insert(s.code, s.status);
         }
-        let mut counts = self
-            .conn
-            .prepare("SELECT import_supplier, count(*) FROM import_processes GROUP BY import_supplier")
-            .map_err(&err)?;
-        let mut rows = counts.query([]).map_err(&err)?;
-        while let Some(r) = rows.next().map_err(&err)? {
-            let supplier = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(&err)?;
-            snapshot.reserve(supplier, r.get::<_, i64>(1).map_err(&err)? as usize);
-        }
         let mut stmt = self
             .conn
             .prepare(
