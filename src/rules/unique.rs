@@ -51,7 +51,7 @@ fn check_field(e: &Emitter<'_>, table: TableId, field: &Field, with: &[&Field], 
     let code = field.codes.unique.as_deref().unwrap_or("duplicate");
     let name = &e.schema.table(table).columns[field.column].name;
     // A value with control characters has its `invalid_characters` finding and no other.
-    let refused = e.schema.severity(crate::findings::codes::INVALID_CHARACTERS) != crate::schema::Severity::Off;
+    let refused = super::may_refuse_characters(e.schema, values);
     let dirty = |v: &str| refused && crate::text::first_forbidden(v, field.multiline).is_some();
     // Keys borrow from the column; only composite keys (`unique_with`) are built.
     let mut seen: FastMap<Cow<'_, str>, usize> = FastMap::default();

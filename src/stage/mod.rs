@@ -21,7 +21,7 @@ use crate::ingest::{ACCOUNT, Chunk, ChunkOutput, LINE, attr_path};
 use crate::outcome::{FAILED_VALIDATION, failed_validation_body, for_each_line};
 use crate::rules::RuleContext;
 use crate::schema::{Schema, Severity, TableId};
-use crate::store::{LineHash, MigrationStatus, ProcessStatus, StageSnapshot};
+use crate::store::{LineHash, MigrationStatus, ProcessStatus, StageSnapshot, hex_text};
 use typed::{TypedTables, select_accounts};
 
 /// The code of a value an accepted account has that its typed staged column cannot hold
@@ -533,7 +533,7 @@ fn hashes(tables: &[RecordBatch], wanted: &[bool], nulls: Nulls) -> Vec<Option<S
             column_bytes(column, &ranges, &mut bufs, nulls);
         }
     }
-    bufs.iter().zip(wanted).map(|(buf, w)| w.then(|| format!("{:x}", Sha256::digest(buf)))).collect()
+    bufs.iter().zip(wanted).map(|(buf, w)| w.then(|| hex_text(&Sha256::digest(buf)))).collect()
 }
 
 /// Each value of a fixed-width column with its presence. A null's slot bytes go in with

@@ -245,8 +245,9 @@ impl StoredHash {
     }
 }
 
-/// `bytes` as lowercase hex digits (once per account of a re-stage: no formatting machinery).
-fn hex_text(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex digits, as the store keeps hashes (twice per account of a stage:
+/// no formatting machinery).
+pub fn hex_text(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());
     for b in bytes {

@@ -661,6 +661,34 @@ fn a_control_character_is_the_only_finding_of_its_value() {
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// Two equal values with a control character are not also a repeat: each gets its
+/// `invalid_characters` and nothing else, from the rules alone too (create re-validates staged
+/// rows with them, without the chunk's precedence of `invalid_characters`). The same values
+/// without one are a repeat.
+#[test]
+fn repeated_values_with_a_control_character_get_only_invalid_characters() {
+    let ids = ["/statements/0/statement_id", "/statements/1/statement_id"];
+    let sorted = |found: Vec<Finding>| {
+        let mut codes: Vec<String> = found.iter().map(|f| format!("{} {}", f.code, f.attr)).collect();
+        codes.sort();
+        codes
+    };
+    let account = |value: &str| apply(&[(ids[0], Some(json!(value))), (ids[1], Some(json!(value)))]);
+    let rules_alone = |value: &str| {
+        let line = serde_json::to_vec(&account(value)).unwrap();
+        let out = flatten_chunk(schema(), &arrow_schemas(schema()), &Chunk::Lines { first_line: 1, bytes: line });
+        let ctx =
+            RuleContext::new(Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()), chrono_tz::Europe::Berlin);
+        sorted(ferry::rules::validate_tables(schema(), &ctx, &out.tables, &out.findings))
+    };
+    let refused = ["invalid_characters statements.0.statement_id", "invalid_characters statements.1.statement_id"];
+    assert_eq!(sorted(validate(&account("1\u{1b}"))), refused);
+    assert_eq!(rules_alone("1\u{1b}"), refused);
+    let repeat = ["duplicate_statement_id statements.1.statement_id"];
+    assert_eq!(sorted(validate(&account("1"))), repeat);
+    assert_eq!(rules_alone("1"), repeat);
+}
+
 /// A value at a JSON pointer, and the code and a piece of its detail it must get (or nothing).
 type Expectation = (&'static str, &'static str, Option<(&'static str, &'static str)>);
 
